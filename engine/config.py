@@ -1,0 +1,241 @@
+"""Run configuration: the only place a default or a limit lives.
+
+Each field carries its help text and its allowed values in `metadata`; `problems()` checks every
+field against them, the CLI builds its options' help from them and the TUI shows the same
+messages next to its form fields. The defaults are the seed project's recommended values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from engine.errors import ConfigError
+
+MODEL_NAMES = ("resnet50", "resnet18", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
+DATASETS = ("cifar10", "imagefolder", "synthetic")
+PRECISIONS = ("auto", "fp32", "bf16")
+CHANNELS_LAST = ("auto", "on", "off")
+METHODS = ("layerwise", "global", "structured")
+
+# Per-channel normalisation. "cifar" is the seed's; "imagenet" is what the widely used pretrained
+# CIFAR ResNet-20..110 checkpoints were trained with. Recorded in every checkpoint we write.
+NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "cifar": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+SEED_LEVELS = "0:100:5"  # the seed's sweep: 0%, 5%, ..., 100% of weights removed
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    group: str = "",
+) -> Any:
+    """A dataclass field with its help text and allowed values."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "group": group}
+    return field(default=default, metadata=meta)
+
+
+def describe_allowed(meta: dict[str, Any]) -> str:
+    """'one of a, b', 'an integer >= 1', ... for help texts and error messages."""
+    if meta.get("choices"):
+        return "one of " + ", ".join(meta["choices"])
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if lo is not None and hi is not None:
+        return f"from {lo:g} to {hi:g}"
+    if lo is not None:
+        return f">= {lo:g}"
+    if hi is not None:
+        return f"<= {hi:g}"
+    return ""
+
+
+def parse_device(text: str) -> str:
+    """Normalise a device string; raise ValueError with the allowed forms."""
+    text = text.strip().lower()
+    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise ValueError("one of auto, cpu, cuda, cuda:N")
+
+
+def parse_levels(text: str | list[float] | tuple[float, ...]) -> tuple[float, ...]:
+    """Levels in percent of the original prunable weights removed.
+
+    Accepts `start:stop:step` (stop included, like the seed's 0:100:5) or a comma list
+    (`0,40,60.5`). Returns sorted unique values in [0, 100]. Raises ValueError with the rule.
+    """
+    if isinstance(text, (list, tuple)):
+        values = [float(v) for v in text]
+    else:
+        text = text.strip()
+        if not text:
+            raise ValueError("give start:stop:step (e.g. 0:100:5) or a list (e.g. 0,40,60.5)")
+        try:
+            if ":" in text:
+                parts = [float(p) for p in text.split(":")]
+                if len(parts) != 3:
+                    raise ValueError
+                start, stop, step = parts
+                if step <= 0 or stop < start:
+                    raise ValueError
+                count = int(math.floor((stop - start) / step + 1e-9)) + 1
+                values = [round(start + i * step, 6) for i in range(count)]
+            else:
+                values = [float(p) for p in text.split(",") if p.strip()]
+        except ValueError:
+            raise ValueError(
+                "give start:stop:step with step > 0 and stop >= start (e.g. 0:100:5) "
+                "or a comma list (e.g. 0,40,60.5)"
+            ) from None
+    if not values:
+        raise ValueError("at least one level is needed")
+    for v in values:
+        if not (0.0 <= v <= 100.0) or math.isnan(v):
+            raise ValueError(f"levels are percents from 0 to 100, got {v:g}")
+    return tuple(sorted(set(values)))
+
+
+def format_levels(levels: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in levels)
+
+
+@dataclass
+class DataOptions:
+    """What to read, where to run, how exactly: shared by training and pruning runs."""
+
+    model: str = option("resnet50", "architecture", choices=MODEL_NAMES, group="Model")
+    dataset: str = option("cifar10", "dataset", choices=DATASETS, group="Data")
+    data_dir: str = option("data", "dataset directory (cifar-10-batches-py/ or train/ and test/)", group="Data")
+    download: bool = option(False, "download CIFAR-10 into data_dir if missing", group="Data")
+    skip_checksum: bool = option(False, "accept CIFAR-10 files whose MD5 differs from the official release", group="Data")
+    normalization: str = option("cifar", "input normalisation: cifar = the seed's constants, imagenet = ImageNet mean/std", choices=tuple(NORMALIZATIONS), group="Data")
+    train_subset: int = option(0, "use only N training images (0 = all)", minimum=0, group="Data")
+    test_subset: int = option(0, "use only N test images (0 = all)", minimum=0, group="Data")
+    subset_per_class: bool = option(False, "subsets take N images per class instead of the first N", group="Data")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", group="Device")
+    precision: str = option("auto", "auto = bf16 autocast on CUDA, fp32 on CPU", choices=PRECISIONS, group="Device")
+    channels_last: str = option("auto", "channels_last memory format (auto = on)", choices=CHANNELS_LAST, group="Device")
+    eval_batch_size: int = option(1000, "batch size for evaluation", minimum=1, maximum=65536, group="Device")
+    seed: int = option(0, "random seed", minimum=0, group="Run")
+    run_dir: str = option("runs", "folder that holds one sub-folder per run", group="Run")
+
+    def problems(self) -> list[ConfigError]:
+        """Every invalid field with its message; empty when the config is valid."""
+        found: list[ConfigError] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            allowed = describe_allowed(meta)
+            if meta.get("choices") and value not in meta["choices"]:
+                found.append(ConfigError(f.name, f"{value!r} is not allowed; {allowed}"))
+                continue
+            if meta.get("minimum") is not None or meta.get("maximum") is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                    found.append(ConfigError(f.name, f"{value!r} is not a number; {allowed}"))
+                    continue
+                if f.type == "int" and not float(value).is_integer():
+                    found.append(ConfigError(f.name, f"{value!r} is not a whole number; {allowed}"))
+                    continue
+                lo, hi = meta.get("minimum"), meta.get("maximum")
+                if (lo is not None and value < lo) or (hi is not None and value > hi):
+                    found.append(ConfigError(f.name, f"{value:g} is out of range; allowed {allowed}"))
+        try:
+            parse_device(self.device)
+        except ValueError as exc:
+            found.append(ConfigError("device", f"{self.device!r} is not allowed; {exc}"))
+        for name in ("data_dir", "run_dir"):
+            if not str(getattr(self, name)).strip():
+                found.append(ConfigError(name, "must not be empty"))
+        return found
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first invalid field."""
+        found = self.problems()
+        if found:
+            raise found[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build from a dict (e.g. a checkpoint's config), ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "levels" in kwargs:
+            kwargs["levels"] = tuple(kwargs["levels"])
+        return cls(**kwargs)
+
+
+@dataclass
+class TrainConfig(DataOptions):
+    """Training as the seed did it: SGD + CosineAnnealingLR stepped per epoch."""
+
+    epochs: int = option(60, "number of epochs", minimum=1, maximum=10000, group="Training")
+    batch_size: int = option(128, "mini-batch size", minimum=1, maximum=65536, group="Training")
+    lr: float = option(0.01, "initial learning rate (SGD)", minimum=0.0, maximum=10.0, group="Training")
+    momentum: float = option(0.9, "SGD momentum", minimum=0.0, maximum=0.999, group="Training")
+    weight_decay: float = option(5e-4, "L2 weight decay", minimum=0.0, maximum=1.0, group="Training")
+    t_max: int = option(20, "CosineAnnealingLR T_max in epochs (the seed's lr cycles: 0 at epoch 21, back to lr by 41)", minimum=1, maximum=10000, group="Training")
+    eta_min: float = option(0.0, "CosineAnnealingLR minimum lr", minimum=0.0, maximum=10.0, group="Training")
+    compile: bool = option(False, "torch.compile the model (checked against eager on one batch)", group="Device")
+    checkpoint_every: int = option(10, "write a checkpoint every N epochs (and always after the last)", minimum=1, maximum=10000, group="Checkpoints")
+    checkpoint_dir: str = option("checkpoints", "folder for checkpoints", group="Checkpoints")
+
+    def problems(self) -> list[ConfigError]:
+        found = super().problems()
+        if self.eta_min > self.lr:
+            found.append(ConfigError("eta_min", f"{self.eta_min:g} must not exceed lr ({self.lr:g})"))
+        if not str(self.checkpoint_dir).strip():
+            found.append(ConfigError("checkpoint_dir", "must not be empty"))
+        return found
+
+
+@dataclass
+class SweepConfig(DataOptions):
+    """An L1 pruning sweep over a trained checkpoint."""
+
+    checkpoint: str = option("", "checkpoint to prune (any format prunelab loads)", group="Pruning")
+    method: str = option("layerwise", "layerwise = the seed's per-layer L1; global = one threshold; structured = whole filters", choices=METHODS, group="Pruning")
+    levels: tuple[float, ...] = option(parse_levels(SEED_LEVELS), "percent of weights removed: start:stop:step or a list", group="Pruning")
+    include_classifier: bool = option(False, "also prune the final Linear (the seed's code did)", group="Pruning")
+    tolerance: float = option(1.0, "accuracy points below the dense baseline still acceptable", minimum=0.0, maximum=100.0, group="Pruning")
+    refine: bool = option(False, "bisect between the last level within tolerance and the first outside", group="Pruning")
+    resolution: float = option(1.0, "refine down to this many percent", minimum=0.01, maximum=50.0, group="Pruning")
+    bn_recalibrate: int = option(0, "re-estimate BatchNorm statistics on K training batches after pruning (0 = off)", minimum=0, maximum=10000, group="Pruning")
+    early_stop: int = option(0, "stop after K consecutive levels at chance accuracy (0 = off)", minimum=0, maximum=1000, group="Pruning")
+    min_density: float = option(0.0, "global method: keep at least this fraction of every layer", minimum=0.0, maximum=1.0, group="Pruning")
+
+    def problems(self) -> list[ConfigError]:
+        found = super().problems()
+        if not str(self.checkpoint).strip():
+            found.append(ConfigError("checkpoint", "a checkpoint file is required"))
+        try:
+            parse_levels(self.levels)
+        except ValueError as exc:
+            found.append(ConfigError("levels", str(exc)))
+        return found
+
+
+def field_meta(cls: type, name: str) -> dict[str, Any]:
+    """The help/choices/range of one config field (for front ends)."""
+    for f in fields(cls):
+        if f.name == name:
+            return dict(f.metadata)
+    raise KeyError(name)
+
+
+def field_default(cls: type, name: str) -> Any:
+    for f in fields(cls):
+        if f.name == name:
+            return f.default if f.default is not MISSING else None
+    raise KeyError(name)

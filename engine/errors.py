@@ -1,0 +1,24 @@
+"""Errors a user can cause and fix. Front ends print their message as one line, no traceback."""
+
+from __future__ import annotations
+
+
+class PrunelabError(Exception):
+    """An expected failure: the message says what went wrong and how to fix it."""
+
+
+class ConfigError(PrunelabError):
+    """A configuration value outside what is allowed; `field` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DataError(PrunelabError):
+    """The dataset is missing, corrupt or in an unexpected shape."""
+
+
+class CheckpointError(PrunelabError):
+    """A checkpoint file cannot be read or does not fit the model."""

@@ -1,0 +1,130 @@
+"""The event stream between the engine and its front ends (DESIGN.md §3).
+
+Every long-running engine call takes an `on_event` callback and emits these frozen dataclasses;
+the CLI renders them with rich and the TUI turns them into Textual messages, so both show the
+same truth. Events carry plain data only (numbers, strings, tuples) so they can be logged as JSON.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Union
+
+RunKind = Literal["train", "sweep", "find", "sensitivity", "export"]
+RunStatus = Literal["completed", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    kind: RunKind
+    run_dir: str
+    device: str
+    model: str
+    parameters: int
+    config: dict[str, Any]
+    synthetic: bool = False  # every output of a run on synthetic data says so
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Throttled (a few per second at most); `loss` is the mean over the batches since the last one."""
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float
+    images_per_s: float
+    step: int  # global optimiser step, for a loss chart
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float
+    seconds: float
+    images_per_s: float
+    gpu_memory_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    path: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One evaluated pruning level (see engine.sweep.PointResult for the fields' meaning)."""
+
+    level_percent: float
+    sparsity_percent: float
+    total_sparsity_percent: float
+    nonzero_parameters: int
+    accuracy: float | None
+    loss: float | None
+    dense_bytes: int
+    sparse_bytes: int
+    seconds: float
+    accuracy_bn_recalibrated: float | None = None
+    evaluated: bool = True
+    index: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class SweepFinished:
+    baseline_accuracy: float | None
+    best_level_percent: float | None
+    best_accuracy: float | None
+    tolerance: float
+    points: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A human-readable line worth showing (resume, fallback, warning)."""
+
+    text: str
+    level: Literal["info", "warning"] = "info"
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    kind: RunKind
+    status: RunStatus
+    run_dir: str
+    reason: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+Event = Union[
+    RunStarted, BatchProgress, EpochEnded, CheckpointSaved, SweepPoint, SweepFinished, Notice, RunFinished
+]
+EventCallback = Callable[[Event], None]
+StopSignal = Union[threading.Event, Callable[[], bool], None]
+
+
+def no_events(event: Event) -> None:
+    """The default callback: discard events."""
+
+
+def stop_requested(stop: StopSignal) -> bool:
+    """True once the front end asked the engine to stop; checked at least once per batch."""
+    if stop is None:
+        return False
+    if isinstance(stop, threading.Event):
+        return stop.is_set()
+    return bool(stop())
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with the event's type name, for `--json-lines` and logs."""
+    return {"event": type(event).__name__, **asdict(event)}
