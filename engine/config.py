@@ -40,7 +40,13 @@ def option(
     group: str = "",
 ) -> Any:
     """A dataclass field with its help text and allowed values."""
-    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "group": group}
+    meta = {
+        "help": help,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "group": group,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -113,17 +119,34 @@ class DataOptions:
 
     model: str = option("resnet50", "architecture", choices=MODEL_NAMES, group="Model")
     dataset: str = option("cifar10", "dataset", choices=DATASETS, group="Data")
-    data_dir: str = option("data", "dataset directory (cifar-10-batches-py/ or train/ and test/)", group="Data")
+    data_dir: str = option(
+        "data", "dataset directory (cifar-10-batches-py/ or train/ and test/)", group="Data"
+    )
     download: bool = option(False, "download CIFAR-10 into data_dir if missing", group="Data")
-    skip_checksum: bool = option(False, "accept CIFAR-10 files whose MD5 differs from the official release", group="Data")
-    normalization: str = option("cifar", "input normalisation: cifar = the seed's constants, imagenet = ImageNet mean/std", choices=tuple(NORMALIZATIONS), group="Data")
+    skip_checksum: bool = option(
+        False, "accept CIFAR-10 files whose MD5 differs from the official release", group="Data"
+    )
+    normalization: str = option(
+        "cifar",
+        "input normalisation: cifar = the seed's constants, imagenet = ImageNet mean/std",
+        choices=tuple(NORMALIZATIONS),
+        group="Data",
+    )
     train_subset: int = option(0, "use only N training images (0 = all)", minimum=0, group="Data")
     test_subset: int = option(0, "use only N test images (0 = all)", minimum=0, group="Data")
-    subset_per_class: bool = option(False, "subsets take N images per class instead of the first N", group="Data")
+    subset_per_class: bool = option(
+        False, "subsets take N images per class instead of the first N", group="Data"
+    )
     device: str = option("auto", "auto, cpu, cuda or cuda:N", group="Device")
-    precision: str = option("auto", "auto = bf16 autocast on CUDA, fp32 on CPU", choices=PRECISIONS, group="Device")
-    channels_last: str = option("auto", "channels_last memory format (auto = on)", choices=CHANNELS_LAST, group="Device")
-    eval_batch_size: int = option(1000, "batch size for evaluation", minimum=1, maximum=65536, group="Device")
+    precision: str = option(
+        "auto", "auto = bf16 autocast on CUDA, fp32 on CPU", choices=PRECISIONS, group="Device"
+    )
+    channels_last: str = option(
+        "auto", "channels_last memory format (auto = on)", choices=CHANNELS_LAST, group="Device"
+    )
+    eval_batch_size: int = option(
+        1000, "batch size for evaluation", minimum=1, maximum=65536, group="Device"
+    )
     seed: int = option(0, "random seed", minimum=0, group="Run")
     run_dir: str = option("runs", "folder that holds one sub-folder per run", group="Run")
 
@@ -138,7 +161,11 @@ class DataOptions:
                 found.append(ConfigError(f.name, f"{value!r} is not allowed; {allowed}"))
                 continue
             if meta.get("minimum") is not None or meta.get("maximum") is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or math.isnan(value)
+                ):
                     found.append(ConfigError(f.name, f"{value!r} is not a number; {allowed}"))
                     continue
                 if f.type == "int" and not float(value).is_integer():
@@ -146,7 +173,9 @@ class DataOptions:
                     continue
                 lo, hi = meta.get("minimum"), meta.get("maximum")
                 if (lo is not None and value < lo) or (hi is not None and value > hi):
-                    found.append(ConfigError(f.name, f"{value:g} is out of range; allowed {allowed}"))
+                    found.append(
+                        ConfigError(f.name, f"{value:g} is out of range; allowed {allowed}")
+                    )
         try:
             parse_device(self.device)
         except ValueError as exc:
@@ -182,19 +211,41 @@ class TrainConfig(DataOptions):
 
     epochs: int = option(60, "number of epochs", minimum=1, maximum=10000, group="Training")
     batch_size: int = option(128, "mini-batch size", minimum=1, maximum=65536, group="Training")
-    lr: float = option(0.01, "initial learning rate (SGD)", minimum=0.0, maximum=10.0, group="Training")
+    lr: float = option(
+        0.01, "initial learning rate (SGD)", minimum=0.0, maximum=10.0, group="Training"
+    )
     momentum: float = option(0.9, "SGD momentum", minimum=0.0, maximum=0.999, group="Training")
-    weight_decay: float = option(5e-4, "L2 weight decay", minimum=0.0, maximum=1.0, group="Training")
-    t_max: int = option(20, "CosineAnnealingLR T_max in epochs (the seed's lr cycles: 0 at epoch 21, back to lr by 41)", minimum=1, maximum=10000, group="Training")
-    eta_min: float = option(0.0, "CosineAnnealingLR minimum lr", minimum=0.0, maximum=10.0, group="Training")
-    compile: bool = option(False, "torch.compile the model (checked against eager on one batch)", group="Device")
-    checkpoint_every: int = option(10, "write a checkpoint every N epochs (and always after the last)", minimum=1, maximum=10000, group="Checkpoints")
+    weight_decay: float = option(
+        5e-4, "L2 weight decay", minimum=0.0, maximum=1.0, group="Training"
+    )
+    t_max: int = option(
+        20,
+        "CosineAnnealingLR T_max in epochs (the seed's lr cycles: 0 at epoch 21, back to lr by 41)",
+        minimum=1,
+        maximum=10000,
+        group="Training",
+    )
+    eta_min: float = option(
+        0.0, "CosineAnnealingLR minimum lr", minimum=0.0, maximum=10.0, group="Training"
+    )
+    compile: bool = option(
+        False, "torch.compile the model (checked against eager on one batch)", group="Device"
+    )
+    checkpoint_every: int = option(
+        10,
+        "write a checkpoint every N epochs (and always after the last)",
+        minimum=1,
+        maximum=10000,
+        group="Checkpoints",
+    )
     checkpoint_dir: str = option("checkpoints", "folder for checkpoints", group="Checkpoints")
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()
         if self.eta_min > self.lr:
-            found.append(ConfigError("eta_min", f"{self.eta_min:g} must not exceed lr ({self.lr:g})"))
+            found.append(
+                ConfigError("eta_min", f"{self.eta_min:g} must not exceed lr ({self.lr:g})")
+            )
         if not str(self.checkpoint_dir).strip():
             found.append(ConfigError("checkpoint_dir", "must not be empty"))
         return found
@@ -205,15 +256,56 @@ class SweepConfig(DataOptions):
     """An L1 pruning sweep over a trained checkpoint."""
 
     checkpoint: str = option("", "checkpoint to prune (any format prunelab loads)", group="Pruning")
-    method: str = option("layerwise", "layerwise = the seed's per-layer L1; global = one threshold; structured = whole filters", choices=METHODS, group="Pruning")
-    levels: tuple[float, ...] = option(parse_levels(SEED_LEVELS), "percent of weights removed: start:stop:step or a list", group="Pruning")
-    include_classifier: bool = option(False, "also prune the final Linear (the seed's code did)", group="Pruning")
-    tolerance: float = option(1.0, "accuracy points below the dense baseline still acceptable", minimum=0.0, maximum=100.0, group="Pruning")
-    refine: bool = option(False, "bisect between the last level within tolerance and the first outside", group="Pruning")
-    resolution: float = option(1.0, "refine down to this many percent", minimum=0.01, maximum=50.0, group="Pruning")
-    bn_recalibrate: int = option(0, "re-estimate BatchNorm statistics on K training batches after pruning (0 = off)", minimum=0, maximum=10000, group="Pruning")
-    early_stop: int = option(0, "stop after K consecutive levels at chance accuracy (0 = off)", minimum=0, maximum=1000, group="Pruning")
-    min_density: float = option(0.0, "global method: keep at least this fraction of every layer", minimum=0.0, maximum=1.0, group="Pruning")
+    method: str = option(
+        "layerwise",
+        "layerwise = the seed's per-layer L1; global = one threshold; structured = whole filters",
+        choices=METHODS,
+        group="Pruning",
+    )
+    levels: tuple[float, ...] = option(
+        parse_levels(SEED_LEVELS),
+        "percent of weights removed: start:stop:step or a list",
+        group="Pruning",
+    )
+    include_classifier: bool = option(
+        False, "also prune the final Linear (the seed's code did)", group="Pruning"
+    )
+    tolerance: float = option(
+        1.0,
+        "accuracy points below the dense baseline still acceptable",
+        minimum=0.0,
+        maximum=100.0,
+        group="Pruning",
+    )
+    refine: bool = option(
+        False,
+        "bisect between the last level within tolerance and the first outside",
+        group="Pruning",
+    )
+    resolution: float = option(
+        1.0, "refine down to this many percent", minimum=0.01, maximum=50.0, group="Pruning"
+    )
+    bn_recalibrate: int = option(
+        0,
+        "re-estimate BatchNorm statistics on K training batches after pruning (0 = off)",
+        minimum=0,
+        maximum=10000,
+        group="Pruning",
+    )
+    early_stop: int = option(
+        0,
+        "stop after K consecutive levels at chance accuracy (0 = off)",
+        minimum=0,
+        maximum=1000,
+        group="Pruning",
+    )
+    min_density: float = option(
+        0.0,
+        "global method: keep at least this fraction of every layer",
+        minimum=0.0,
+        maximum=1.0,
+        group="Pruning",
+    )
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 RunKind = Literal["train", "sweep", "find", "sensitivity", "export"]
 RunStatus = Literal["completed", "stopped", "failed"]
@@ -105,11 +105,18 @@ class RunFinished:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-Event = Union[
-    RunStarted, BatchProgress, EpochEnded, CheckpointSaved, SweepPoint, SweepFinished, Notice, RunFinished
-]
+Event = (
+    RunStarted
+    | BatchProgress
+    | EpochEnded
+    | CheckpointSaved
+    | SweepPoint
+    | SweepFinished
+    | Notice
+    | RunFinished
+)
 EventCallback = Callable[[Event], None]
-StopSignal = Union[threading.Event, Callable[[], bool], None]
+StopSignal = threading.Event | Callable[[], bool] | None
 
 
 def no_events(event: Event) -> None:

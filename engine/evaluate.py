@@ -1,0 +1,52 @@
+"""Top-1 evaluation shared by training and pruning: one host sync per pass, not per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.device import Placement
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float  # top-1, percent
+    correct: int
+    total: int
+    confusion: list[list[int]]  # [true class][predicted class]
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    placement: Placement,
+    num_classes: int = 10,
+) -> EvalResult:
+    """Mean cross-entropy and top-1 accuracy of `model` over `batches` in inference mode."""
+    was_training = model.training
+    model.eval()
+    device = placement.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    with torch.inference_mode(), placement.autocast():
+        for images, labels in batches:
+            logits = model(images).float()
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            predicted = logits.argmax(dim=1)
+            confusion += torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
+    model.train(was_training)
+    matrix = confusion.view(num_classes, num_classes).cpu()
+    total = int(matrix.sum())
+    correct = int(matrix.diagonal().sum())
+    return EvalResult(
+        loss=float(loss_sum) / max(total, 1),
+        accuracy=100.0 * correct / max(total, 1),
+        correct=correct,
+        total=total,
+        confusion=matrix.tolist(),
+    )

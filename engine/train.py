@@ -1,0 +1,372 @@
+"""Training as the seed did it (SGD + CosineAnnealingLR per epoch), streaming events, resumable.
+
+The loop keeps the data on the device (engine.data.BatchLoader), accumulates loss and accuracy
+on the device, and reads values back only when it reports (throttled batch events, epoch ends),
+so there is no `.item()` per step. Every random choice of an epoch depends on (seed, epoch) only;
+with the model, optimizer and scheduler states in the checkpoint, a resumed run continues
+exactly where the stopped one left off, even mid-epoch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
+from engine.config import TrainConfig
+from engine.data import BatchLoader, load_split
+from engine.device import Placement, gpu_memory_mb, resolve_placement
+from engine.errors import CheckpointError, PrunelabError
+from engine.evaluate import evaluate
+from engine.events import (
+    BatchProgress,
+    CheckpointSaved,
+    EpochEnded,
+    EventCallback,
+    Notice,
+    RunFinished,
+    RunStarted,
+    StopSignal,
+    no_events,
+    stop_requested,
+)
+from engine.models import build_model, count_parameters
+from engine.runs import RunRecord, append_jsonl, load_run, now_iso, start_run
+
+PROGRESS_INTERVAL_S = 0.25  # at most four batch events a second
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | stopped | failed
+    run_dir: str
+    epochs_completed: int
+    checkpoint: str | None
+    final_test_acc: float | None
+    best_test_acc: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+def checkpoint_name(config: TrainConfig, epoch: int | None = None) -> str:
+    """The seed's naming: `cifar10_resnet50_ckpt_epoch60.pth`; a stopped run writes `..._stopped.pth`."""
+    tag = f"epoch{epoch}" if epoch is not None else "stopped"
+    return f"{config.dataset}_{config.model}_ckpt_{tag}.pth"
+
+
+def resume_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """The config a checkpoint was trained with, updated by `overrides` (e.g. more epochs)."""
+    checkpoint = read_checkpoint(path)
+    saved = checkpoint.extra.get("config") or {}
+    if not saved and checkpoint.model:
+        saved = {"model": checkpoint.model}
+    config = TrainConfig.from_dict({**saved, **overrides})
+    return config
+
+
+@dataclass
+class _Position:
+    """Where training stands: `epoch` is in progress, `batch` batches of it are done."""
+
+    epoch: int = 1
+    batch: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+
+def train(
+    config: TrainConfig,
+    on_event: EventCallback = no_events,
+    stop: StopSignal = None,
+    resume: str | Path | None = None,
+) -> TrainResult:
+    """Train `config.model` on `config.dataset`; see the module docstring for the guarantees."""
+    config.validate()
+    placement = resolve_placement(config)
+    torch.manual_seed(config.seed)
+    train_data = load_split(config, train=True)
+    test_data = load_split(config, train=False)
+
+    model = build_model(config.model, num_classes=len(train_data.classes))
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=config.t_max, eta_min=config.eta_min
+    )
+    position = _Position()
+    history: list[dict[str, Any]] = []
+    run_dir: Path | None = None
+    if resume is not None:
+        position, history, run_dir = _restore(resume, config, model, optimizer, scheduler)
+        on_event(Notice(f"resuming {resume} at epoch {position.epoch}, batch {position.batch}"))
+    model.to(placement.device, memory_format=placement.memory_format)
+    _move_optimizer_state(optimizer, placement.device)
+
+    record: RunRecord
+    if run_dir is not None and run_dir.is_dir():
+        record = load_run(run_dir)
+        record.status, record.config = "running", config.to_dict()
+        record.save(run_dir)
+    else:
+        run_dir, record = start_run(
+            config.run_dir,
+            "train",
+            config.model,
+            config.to_dict(),
+            device=placement.describe(),
+            data=train_data.source,
+            synthetic=train_data.synthetic,
+        )
+    on_event(
+        RunStarted(
+            kind="train",
+            run_dir=str(run_dir),
+            device=placement.describe(),
+            model=config.model,
+            parameters=count_parameters(model),
+            config=config.to_dict(),
+            synthetic=train_data.synthetic,
+        )
+    )
+    train_loader = BatchLoader(
+        train_data,
+        config.batch_size,
+        device=placement.device,
+        normalization=config.normalization,
+        augment=True,
+        shuffle=True,
+        seed=config.seed,
+        channels_last=placement.channels_last,
+    )
+    test_loader = BatchLoader(
+        test_data,
+        config.eval_batch_size,
+        device=placement.device,
+        normalization=config.normalization,
+        channels_last=placement.channels_last,
+    )
+    forward = _maybe_compile(model, config, test_loader, placement, on_event)
+    loop = _Loop(config, placement, model, forward, optimizer, scheduler, run_dir, on_event, stop)
+    try:
+        status = loop.run(train_loader, test_loader, position, history)
+    except torch.cuda.OutOfMemoryError:
+        reason = (
+            f"CUDA out of memory at batch size {config.batch_size}; "
+            f"try --batch-size {max(1, config.batch_size // 2)}"
+        )
+        _finish(record, run_dir, "failed", reason, history, on_event)
+        raise PrunelabError(reason) from None
+    except PrunelabError as exc:
+        _finish(record, run_dir, "failed", str(exc), history, on_event)
+        raise
+    except BaseException as exc:
+        _finish(record, run_dir, "failed", f"{type(exc).__name__}: {exc}", history, on_event)
+        raise
+    accs = [h["test_acc"] for h in history]
+    result = TrainResult(
+        status=status,
+        run_dir=str(run_dir),
+        epochs_completed=history[-1]["epoch"] if history else 0,
+        checkpoint=loop.last_checkpoint,
+        final_test_acc=accs[-1] if accs else None,
+        best_test_acc=max(accs) if accs else None,
+        history=history,
+    )
+    _finish(record, run_dir, status, "", history, on_event, checkpoint=loop.last_checkpoint)
+    return result
+
+
+class _Loop:
+    """The epoch loop; kept in a class so stop-and-save sees the same state as the loop."""
+
+    def __init__(
+        self, config, placement, model, forward, optimizer, scheduler, run_dir, on_event, stop
+    ):
+        self.config: TrainConfig = config
+        self.placement: Placement = placement
+        self.model: nn.Module = model
+        self.forward: nn.Module = forward
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.run_dir: Path = run_dir
+        self.on_event: EventCallback = on_event
+        self.stop = stop
+        self.last_checkpoint: str | None = None
+
+    def run(self, train_loader, test_loader, position: _Position, history) -> str:
+        config = self.config
+        device = self.placement.device
+        step = (position.epoch - 1) * len(train_loader) + position.batch
+        for epoch in range(position.epoch, config.epochs + 1):
+            start_batch = position.batch if epoch == position.epoch else 0
+            lr = self.optimizer.param_groups[0]["lr"]
+            loss_sum = torch.tensor(position.loss_sum if start_batch else 0.0, device=device)
+            correct = torch.tensor(position.correct if start_batch else 0, device=device)
+            seen = position.seen if start_batch else 0
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            train_loader.set_epoch(epoch)
+            self.model.train()
+            started = last_report = time.perf_counter()
+            report_loss = torch.zeros((), device=device)
+            report_batches = 0
+            batches = len(train_loader)
+            for batch, (images, labels) in enumerate(
+                itertools.islice(train_loader, start_batch, None), start=start_batch + 1
+            ):
+                if stop_requested(self.stop):
+                    done = _Position(epoch, batch - 1, float(loss_sum), int(correct), seen)
+                    self._save(done, history, stopped=True)
+                    return "stopped"
+                with self.placement.autocast():
+                    logits = self.forward(images)
+                    loss = F.cross_entropy(logits.float(), labels)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                step += 1
+                detached = loss.detach()
+                loss_sum += detached * labels.numel()
+                report_loss += detached
+                report_batches += 1
+                correct += (logits.argmax(dim=1) == labels).sum()
+                seen += labels.numel()
+                now = time.perf_counter()
+                if now - last_report >= PROGRESS_INTERVAL_S or batch == batches:
+                    self.on_event(
+                        BatchProgress(
+                            epoch=epoch,
+                            epochs=config.epochs,
+                            batch=batch,
+                            batches=batches,
+                            loss=float(report_loss) / report_batches,
+                            images_per_s=(seen - (position.seen if start_batch else 0))
+                            / max(now - started, 1e-9),
+                            step=step,
+                        )
+                    )
+                    report_loss.zero_()
+                    report_batches, last_report = 0, now
+            train_seconds = time.perf_counter() - started
+            trained_images = seen - (position.seen if start_batch else 0)
+            tested = evaluate(self.forward, test_loader, self.placement)
+            seconds = time.perf_counter() - started
+            self.scheduler.step()
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(loss_sum) / max(seen, 1),
+                "train_acc": 100.0 * int(correct) / max(seen, 1),
+                "test_loss": tested.loss,
+                "test_acc": tested.accuracy,
+                "lr": lr,
+                "seconds": seconds,
+                "images_per_s": trained_images / max(train_seconds, 1e-9),
+                "gpu_memory_mb": gpu_memory_mb(device),
+            }
+            history.append(entry)
+            append_jsonl(self.run_dir / "metrics.jsonl", entry)
+            self.on_event(EpochEnded(epochs=config.epochs, **entry))
+            if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                self._save(_Position(epoch + 1), history, stopped=False)
+        return "completed"
+
+    def _save(self, position: _Position, history, *, stopped: bool) -> None:
+        """Write a resumable checkpoint the seed's code can also read (`net`, `epoch`)."""
+        completed = position.epoch - 1
+        name = checkpoint_name(self.config, None if stopped else completed)
+        path = Path(self.config.checkpoint_dir) / name
+        payload = {
+            "net": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+            "epoch": completed,
+            "acc": history[-1]["test_acc"] if history else None,
+            "model": self.config.model,
+            "normalization": self.config.normalization,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+            "position": position.__dict__,
+            "config": self.config.to_dict(),
+            "history": history,
+            "run_dir": str(self.run_dir),
+        }
+        write_checkpoint(path, payload)
+        self.last_checkpoint = str(path)
+        self.on_event(CheckpointSaved(path=str(path), epoch=completed))
+
+
+def _restore(resume, config, model, optimizer, scheduler):
+    """Load a checkpoint (ours or the seed's) into model/optimizer/scheduler; return where to go on."""
+    checkpoint = read_checkpoint(resume)
+    if checkpoint.model and checkpoint.model != config.model:
+        raise CheckpointError(
+            f"{resume} holds a {checkpoint.model} but the config asks for {config.model}; "
+            f"pass --model {checkpoint.model}"
+        )
+    load_state(model, checkpoint.state_dict, str(resume))
+    extra = checkpoint.extra
+    epoch = checkpoint.epoch or 0
+    if "optimizer" in extra and "scheduler" in extra:
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        position = _Position(**extra.get("position", {"epoch": epoch + 1}))
+    else:
+        # The seed's checkpoints hold weights only: fresh momentum, schedule advanced to `epoch`.
+        for _ in range(epoch):
+            optimizer.step()
+            scheduler.step()
+        position = _Position(epoch + 1)
+    history = list(extra.get("history", []))
+    history = [h for h in history if h["epoch"] < position.epoch]
+    run_dir = Path(extra["run_dir"]) if extra.get("run_dir") else None
+    return position, history, run_dir
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                state[key] = value.to(device)
+
+
+def _maybe_compile(model, config, test_loader, placement, on_event) -> nn.Module:
+    """torch.compile when asked, kept only if it matches eager on one batch."""
+    if not config.compile:
+        return model
+    compiled = torch.compile(model)
+    images, _ = next(iter(test_loader))
+    model.eval()
+    with torch.no_grad(), placement.autocast():
+        eager_out = model(images).float()
+        compiled_out = compiled(images).float()
+    model.train()
+    tol = 1e-2 if placement.precision == "bf16" else 1e-3
+    if not torch.allclose(eager_out, compiled_out, atol=tol, rtol=tol):
+        on_event(Notice("torch.compile output differs from eager; training eagerly", "warning"))
+        return model
+    return compiled
+
+
+def _finish(record, run_dir, status, reason, history, on_event, checkpoint=None) -> None:
+    accs = [h["test_acc"] for h in history]
+    record.status, record.reason, record.finished = status, reason, now_iso()
+    record.summary = {
+        "epochs_completed": history[-1]["epoch"] if history else 0,
+        "final_test_acc": accs[-1] if accs else None,
+        "best_test_acc": max(accs) if accs else None,
+        "checkpoint": checkpoint,
+    }
+    record.save(run_dir)
+    on_event(
+        RunFinished(
+            kind="train", status=status, run_dir=str(run_dir), reason=reason, summary=record.summary
+        )
+    )
