@@ -1,0 +1,242 @@
+"""Checkpoint I/O in one place: read any format we know, load strictly, write atomically.
+
+Formats read:
+- ours and the seed's: `{'net': state_dict, 'epoch': E, ...}` (ours add optimizer, scheduler,
+  config, acc, history, ...), so the seed's code reads our files and we read theirs;
+- `{'state_dict': ...}` as in the pretrained CIFAR ResNet-20..110 files (keys `module.`-prefixed);
+- a bare state dict.
+
+Loading always uses `weights_only=True`: a checkpoint is data, never code. Every failure is a
+one-line `CheckpointError` naming the file, so front ends can show it without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from engine.config import MODEL_NAMES
+from engine.errors import CheckpointError
+
+# Keys under which known formats keep the state dict, tried in this order.
+STATE_DICT_KEYS = ("net", "state_dict", "model_state_dict", "model")
+
+# Fragments of torch's weights_only refusals (as opposed to a merely corrupt pickle).
+_REFUSED = ("GLOBAL ", "unrecognized function", "Can only create new object", "Can only build")
+
+_MAX_LISTED = 5
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    state_dict: dict[str, torch.Tensor]  # 'module.' prefixes stripped
+    epoch: int | None = None
+    model: str | None = None  # recorded architecture name, else inferred from the keys
+    normalization: str | None = None  # recorded input normalisation, if any
+    extra: dict[str, Any] = field(default_factory=dict)  # every other top-level key
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint in any supported format; raise CheckpointError on any problem."""
+    path = str(path)
+    payload = _load_payload(path)
+    state_dict, rest = _state_dict_from_payload(payload, path)
+    state_dict = _strip_module_prefix(state_dict)
+
+    config = rest.get("config") if isinstance(rest.get("config"), dict) else {}
+    model = _pick_str(config, rest, "model") or infer_model_name(state_dict)
+    normalization = _pick_str(config, rest, "normalization")
+    epoch = rest.pop("epoch", None)
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        epoch = None
+    return Checkpoint(path, state_dict, epoch, model, normalization, rest)
+
+
+def _load_payload(path: str) -> Any:
+    """torch.load with weights_only=True, every failure turned into one CheckpointError."""
+    if not os.path.exists(path):
+        raise CheckpointError(
+            f"checkpoint not found: {path} (train one with `prunelab train`, "
+            "or pass the path of an existing .pth file)"
+        )
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below; keeps OS errors apart from format errors
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    with f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise CheckpointError(
+                f"{path} is truncated or not a PyTorch checkpoint (the file is empty)"
+            )
+        try:
+            return torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            message = str(exc)
+            if any(fragment in message for fragment in _REFUSED):
+                raise CheckpointError(
+                    f"{path} contains objects other than tensors and plain data; refusing to load "
+                    "it (only weights_only checkpoints are accepted)"
+                ) from exc
+            raise CheckpointError(
+                f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__})"
+            ) from exc
+
+
+def _state_dict_from_payload(
+    payload: Any, path: str
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split a loaded payload into (state dict, the other top-level keys)."""
+    if _is_state_dict(payload):
+        return dict(payload), {}
+    if isinstance(payload, dict):
+        for key in STATE_DICT_KEYS:
+            if _is_state_dict(payload.get(key)):
+                rest = {k: v for k, v in payload.items() if k != key}
+                return dict(payload[key]), rest
+        found = ", ".join(map(str, list(payload)[:8])) or "none"
+        raise CheckpointError(
+            f"{path} holds no recognisable state dict (top-level keys: {found}; expected 'net', "
+            "'state_dict' or a bare state dict)"
+        )
+    raise CheckpointError(
+        f"{path} holds no recognisable state dict (it contains a {type(payload).__name__})"
+    )
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def _strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DataParallel saves keys as 'module.x'; the plain model wants 'x'."""
+    return {k.removeprefix("module."): v for k, v in state_dict.items()}
+
+
+def _pick_str(config: dict[str, Any], rest: dict[str, Any], key: str) -> str | None:
+    """config[key], else a top-level string (removed from `rest`, it becomes a field)."""
+    if isinstance(config.get(key), str):
+        return config[key]
+    if isinstance(rest.get(key), str):
+        return rest.pop(key)
+    return None
+
+
+def infer_model_name(state_dict: dict[str, Any]) -> str | None:
+    """Which registry architecture a state dict belongs to, from key names and shapes; None if unknown."""
+    blocks: dict[int, set[int]] = {}
+    bottleneck = False
+    for key in state_dict:
+        key = key.removeprefix("module.")
+        m = re.match(r"layer(\d+)\.(\d+)\.", key)
+        if m:
+            blocks.setdefault(int(m[1]), set()).add(int(m[2]))
+            bottleneck = bottleneck or key.split(".")[2] == "conv3"
+    stem = state_dict.get("conv1.weight", state_dict.get("module.conv1.weight"))
+    width = tuple(stem.shape)[0] if hasattr(stem, "shape") and len(stem.shape) == 4 else None
+    if sorted(blocks) != list(range(1, len(blocks) + 1)):
+        return None
+    counts = [len(blocks[k]) for k in sorted(blocks)]
+    if width == 64 and counts == [3, 4, 6, 3] and bottleneck:
+        return "resnet50"
+    if width == 64 and counts == [2, 2, 2, 2] and not bottleneck:
+        return "resnet18"
+    if width == 16 and len(counts) == 3 and len(set(counts)) == 1 and not bottleneck:
+        name = f"resnet{6 * counts[0] + 2}"
+        return name if name in MODEL_NAMES else None
+    return None
+
+
+def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load; on any mismatch a CheckpointError that lists the keys and suggests a --model."""
+    state_dict = _strip_module_prefix(state_dict)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_listed(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_listed(unexpected)})")
+    if len(mismatched) == 1:
+        problems.append(f"shape mismatch for {mismatched[0]}")
+    elif mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches ({_listed(mismatched, '; ')})")
+    if not problems:
+        try:
+            model.load_state_dict(state_dict, strict=True)
+            return
+        except (RuntimeError, TypeError, ValueError) as exc:
+            problems.append(str(exc).strip().splitlines()[0])
+    model_name = infer_model_name(own) or type(model).__name__
+    message = f"{source} does not fit {model_name}: " + ", ".join(problems)
+    file_name = infer_model_name(state_dict)
+    if file_name and file_name != model_name:
+        message += f" (the file looks like a {file_name} checkpoint: pass --model {file_name})"
+    raise CheckpointError(message)
+
+
+def _listed(items: list[str], sep: str = ", ") -> str:
+    shown = sep.join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return f"{shown}{sep}and {more} more" if more > 0 else shown
+
+
+def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """torch.save that a crash at any moment cannot half-write: temp file, fsync, rename.
+
+    The temp file lives in the target's folder so os.replace is an atomic rename on one file
+    system; the folder is fsynced so the rename itself survives a power cut. An OSError
+    (disk full, permission denied) becomes a CheckpointError; anything else is re-raised as is.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open with mode 0o666 so the file gets the usual umask-based permissions.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
