@@ -1,0 +1,217 @@
+"""L1 magnitude pruning with nested masks: rank once, move between levels in place.
+
+A `Pruner` ranks the prunable weights once (per layer, globally, or whole filters) and then sets
+any level by zeroing, or restoring from its dense copy, only the weights between the current and
+the requested rank. Levels are absolute: a percent of the ORIGINAL prunable weights, never of
+what remains. The masks equal `torch.nn.utils.prune`'s:
+
+- layerwise: every tensor loses `round(level * numel)` smallest |w| (`prune.l1_unstructured`);
+- global: one ranking over all tensors (`prune.global_unstructured(..., L1Unstructured)`);
+- structured: every tensor loses `round(level * out_channels)` filters of smallest L1 norm
+  (`prune.ln_structured(n=1, dim=0)`). This only saves compute once the channels are physically
+  removed; reports say so rather than claiming a speedup.
+
+No pruning hooks or `weight_orig`/`weight_mask` are ever attached: the weights themselves hold
+the zeros, so a pruned model is a plain model that saves and loads as one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.config import METHODS
+
+PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+
+
+def prunable_layers(
+    model: nn.Module, include_classifier: bool = False
+) -> list[tuple[str, nn.Module]]:
+    """Conv2d and Linear modules in definition order; the classifier (last Linear) is spared
+    unless `include_classifier` (the seed's code pruned it by accident)."""
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    linears = [n for n, m in layers if isinstance(m, nn.Linear)]
+    if not include_classifier and linears:
+        classifier = linears[-1]
+        layers = [(n, m) for n, m in layers if n != classifier]
+    return layers
+
+
+def amount_to_prune(level_percent: float, size: int) -> int:
+    """How many of `size` units a level removes: torch.nn.utils.prune's own rounding."""
+    return min(size, round(level_percent / 100.0 * size))
+
+
+class Pruner:
+    """Sets absolute pruning levels on `model`'s weights in place, and restores them."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str = "layerwise",
+        include_classifier: bool = False,
+        min_density: float = 0.0,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        self.method = method
+        self.min_density = min_density
+        self.layers = prunable_layers(model, include_classifier)
+        self.weights = [module.weight for _, module in self.layers]
+        self.dense = [w.detach().clone() for w in self.weights]
+        self.level_percent = 0.0
+        with torch.no_grad():
+            self._orders = [self._rank(w) for w in self.dense]
+        self._units = [len(order) for order in self._orders]
+        self._pruned = [0] * len(self.layers)
+        self._global_layer_of_rank: torch.Tensor | None = None
+        if method == "global":
+            self._rank_globally()
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.layers]
+
+    @property
+    def prunable_count(self) -> int:
+        return sum(w.numel() for w in self.dense)
+
+    def _rank(self, weight: torch.Tensor) -> torch.Tensor:
+        """Indices of the pruning units (weights, or filters) from smallest to largest score."""
+        if self.method == "structured":
+            scores = weight.abs().flatten(1).sum(dim=1)
+        else:
+            scores = _memory_order(weight).abs()
+        return _argsort(scores)
+
+    def _rank_globally(self) -> None:
+        """One stable ranking of all weights; per layer it agrees with the per-layer ranking,
+        so a global level is just a per-layer count for each tensor."""
+        scores = torch.cat([_memory_order(w).abs() for w in self.dense])
+        order = _argsort(scores)
+        layer_of_position = torch.repeat_interleave(
+            torch.arange(len(self.dense), device=scores.device),
+            torch.tensor(self._units, device=scores.device),
+        )
+        self._global_layer_of_rank = layer_of_position[order].to(torch.int16)
+
+    def counts_for(self, level_percent: float) -> list[int]:
+        """Units to prune in each layer at `level_percent`."""
+        if self.method != "global":
+            return [amount_to_prune(level_percent, units) for units in self._units]
+        assert self._global_layer_of_rank is not None
+        k = amount_to_prune(level_percent, len(self._global_layer_of_rank))
+        counts = torch.bincount(
+            self._global_layer_of_rank[:k].long(), minlength=len(self.dense)
+        ).tolist()
+        if self.min_density > 0:
+            counts = [
+                min(c, units - math.ceil(self.min_density * units))
+                for c, units in zip(counts, self._units, strict=True)
+            ]
+        return counts
+
+    @torch.no_grad()
+    def set_level(self, level_percent: float) -> None:
+        """Zero (or bring back) just the units between the current and the requested rank."""
+        for i, target in enumerate(self.counts_for(level_percent)):
+            current = self._pruned[i]
+            if target == current:
+                continue
+            flat = self._units_view(self.weights[i])
+            if target > current:
+                flat[self._orders[i][current:target]] = 0
+            else:
+                idx = self._orders[i][target:current]
+                flat[idx] = self._units_view(self.dense[i])[idx]
+            self._pruned[i] = target
+        self.level_percent = level_percent
+
+    def _units_view(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight as rows of pruning units: filters, or single weights in memory order."""
+        if self.method == "structured":
+            return weight
+        return _memory_order(weight)
+
+    def restore(self) -> None:
+        """Put the dense weights back exactly."""
+        with torch.no_grad():
+            for weight, dense in zip(self.weights, self.dense, strict=True):
+                weight.copy_(dense)
+        self._pruned = [0] * len(self.layers)
+        self.level_percent = 0.0
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        """The current keep-masks (True = kept), shaped like each weight."""
+        masks = {}
+        for (name, _), dense, order, pruned in zip(
+            self.layers, self.dense, self._orders, self._pruned, strict=True
+        ):
+            mask = torch.ones_like(dense, dtype=torch.bool)  # same strides as the weight
+            view = mask if self.method == "structured" else _memory_order(mask)
+            view[order[:pruned]] = False
+            masks[name] = mask
+        return masks
+
+    def release(self) -> None:
+        """Restore the dense weights and free the ranking and the dense copy."""
+        self.restore()
+        self.dense, self._orders, self._global_layer_of_rank = [], [], None
+
+
+def _argsort(scores: torch.Tensor) -> torch.Tensor:
+    """Stable ascending argsort of non-negative scores.
+
+    The IEEE-754 bit patterns of non-negative float32 values sort like the values, and torch
+    sorts int32 several times faster than float32 (0.5 s vs 3 s for ResNet50's 23.5M weights)."""
+    if scores.dtype == torch.float32:
+        scores = scores.view(torch.int32)
+    return torch.sort(scores, stable=True).indices
+
+
+def _memory_order(tensor: torch.Tensor) -> torch.Tensor:
+    """A flat view of a dense tensor in storage order, contiguous or channels_last alike.
+
+    Writes through the view land in the tensor. Ranking in storage order only changes which of
+    exactly tied weights goes first, which torch's own pruning leaves unspecified too."""
+    if not (tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last)):
+        raise ValueError("pruning needs dense weights (contiguous or channels_last)")
+    return tensor.as_strided((tensor.numel(),), (1,), tensor.storage_offset())
+
+
+@dataclass
+class Sparsity:
+    """Measured zeros: over the prunable weights, over all parameters, and per layer."""
+
+    prunable: int
+    prunable_zeros: int
+    parameters: int
+    nonzero_parameters: int
+    per_layer: dict[str, float]  # percent of each prunable tensor that is zero
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.prunable_zeros / max(self.prunable, 1)
+
+    @property
+    def total_percent(self) -> float:
+        return 100.0 * (self.parameters - self.nonzero_parameters) / max(self.parameters, 1)
+
+
+@torch.no_grad()
+def measure_sparsity(model: nn.Module, layers: list[tuple[str, nn.Module]]) -> Sparsity:
+    """Count the zeros that are really there (a weight that was 0 already counts too)."""
+    per_layer, prunable, zeros = {}, 0, 0
+    for name, module in layers:
+        numel = module.weight.numel()
+        z = numel - int(torch.count_nonzero(module.weight))
+        per_layer[name] = 100.0 * z / max(numel, 1)
+        prunable += numel
+        zeros += z
+    parameters = sum(p.numel() for p in model.parameters())
+    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    return Sparsity(prunable, zeros, parameters, nonzero, per_layer)
