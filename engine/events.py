@@ -89,6 +89,17 @@ class SweepFinished:
 
 
 @dataclass(frozen=True)
+class SensitivityPoint:
+    """Accuracy with one layer pruned to `level_percent` and every other layer dense."""
+
+    layer: str
+    level_percent: float
+    accuracy: float
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Notice:
     """A human-readable line worth showing (resume, fallback, warning)."""
 
@@ -112,6 +123,7 @@ Event = (
     | CheckpointSaved
     | SweepPoint
     | SweepFinished
+    | SensitivityPoint
     | Notice
     | RunFinished
 )
