@@ -4,7 +4,8 @@ Formats read:
 - ours and the seed's: `{'net': state_dict, 'epoch': E, ...}` (ours add optimizer, scheduler,
   config, acc, history, ...), so the seed's code reads our files and we read theirs;
 - `{'state_dict': ...}` as in the pretrained CIFAR ResNet-20..110 files (keys `module.`-prefixed);
-- a bare state dict.
+- a bare state dict;
+- our compact pruned format (`engine.sparse_format`), decoded back to plain weights.
 
 Loading always uses `weights_only=True`: a checkpoint is data, never code. Every failure is a
 one-line `CheckpointError` naming the file, so front ends can show it without a traceback.
@@ -12,9 +13,11 @@ one-line `CheckpointError` naming the file, so front ends can show it without a 
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import secrets
+import zlib
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from engine import sparse_format
 from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError
 
@@ -99,6 +103,13 @@ def _state_dict_from_payload(
     """Split a loaded payload into (state dict, the other top-level keys)."""
     if _is_state_dict(payload):
         return dict(payload), {}
+    if isinstance(payload, dict) and payload.get("format") == sparse_format.FORMAT:
+        try:
+            state_dict = sparse_format.decode_state_dict(payload)
+        except (KeyError, ValueError, TypeError, RuntimeError, lzma.LZMAError, zlib.error) as exc:
+            raise CheckpointError(f"{path} is a damaged compact pruned file ({exc})") from None
+        rest = {k: v for k, v in payload.items() if k not in ("format", "sparse", "dense")}
+        return state_dict, rest
     if isinstance(payload, dict):
         for key in STATE_DICT_KEYS:
             if _is_state_dict(payload.get(key)):
