@@ -28,6 +28,8 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 }
 
 SEED_LEVELS = "0:100:5"  # the seed's sweep: 0%, 5%, ..., 100% of weights removed
+SENSITIVITY_LEVELS = "25,50,75,90"  # one layer at a time: a few levels keep it affordable
+FIND_COARSE_STEP = 10.0  # `find` scans 0, 10, 20, ... until the first miss, then bisects
 
 
 def option(

@@ -115,10 +115,23 @@ class Pruner:
             ]
         return counts
 
-    @torch.no_grad()
     def set_level(self, level_percent: float) -> None:
+        """Prune every layer to `level_percent` (absolute, of the original weights)."""
+        self._apply_counts(self.counts_for(level_percent))
+        self.level_percent = level_percent
+
+    def set_layer_level(self, name: str, level_percent: float) -> None:
+        """Prune only layer `name` to `level_percent`; every other layer dense (sensitivity)."""
+        index = self.names.index(name)
+        counts = [0] * len(self.layers)
+        counts[index] = amount_to_prune(level_percent, self._units[index])
+        self._apply_counts(counts)
+        self.level_percent = 0.0
+
+    @torch.no_grad()
+    def _apply_counts(self, counts: list[int]) -> None:
         """Zero (or bring back) just the units between the current and the requested rank."""
-        for i, target in enumerate(self.counts_for(level_percent)):
+        for i, target in enumerate(counts):
             current = self._pruned[i]
             if target == current:
                 continue
@@ -129,7 +142,6 @@ class Pruner:
                 idx = self._orders[i][target:current]
                 flat[idx] = self._units_view(self.dense[i])[idx]
             self._pruned[i] = target
-        self.level_percent = level_percent
 
     def _units_view(self, weight: torch.Tensor) -> torch.Tensor:
         """The weight as rows of pruning units: filters, or single weights in memory order."""
