@@ -1,0 +1,121 @@
+"""Export a pruned model that is really smaller, and say by how much.
+
+`torch.nn.utils.prune` leaves `weight_orig` + `weight_mask` behind, so a "pruned" checkpoint is
+twice the size of the dense one. Our Pruner writes zeros into plain weights, so the dense export
+is the plain architecture's state dict (loads into the seed's code too), and the compact export
+(`engine.sparse_format`) stores only a compressed bitmask and the kept values. Both are
+checkpoints every prunelab command accepts.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import sparse_format
+from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
+from engine.config import METHODS
+from engine.errors import CheckpointError, ConfigError
+from engine.models import build_model
+from engine.pruning import Pruner, measure_sparsity
+
+FORMATS = ("sparse", "dense")
+
+
+@dataclass
+class ExportResult:
+    path: str
+    format: str
+    level_percent: float
+    method: str
+    sparsity_percent: float  # measured zeros among the prunable weights
+    dense_parameter_bytes: int  # every tensor stored densely
+    nonzero_bytes: int  # the nonzero values alone: what no encoding can go below
+    sparse_encoded_bytes: int  # compressed bitmasks + kept values + the small dense tensors
+    file_bytes: int  # the file written, as on disk
+    dense_file_bytes: int  # the same model saved as a dense checkpoint file
+
+    @property
+    def ratio(self) -> float:
+        """file size as a fraction of the dense checkpoint file."""
+        return self.file_bytes / max(self.dense_file_bytes, 1)
+
+
+def default_output(checkpoint: str | Path, level_percent: float, method: str, fmt: str) -> Path:
+    """Beside the input: `<stem>_<method><level>.<fmt>.pth`."""
+    path = Path(checkpoint)
+    stem = path.name.removesuffix(".pth").removesuffix(".pt")
+    return path.with_name(f"{stem}_{method}{level_percent:g}.{fmt}.pth")
+
+
+def export_pruned(
+    checkpoint: str | Path,
+    level_percent: float,
+    *,
+    method: str = "layerwise",
+    include_classifier: bool = False,
+    fmt: str = "sparse",
+    output: str | Path | None = None,
+    model: str | None = None,
+    min_density: float = 0.0,
+) -> ExportResult:
+    """Prune `checkpoint` to `level_percent` (percent of weights removed) and write it."""
+    if not 0.0 <= level_percent <= 100.0:
+        raise ConfigError("level", f"{level_percent:g} is out of range; allowed from 0 to 100")
+    if method not in METHODS:
+        raise ConfigError("method", f"{method!r} is not allowed; one of {', '.join(METHODS)}")
+    if fmt not in FORMATS:
+        raise ConfigError("format", f"{fmt!r} is not allowed; one of {', '.join(FORMATS)}")
+    source = read_checkpoint(checkpoint)
+    name = model or source.model
+    if name is None:
+        raise CheckpointError(f"cannot tell which architecture {checkpoint} holds; pass --model")
+    net = build_model(name)
+    load_state(net, source.state_dict, str(checkpoint))
+    pruner = Pruner(net, method, include_classifier, min_density)
+    pruner.set_level(level_percent)
+    sparsity = measure_sparsity(net, pruner.layers)
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    meta: dict[str, Any] = {
+        "epoch": source.epoch,
+        "model": name,
+        "normalization": source.normalization or "cifar",
+        "pruning": {
+            "level_percent": level_percent,
+            "method": method,
+            "include_classifier": include_classifier,
+            "sparsity_percent": sparsity.percent,
+            "source": str(checkpoint),
+        },
+    }
+    if "config" in source.extra:
+        meta["config"] = source.extra["config"]
+    dense_payload = {"net": state, **meta}
+    encoded = sparse_format.encode_state_dict(state)
+    payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
+    path = Path(output) if output else default_output(checkpoint, level_percent, method, fmt)
+    write_checkpoint(path, payload)
+    tensors = list(state.values())
+    return ExportResult(
+        path=str(path),
+        format=fmt,
+        level_percent=level_percent,
+        method=method,
+        sparsity_percent=sparsity.percent,
+        dense_parameter_bytes=sum(t.numel() * t.element_size() for t in tensors),
+        nonzero_bytes=sum(int(torch.count_nonzero(t)) * t.element_size() for t in tensors),
+        sparse_encoded_bytes=sum(sparse_format.encoded_bytes(e) for e in encoded["sparse"].values())
+        + sum(sparse_format.encoded_bytes(t) for t in encoded["dense"].values()),
+        file_bytes=path.stat().st_size,
+        dense_file_bytes=path.stat().st_size if fmt == "dense" else _saved_size(dense_payload),
+    )
+
+
+def _saved_size(payload: dict[str, Any]) -> int:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.tell()
