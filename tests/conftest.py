@@ -10,3 +10,27 @@ from cifar_fixture import write_cifar10
 def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny CIFAR-10 in torchvision's on-disk format (10 train / 4 test images per class)."""
     return str(write_cifar10(tmp_path_factory.mktemp("cifar")))
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A resnet20 trained for two short epochs on synthetic data: accuracy well above chance,
+    so pruning curves have something to lose."""
+    from engine.config import TrainConfig
+    from engine.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    config = TrainConfig(
+        model="resnet20",
+        dataset="synthetic",
+        train_subset=1024,
+        test_subset=200,
+        epochs=2,
+        batch_size=64,
+        device="cpu",
+        run_dir=str(root / "runs"),
+        checkpoint_dir=str(root / "checkpoints"),
+    )
+    result = train(config)
+    assert result.checkpoint is not None
+    return result.checkpoint

@@ -1,0 +1,82 @@
+"""Exports are permanent, load into the plain architecture, and the sizes are the real ones."""
+
+import os
+
+import pytest
+import torch
+
+from engine.checkpoints import read_checkpoint, write_checkpoint
+from engine.errors import ConfigError
+from engine.export import export_pruned
+from engine.models import build_model
+from engine.pruning import Pruner
+from engine.sparse_format import decode_tensor, encode_tensor
+
+
+def pruned_reference(checkpoint: str, level: float, method: str) -> dict[str, torch.Tensor]:
+    model = build_model("resnet20")
+    model.load_state_dict(read_checkpoint(checkpoint).state_dict)
+    Pruner(model, method).set_level(level)
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("method", ["layerwise", "global", "structured"])
+def test_compact_export_reloads_to_identical_weights(trained_checkpoint, tmp_path, method):
+    out = tmp_path / f"{method}.sparse.pth"
+    result = export_pruned(trained_checkpoint, 70, method=method, output=out)
+    assert result.path == str(out) and result.file_bytes == os.path.getsize(out)
+    loaded = read_checkpoint(out)
+    expected = pruned_reference(trained_checkpoint, 70, method)
+    assert loaded.model == "resnet20"
+    assert set(loaded.state_dict) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(loaded.state_dict[key], value), key
+    # a compact file is itself a checkpoint: it loads into the plain model
+    plain = build_model("resnet20")
+    plain.load_state_dict(loaded.state_dict)
+
+
+def test_dense_export_is_plain_and_seed_readable(trained_checkpoint, tmp_path):
+    out = tmp_path / "dense.pth"
+    result = export_pruned(trained_checkpoint, 50, method="global", fmt="dense", output=out)
+    payload = torch.load(out, map_location="cpu", weights_only=True)
+    assert {"net", "epoch"} <= set(payload)
+    assert not any(k.endswith(("_orig", "_mask")) for k in payload["net"])
+    build_model("resnet20").load_state_dict(payload["net"])  # the seed's loading code
+    assert result.file_bytes == result.dense_file_bytes == os.path.getsize(out)
+    assert result.sparsity_percent == pytest.approx(50.0, abs=0.01)
+
+
+def test_sizes_are_consistent(trained_checkpoint, tmp_path):
+    r = export_pruned(trained_checkpoint, 90, method="global", output=tmp_path / "c.pth")
+    assert r.nonzero_bytes < r.sparse_encoded_bytes < r.dense_parameter_bytes
+    assert r.file_bytes < r.dense_file_bytes
+    assert r.ratio == r.file_bytes / r.dense_file_bytes
+
+
+def test_resnet50_at_90_percent_global_is_at_most_12_percent_of_dense(tmp_path):
+    torch.manual_seed(0)
+    source = tmp_path / "r50.pth"
+    write_checkpoint(source, {"net": build_model("resnet50").state_dict(), "epoch": 60})
+    r = export_pruned(source, 90, method="global", output=tmp_path / "r50.sparse.pth")
+    assert r.file_bytes / os.path.getsize(source) <= 0.12
+    assert r.ratio <= 0.12
+
+
+def test_codec_round_trips_edge_cases():
+    for tensor in (
+        torch.zeros(300),
+        torch.randn(17, 19),
+        torch.tensor([0.0, -0.0, 1e-38, float("inf")] * 100),
+        torch.randn(8, 4, 3, 3, dtype=torch.float64) * (torch.rand(8, 4, 3, 3) > 0.5),
+    ):
+        decoded = decode_tensor(encode_tensor(tensor))
+        assert decoded.dtype == tensor.dtype and decoded.shape == tensor.shape
+        assert torch.equal(decoded, tensor)
+
+
+def test_bad_values_name_the_option(trained_checkpoint):
+    with pytest.raises(ConfigError, match="level"):
+        export_pruned(trained_checkpoint, 120)
+    with pytest.raises(ConfigError, match="format"):
+        export_pruned(trained_checkpoint, 50, fmt="zip")

@@ -1,0 +1,167 @@
+"""Sweeps on a small trained model: points, files, resume, refine, BN recalibration, sensitivity."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from engine.checkpoints import read_checkpoint
+from engine.config import SweepConfig, parse_levels
+from engine.events import RunFinished, SensitivityPoint, SweepFinished, SweepPoint
+from engine.models import build_model
+from engine.runs import read_jsonl
+from engine.sweep import (
+    PointResult,
+    SweepResult,
+    best_level,
+    find_best,
+    read_sweep,
+    run_sensitivity,
+    run_sweep,
+)
+
+
+def config_for(checkpoint, tmp_path, **changes) -> SweepConfig:
+    base = dict(
+        checkpoint=checkpoint,
+        dataset="synthetic",
+        test_subset=100,
+        device="cpu",
+        levels=parse_levels("0:100:25"),
+        run_dir=str(tmp_path / "runs"),
+        eval_batch_size=50,
+    )
+    return SweepConfig(**{**base, **changes})
+
+
+def point(level, accuracy, evaluated=True):
+    return PointResult(level, level, level, 0, accuracy, 0.0, None, 0, 0, 0.0, evaluated=evaluated)
+
+
+def test_best_level_on_a_synthetic_curve():
+    curve = [point(0, 93.0), point(20, 92.9), point(40, 92.1), point(50, 91.5), point(60, 92.5)]
+    assert best_level(curve, 93.0, 1.0).level_percent == 40  # 60 is past the first miss
+    assert best_level(curve, 93.0, 2.0).level_percent == 60
+    assert best_level(curve, 93.0, 0.0).level_percent == 0
+    assert best_level(curve + [point(10, None, evaluated=False)], 93.0, 1.0).level_percent == 40
+    assert best_level(curve, None, 1.0) is None
+    result = SweepResult("completed", "r", "resnet20", "layerwise", curve, 93.1, 1.0, 62.0, 92.5)
+    assert result.sentence() == "62% of weights removed within 1.0 point of 93.1%"
+
+
+def test_sweep_points_files_and_events(trained_checkpoint, tmp_path):
+    events = []
+    result = run_sweep(config_for(trained_checkpoint, tmp_path), on_event=events.append)
+    levels = [p.level_percent for p in result.points]
+    assert levels == [0.0, 25.0, 50.0, 75.0, 100.0]
+    for p in result.points:
+        assert p.sparsity_percent == pytest.approx(p.level_percent, abs=0.01)
+        assert p.evaluated and 0.0 <= p.accuracy <= 100.0
+        assert sum(map(sum, p.confusion)) == 100
+        assert len(p.per_layer) == 19  # resnet20: 19 convs; the classifier is spared
+        assert p.sparse_bytes <= p.dense_bytes or p.level_percent == 0
+    assert result.points[-1].accuracy <= 20.0  # nothing left: about chance
+    assert result.baseline_accuracy == result.points[0].accuracy > 30.0
+    run = tmp_path / "runs"
+    (run_dir,) = list(run.iterdir())
+    assert len(read_jsonl(run_dir / "sweep.jsonl")) == 5
+    assert (run_dir / "sweep.csv").read_text().splitlines()[0].startswith("level_percent,")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_level_percent"] == result.best_level_percent
+    assert summary["sentence"] == result.sentence()
+    assert [type(e) for e in events if isinstance(e, SweepPoint)] == [SweepPoint] * 5
+    assert isinstance(events[-2], SweepFinished) and isinstance(events[-1], RunFinished)
+    assert events[-1].status == "completed"
+    again = read_sweep(run_dir)
+    assert [p.accuracy for p in again.points] == [p.accuracy for p in result.points]
+
+
+def test_sweep_restores_an_in_memory_model(trained_checkpoint, tmp_path):
+    model = build_model("resnet20")
+    model.load_state_dict(read_checkpoint(trained_checkpoint).state_dict)
+    before = copy.deepcopy(model.state_dict())
+    run_sweep(config_for(trained_checkpoint, tmp_path, bn_recalibrate=2), model=model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_interrupted_sweep_resumes_only_missing_levels(trained_checkpoint, tmp_path):
+    seen = []
+
+    def stop():
+        return len(seen) >= 2
+
+    config = config_for(trained_checkpoint, tmp_path)
+    first = run_sweep(
+        config, on_event=lambda e: seen.append(e) if isinstance(e, SweepPoint) else None, stop=stop
+    )
+    assert first.status == "stopped" and len(first.points) == 2
+    computed = []
+    second = run_sweep(
+        config,
+        on_event=lambda e: computed.append(e) if isinstance(e, SweepPoint) else None,
+        resume_run=first.run_dir,
+    )
+    assert second.status == "completed"
+    assert [p.level_percent for p in second.points] == [0.0, 25.0, 50.0, 75.0, 100.0]
+    assert len(read_jsonl(f"{first.run_dir}/sweep.jsonl")) == 5  # 2 kept + 3 new, none recomputed
+    full = run_sweep(config_for(trained_checkpoint, tmp_path / "b"))
+    assert [p.accuracy for p in second.points] == [p.accuracy for p in full.points]
+
+
+def test_refine_bisects_to_the_resolution(trained_checkpoint, tmp_path):
+    config = config_for(trained_checkpoint, tmp_path, refine=True, resolution=5.0, tolerance=0.0)
+    result = run_sweep(config)
+    refined = [p for p in result.points if p.refined]
+    assert refined, "expected bisection points"
+    best = result.best_level_percent
+    above = [p.level_percent for p in result.points if p.level_percent > best and p.evaluated]
+    assert min(above) - best <= 5.0
+
+
+def test_find_best_stops_at_first_miss(trained_checkpoint, tmp_path):
+    result = find_best(config_for(trained_checkpoint, tmp_path, tolerance=0.0, resolution=5.0))
+    coarse = [p.level_percent for p in result.points if not p.refined]
+    assert coarse == sorted(coarse) and len(coarse) < 11  # stopped scanning at the first miss
+    assert result.best_level_percent is not None
+
+
+def test_bn_recalibration_reported_beside_plain_accuracy(trained_checkpoint, tmp_path):
+    result = run_sweep(
+        config_for(trained_checkpoint, tmp_path, bn_recalibrate=2, levels=(0.0, 50.0))
+    )
+    assert all(p.accuracy_bn_recalibrated is not None for p in result.points)
+    # the baseline stays the plain accuracy
+    assert result.baseline_accuracy == result.points[0].accuracy
+
+
+def test_early_stop_records_not_evaluated(trained_checkpoint, tmp_path):
+    # 10 test images per class: a network with (almost) no weights left predicts one class = 10%
+    config = config_for(
+        trained_checkpoint,
+        tmp_path,
+        levels=parse_levels("0,99.99,100"),
+        early_stop=1,
+        test_subset=10,
+        subset_per_class=True,
+    )
+    result = run_sweep(config)
+    assert [p.evaluated for p in result.points] == [True, True, False]
+    assert result.points[1].accuracy <= 11.0  # the chance-level point that triggered the stop
+    assert result.points[2].accuracy is None and result.points[2].sparsity_percent == 100.0
+
+
+def test_sensitivity_table(trained_checkpoint, tmp_path):
+    events = []
+    result = run_sensitivity(
+        config_for(trained_checkpoint, tmp_path, levels=parse_levels("50,90")),
+        on_event=events.append,
+        layers=["conv1", "layer3.2.conv2"],
+    )
+    assert result.layers == ["conv1", "layer3.2.conv2"] and result.levels == [50.0, 90.0]
+    assert set(result.accuracy["conv1"]) == {50.0, 90.0}
+    assert len([e for e in events if isinstance(e, SensitivityPoint)]) == 4
+    csv = (tmp_path / "runs").glob("*/sensitivity.csv")
+    assert next(csv).read_text().splitlines()[0] == "layer,50,90"
