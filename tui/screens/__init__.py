@@ -1,0 +1,19 @@
+"""Screens of the Textual app: Train, Sweep, Runs, Help and the modal dialogs."""
+
+from tui.screens.dialogs import ConfirmDialog, ErrorDialog, ExportDialog, MessageDialog, PickDialog
+from tui.screens.help import HelpScreen
+from tui.screens.runs import RunsScreen
+from tui.screens.sweep import SweepScreen
+from tui.screens.train import TrainScreen
+
+__all__ = [
+    "ConfirmDialog",
+    "ErrorDialog",
+    "ExportDialog",
+    "HelpScreen",
+    "MessageDialog",
+    "PickDialog",
+    "RunsScreen",
+    "SweepScreen",
+    "TrainScreen",
+]

@@ -1,0 +1,179 @@
+"""Modal dialogs: an error or info message, a yes/no question, a checkpoint picker, export."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+
+class MessageDialog(ModalScreen[None]):
+    """A titled message; Enter or Esc closes it. `kind` is "error" or "info"."""
+
+    BINDINGS = [
+        Binding("escape,enter", "close", "Close"),
+    ]
+
+    def __init__(self, title: str, message: str, *, kind: str = "error") -> None:
+        super().__init__(classes=f"dialog-screen -{kind}")
+        self.title_text = title
+        self.message = message
+        self.kind = kind
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="message-dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.message, classes="dialog-body", id="dialog-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", id="ok", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#ok", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ErrorDialog(MessageDialog):
+    """A failure: the one-line reason and its fix."""
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__(title, message, kind="error")
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question: y or Enter on the first button says yes, n or Esc says no."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, title: str, question: str, *, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__(classes="dialog-screen -confirm")
+        self.title_text = title
+        self.question = question
+        self.yes, self.no = yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm-dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.question, classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="warning", compact=True)
+                yield Button(f"{self.no} (n)", id="no", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class PickDialog(ModalScreen[str | None]):
+    """Choose one of `choices` (value, description), e.g. a checkpoint; Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, choices: list[tuple[str, str]], *, empty: str = "") -> None:
+        super().__init__(classes="dialog-screen -pick")
+        self.title_text = title
+        self.choices = choices
+        self.empty = empty
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="pick-dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.choices:
+                yield OptionList(
+                    *[Option(description, id=value) for value, description in self.choices],
+                    id="pick-list",
+                )
+            else:
+                yield Static(self.empty, classes="dialog-body")
+            yield Static("Enter picks · Esc cancels", classes="dialog-hint")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ExportDialog(ModalScreen[dict | None]):
+    """Which level of a sweep to export, and in which format."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run_name: str, level: float | None, formats: tuple[str, ...]) -> None:
+        super().__init__(classes="dialog-screen -export")
+        self.run_name = run_name
+        self.level = level
+        self.formats = formats
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="export-dialog"):
+            yield Label(f"Export a pruned model from {self.run_name}", classes="dialog-title")
+            with Horizontal(classes="field-line"):
+                yield Label("level %", classes="field-label")
+                yield Input(
+                    "" if self.level is None else f"{self.level:g}",
+                    id="export-level",
+                    compact=True,
+                )
+            with Horizontal(classes="field-line"):
+                yield Label("format", classes="field-label")
+                yield Select(
+                    [(f, f) for f in self.formats],
+                    value=self.formats[0],
+                    allow_blank=False,
+                    id="export-format",
+                    compact=True,
+                )
+            yield Static("", classes="field-error", id="export-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Export", id="export", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#export-level", Input).focus()
+
+    def _submit(self) -> None:
+        text = self.query_one("#export-level", Input).value.strip()
+        try:
+            level = float(text)
+            if not 0.0 <= level <= 100.0:
+                raise ValueError
+        except ValueError:
+            self.query_one("#export-error", Static).update(
+                f"{text!r} is not a level; give a percent from 0 to 100"
+            )
+            return
+        fmt = self.query_one("#export-format", Select).value
+        self.dismiss({"level_percent": level, "fmt": fmt})
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "export":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

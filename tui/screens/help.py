@@ -1,0 +1,79 @@
+"""Help (F1 or ?): the keys and what each screen does."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Markdown, Static
+
+HELP_MARKDOWN = """\
+# prunelab
+
+Train a CIFAR ResNet, then measure how many weights L1 magnitude pruning can remove.
+Runs are recorded under `runs/` exactly as the `prunelab` CLI records them.
+
+## Everywhere
+
+| key | action |
+|---|---|
+| F1, ? | this help |
+| F2 / F3 / F4 | Train / Sweep / Runs screen |
+| ctrl+p | command palette (every action by name) |
+| Tab, shift+Tab | next / previous field |
+| ctrl+q | quit (asks first while a run is going; stopping leaves a resumable checkpoint) |
+
+## Train
+
+A form for every training option, with the seed's values filled in. A field the engine
+refuses shows why in red and Start stays disabled.
+
+| key | action |
+|---|---|
+| F5 | start (or resume, when a checkpoint is picked) |
+| F6 | stop after the current batch; a resumable `*_stopped.pth` is written |
+| ctrl+o | pick a checkpoint to resume from (fills the form from it) |
+| ctrl+f | hide / show the form (it hides itself while running below 110 columns) |
+
+The epoch table shows the learning rate per epoch: the seed's cosine schedule cycles
+(T_max 20 over 60 epochs: lr is 0 at epoch 21 and back up by epoch 41).
+
+## Sweep
+
+Prunes a checkpoint level by level and plots accuracy against measured sparsity: the
+dense baseline, the tolerance band below it, the best level (X) and the answer in words.
+
+| key | action |
+|---|---|
+| F5 / F6 | start / stop (stops between levels; finished points are kept) |
+| ctrl+o | pick the checkpoint (defaults to the newest in `checkpoints/`) |
+| ctrl+f | hide / show the form |
+
+## Runs
+
+| key | action |
+|---|---|
+| up / down | select a run; its details show below |
+| space | mark / unmark a sweep for the overlay chart |
+| e | export the selected sweep at a level (the best one by default) |
+| r | re-read the run folder |
+
+## Over SSH
+
+Start it inside `tmux` (or `screen`) so a dropped link does not stop training:
+`tmux new -s prune prunelab`, detach with ctrl+b d, come back with `tmux attach -t prune`.
+Charts redraw once per epoch or sweep point, so a slow link keeps up. `NO_COLOR=1` turns colour off.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q,question_mark", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-dialog", classes="dialog"):
+            yield Markdown(HELP_MARKDOWN, id="help-text")
+            yield Static("Esc closes", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,414 @@
+"""Train screen: the TrainConfig form, Start/Stop/Resume, live progress, charts and epoch table.
+
+The screen holds what it shows (epochs, losses, status) so it can be drawn whenever it becomes
+visible; the app feeds it engine events with `apply` and never trains anything itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import DescendantFocus
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from engine.config import TrainConfig
+from engine.events import (
+    BatchProgress,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    Notice,
+    RunFinished,
+    RunStarted,
+)
+from engine.runs import read_jsonl
+from tui.screens.common import checkpoint_choices, fmt_acc, fmt_lr, one_line
+from tui.screens.dialogs import ErrorDialog, PickDialog
+from tui.widgets.charts import AccuracyChart, LossChart
+from tui.widgets.config_form import ConfigForm
+from tui.widgets.progress import ProgressPanel, format_duration
+
+TRAIN_GROUPS = ("Training", "Model", "Data", "Device", "Checkpoints", "Run")
+EPOCH_COLUMNS = ("epoch", "loss", "train%", "test%", "lr", "s")
+
+
+class TrainScreen(Screen):
+    """Everything about one training run."""
+
+    JOB = "train"
+    BINDINGS = [
+        Binding("f5", "start", "Start"),
+        Binding("f6", "stop", "Stop"),
+        Binding("ctrl+o", "pick_resume", "Resume…"),
+        Binding("ctrl+f", "toggle_form", "Form", show=False),
+    ]
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        *,
+        devices: list[str],
+        checkpoint_dir: str,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id="train-screen")
+        self.initial_values = values
+        self.devices = devices
+        self.checkpoint_dir = checkpoint_dir
+        self.resume_path: str | None = None
+        self.valid = False
+        # what the screen shows; kept here so it can be redrawn at any time
+        self.epochs: list[dict[str, Any]] = []
+        self.loss_log: list[tuple[int, float]] = []  # appended by the worker thread
+        self.config: TrainConfig | None = None
+        self.status = "idle"
+        self.last_checkpoint = ""
+        self.run_dir = ""
+        self.gpu_memory: float | None = None
+        self.progress_text = ""
+        self.fraction: float | None = None
+        self.headline = "nothing running: fill the form and press F5 to start"
+        self.form_hidden = False
+        self.ready = False  # True once composed and mounted: widgets can be updated
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="body"):
+            with Vertical(classes="side", id="train-side"):
+                with Horizontal(classes="buttons"):
+                    yield Button("Start F5", id="start", variant="success", compact=True)
+                    yield Button("Stop F6", id="stop", variant="error", compact=True)
+                    yield Button("Resume… ^o", id="resume", compact=True)
+                yield Static(self._resume_text(), id="resume-line", classes="resume-line")
+                with VerticalScroll(classes="form-scroll"):
+                    yield ConfigForm(
+                        TrainConfig,
+                        self.initial_values,
+                        groups=TRAIN_GROUPS,
+                        choices={"device": self.devices},
+                        id="train-form",
+                    )
+                yield Static(
+                    "Tab: next field · F5: start · F1: help", classes="hint", id="train-hint"
+                )
+            with Vertical(classes="live", id="train-live"):
+                yield ProgressPanel(id="train-progress")
+                with Horizontal(classes="charts"):
+                    yield LossChart(id="loss-chart")
+                    yield AccuracyChart(id="acc-chart")
+                table: DataTable = DataTable(
+                    id="epoch-table", cursor_type="row", zebra_stripes=True
+                )
+                table.add_columns(*EPOCH_COLUMNS)
+                yield table
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.ready = True
+        self.sub_title = "Train"
+        self._redraw_all()
+        self._update_buttons()
+
+    def on_screen_resume(self) -> None:
+        self._update_buttons()
+        self.app.refresh_bindings()
+
+    @property
+    def form(self) -> ConfigForm:
+        return self.query_one("#train-form", ConfigForm)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        job = getattr(self.app, "job", None)
+        if action == "start":
+            if job == self.JOB:
+                return False
+            return True if (self.valid and job is None) else None
+        if action == "stop":
+            return job == self.JOB
+        if action == "pick_resume":
+            return None if job == self.JOB else True
+        return True
+
+    def action_start(self) -> None:
+        if self.check_action("start", ()) is not True:
+            if not self.valid:
+                self.app.bell()
+                self.notify("fix the fields marked in red first", severity="warning")
+            return
+        config = self.form.config
+        if config is None:
+            return
+        self.app.start_train(config, resume=self.resume_path)
+
+    def action_stop(self) -> None:
+        self.app.action_stop_job()
+
+    def action_toggle_form(self) -> None:
+        self.form_hidden = not self.form_hidden
+        self.set_class(self.form_hidden, "-form-hidden")
+
+    def action_pick_resume(self) -> None:
+        choices = [("", "(none) start a fresh run")] + checkpoint_choices(self.checkpoint_dir)
+        self.app.push_screen(
+            PickDialog(f"Resume from a checkpoint in {self.checkpoint_dir}/", choices),
+            self._resume_picked,
+        )
+
+    def _resume_picked(self, path: str | None) -> None:
+        if path is None:
+            return
+        if not path:
+            self.set_resume(None)
+            return
+        self.set_resume(path)
+        self.run_worker(
+            lambda: self._load_resume_config(path),
+            thread=True,
+            exit_on_error=False,
+            group="load",
+            name="resume-config",
+        )
+
+    @staticmethod
+    def _load_resume_config(path: str) -> TrainConfig:
+        from engine.train import resume_config
+
+        return resume_config(path)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "load":
+            return
+        event.stop()
+        if event.state == WorkerState.SUCCESS:
+            config = event.worker.result
+            values = config.to_dict()
+            self.form.set_values(values)
+            self.notify(f"form filled from {Path(self.resume_path or '').name}; F5 resumes")
+        elif event.state == WorkerState.ERROR:
+            self.set_resume(None)
+            self.app.push_screen(ErrorDialog("Cannot resume", one_line(event.worker.error)))
+
+    def set_resume(self, path: str | None) -> None:
+        self.resume_path = path or None
+        if self.ready:
+            self.query_one("#resume-line", Static).update(self._resume_text())
+
+    def _resume_text(self) -> str:
+        if self.resume_path:
+            return f"resume: {self.resume_path}"
+        return "fresh run (^o picks a checkpoint to resume)"
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#stop")
+    def _stop_pressed(self) -> None:
+        self.action_stop()
+
+    @on(Button.Pressed, "#resume")
+    def _resume_pressed(self) -> None:
+        self.action_pick_resume()
+
+    @on(ConfigForm.Changed)
+    def _form_changed(self, event: ConfigForm.Changed) -> None:
+        self.valid = not event.problems
+        self._update_buttons()
+        self.app.refresh_bindings()
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        text = self.form.help_for(event.widget) if self.ready else ""
+        if text:
+            self.query_one("#train-hint", Static).update(text)
+
+    def _update_buttons(self) -> None:
+        if not self.ready:
+            return
+        job = getattr(self.app, "job", None)
+        self.query_one("#start", Button).disabled = not (self.valid and job is None)
+        self.query_one("#stop", Button).disabled = job != self.JOB
+        self.query_one("#resume", Button).disabled = job == self.JOB
+
+    # -- engine events -----------------------------------------------------------------------------
+
+    def begin(self, config: TrainConfig, resume: str | None) -> None:
+        """A run is about to start: clear the panels."""
+        self.config = config
+        self.epochs = []
+        self.loss_log.clear()
+        self.status = "starting"
+        self.last_checkpoint = self.run_dir = ""
+        self.gpu_memory = None
+        self.fraction = None
+        self.progress_text = f"resuming from {resume}" if resume else "loading data…"
+        self.headline = f"{config.model} on {config.dataset}, {config.epochs} epochs"
+        if self.ready:
+            if self.app.size.width < 110 and not self.form_hidden:
+                self.action_toggle_form()
+            self._redraw_all()
+            self._update_buttons()
+
+    def apply(self, event: Event) -> None:
+        """Record one engine event and show it (cheaply: charts only per epoch)."""
+        if isinstance(event, BatchProgress):
+            self._progress(event)
+            self._show_progress()
+        elif isinstance(event, EpochEnded):
+            entry = {k: getattr(event, k) for k in event.__dataclass_fields__}
+            self.epochs = [e for e in self.epochs if e["epoch"] < event.epoch] + [entry]
+            if event.gpu_memory_mb is not None:
+                self.gpu_memory = event.gpu_memory_mb
+            self.fraction = event.epoch / max(event.epochs, 1)
+            self.progress_text = (
+                f"epoch {event.epoch}/{event.epochs} done · test {event.test_acc:.2f}% · "
+                f"{event.images_per_s:,.0f} img/s · ETA {format_duration(self._eta(event.epoch, 0, 0))}"
+            )
+            if self.ready:
+                self._add_epoch_row(entry)
+                self._redraw_charts()
+                self._show_progress()
+        elif isinstance(event, RunStarted):
+            self.status = "running"
+            self.run_dir = event.run_dir
+            synthetic = " · SYNTHETIC data" if event.synthetic else ""
+            self.headline = (
+                f"{event.model} · {event.parameters:,} params · {event.device}{synthetic}"
+            )
+            # a resumed run continues a run folder: show the epochs it already logged
+            logged = read_jsonl(Path(event.run_dir) / "metrics.jsonl")
+            if logged and not self.epochs:
+                self.epochs = logged
+                if self.ready:
+                    self._redraw_all()
+            self._show_progress()
+        elif isinstance(event, CheckpointSaved):
+            self.last_checkpoint = event.path
+            self._show_progress()
+        elif isinstance(event, Notice):
+            self.notify(
+                event.text, severity="warning" if event.level == "warning" else "information"
+            )
+        elif isinstance(event, RunFinished):
+            self.status = event.status
+            if event.reason:
+                self.headline = event.reason
+            self._show_progress()
+
+    def finish(self, result: Any = None, error: str | None = None) -> None:
+        """The worker returned or failed."""
+        if error is not None:
+            self.status = "failed"
+            self.headline = error
+        elif result is not None:
+            self.status = result.status
+            if result.status == "stopped" and result.checkpoint:
+                self.set_resume(result.checkpoint)
+                self.progress_text = "stopped: F5 resumes from the checkpoint below"
+            elif result.status == "completed":
+                self.set_resume(None)
+                acc = fmt_acc(result.final_test_acc)
+                self.progress_text = f"done: {result.epochs_completed} epochs, test {acc}%"
+        if self.ready:
+            if self.form_hidden and self.app.size.width < 110:
+                self.action_toggle_form()
+            self._show_progress()
+            self._update_buttons()
+
+    def set_stopping(self) -> None:
+        self.status = "stopping"
+        self.progress_text = "stopping after this batch; a resumable checkpoint is written"
+        self._show_progress()
+
+    def _progress(self, event: BatchProgress) -> None:
+        self.fraction = ((event.epoch - 1) * event.batches + event.batch) / max(
+            event.epochs * event.batches, 1
+        )
+        eta = self._eta(event.epoch, event.batch, event.batches, event.images_per_s)
+        self.progress_text = (
+            f"epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · "
+            f"{event.images_per_s:,.0f} img/s · ETA {format_duration(eta)}"
+        )
+
+    def _eta(
+        self, epoch: int, batch: int, batches: int, images_per_s: float | None = None
+    ) -> float | None:
+        """Seconds left: the rest of this epoch at the current speed, then the mean epoch time."""
+        if self.config is None:
+            return None
+        left_epochs = self.config.epochs - epoch
+        mean_epoch = None
+        if self.epochs:
+            recent = self.epochs[-3:]
+            mean_epoch = sum(e["seconds"] for e in recent) / len(recent)
+        this_epoch = 0.0
+        if batches and images_per_s:
+            per_batch = self.config.batch_size / images_per_s
+            this_epoch = (batches - batch) * per_batch
+            if mean_epoch is None:
+                mean_epoch = batches * per_batch
+        if mean_epoch is None:
+            return None
+        return this_epoch + left_epochs * mean_epoch
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _show_progress(self) -> None:
+        if not self.ready:
+            return
+        detail = []
+        if self.run_dir:
+            detail.append(f"run {self.run_dir}")
+        if self.gpu_memory is not None:
+            detail.append(f"GPU {self.gpu_memory:,.0f} MiB peak")
+        if self.last_checkpoint:
+            detail.append(f"saved {self.last_checkpoint}")
+        self.query_one(ProgressPanel).set(
+            status=self.status,
+            headline=self.headline,
+            fraction=self.fraction,
+            progress=self.progress_text,
+            detail=" · ".join(detail),
+        )
+
+    def _add_epoch_row(self, entry: dict[str, Any]) -> None:
+        table = self.query_one("#epoch-table", DataTable)
+        key = str(entry["epoch"])
+        if key in table.rows:
+            table.remove_row(key)
+        table.add_row(
+            str(entry["epoch"]),
+            f"{entry['train_loss']:.4f}",
+            f"{entry['train_acc']:.2f}",
+            f"{entry['test_acc']:.2f}",
+            fmt_lr(entry["lr"]),
+            f"{entry['seconds']:.1f}",
+            key=key,
+        )
+        table.move_cursor(row=table.row_count - 1)
+
+    def _redraw_charts(self) -> None:
+        epochs = [e["epoch"] for e in self.epochs]
+        self.query_one(AccuracyChart).set_data(
+            epochs, [e["train_acc"] for e in self.epochs], [e["test_acc"] for e in self.epochs]
+        )
+        log = list(self.loss_log)
+        self.query_one(LossChart).set_data([s for s, _ in log], [v for _, v in log])
+
+    def _redraw_all(self) -> None:
+        table = self.query_one("#epoch-table", DataTable)
+        table.clear()
+        for entry in self.epochs:
+            self._add_epoch_row(entry)
+        self._redraw_charts()
+        self._show_progress()

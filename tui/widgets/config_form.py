@@ -1,0 +1,282 @@
+"""A form built from a config dataclass: one row per field, validated by the engine.
+
+The fields, their order, defaults, help texts, choices and limits all come from the dataclass
+(`engine.config`); this widget only chooses a control per field (choices -> Select, bool ->
+Checkbox, anything else -> Input), collects the values, builds the config and shows each
+`ConfigError.message` from `problems()` under its field. Nothing here knows a limit itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.suggester import SuggestFromList
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from engine.config import describe_allowed, format_levels, parse_levels
+from engine.errors import ConfigError
+
+
+def label_for(name: str) -> str:
+    """The label of a field: its CLI option name (`batch_size` -> `batch-size`)."""
+    return name.replace("_", "-")
+
+
+def _parse(text: str, type_name: str) -> Any:
+    """Text from an Input to the field's type; left as text when it does not parse, so the
+    engine's `problems()` reports it with its own message."""
+    if type_name not in ("int", "float"):
+        return text.strip()
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if type_name == "int" and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return format_levels(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class Flag(Checkbox):
+    """A compact checkbox that reads without colour: `[X] on` / `[ ] off`."""
+
+    def __init__(self, value: bool, *, id: str | None = None) -> None:
+        super().__init__("on" if value else "off", value=value, compact=True, id=id)
+        self.BUTTON_INNER = "X" if value else " "
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        self.label = "on" if self.value else "off"
+        super().watch_value()
+
+
+class FieldRow(Vertical):
+    """Label + control on one line, the field's problem (if any) below."""
+
+    def __init__(self, name: str, control: Widget, help_text: str) -> None:
+        super().__init__(id=f"row-{name}", classes="field")
+        self.field_name = name
+        self.control = control
+        self.help_text = help_text
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-line"):
+            yield Label(label_for(self.field_name), classes="field-label")
+            yield self.control
+        yield Static("", classes="field-error", id=f"error-{self.field_name}")
+
+    def set_problem(self, message: str) -> None:
+        error = self.query_one(".field-error", Static)
+        error.update(message)
+        self.set_class(bool(message), "-invalid")
+
+
+class ConfigForm(Vertical):
+    """Rows for the fields of `config_cls`, grouped by each field's metadata `group`."""
+
+    class Changed(Message):
+        """A control changed; `config` is None while `problems` is not empty."""
+
+        def __init__(self, form: ConfigForm, config: Any, problems: list[ConfigError]) -> None:
+            super().__init__()
+            self.form = form
+            self.config = config
+            self.problems = problems
+
+        @property
+        def control(self) -> ConfigForm:
+            return self.form
+
+    def __init__(
+        self,
+        config_cls: type,
+        values: dict[str, Any] | None = None,
+        *,
+        groups: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        choices: dict[str, list[str]] | None = None,
+        suggestions: dict[str, list[str]] | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.config_cls = config_cls
+        self._fields = {f.name: f for f in fields(config_cls) if f.name not in exclude}
+        self._initial = {name: f.default for name, f in self._fields.items()}
+        self._initial.update(values or {})
+        self._choices = choices or {}
+        self._suggestions = suggestions or {}
+        present = []
+        for f in self._fields.values():
+            group = f.metadata.get("group", "") or "Other"
+            if group not in present:
+                present.append(group)
+        self._groups = [g for g in groups if g in present] + [g for g in present if g not in groups]
+        self.config: Any = None
+        self.problems: list[ConfigError] = []
+        self._ready = False
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _control(self, name: str) -> Widget:
+        f = self._fields[name]
+        meta = f.metadata
+        value = self._initial[name]
+        help_text = meta.get("help", "")
+        allowed = describe_allowed(meta)
+        tooltip = f"{help_text} ({allowed})" if allowed else help_text
+        choices = self._choices.get(name) or meta.get("choices")
+        control: Widget
+        if choices:
+            options = list(choices)
+            if value not in options:
+                options.append(value)
+            control = Select(
+                [(str(c), c) for c in options],
+                value=value,
+                allow_blank=False,
+                compact=True,
+                id=f"f-{name}",
+            )
+        elif f.type == "bool" or isinstance(value, bool):
+            control = Flag(bool(value), id=f"f-{name}")
+        else:
+            suggester = None
+            if name in self._suggestions:
+                suggester = SuggestFromList(self._suggestions[name], case_sensitive=True)
+            control = Input(
+                _show(value),
+                compact=True,
+                id=f"f-{name}",
+                suggester=suggester,
+                select_on_focus=False,
+            )
+        control.tooltip = tooltip
+        return control
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="form-general", classes="field-error")
+        for group in self._groups:
+            yield Label(group, classes="form-group")
+            for name, f in self._fields.items():
+                if (f.metadata.get("group", "") or "Other") == group:
+                    yield FieldRow(name, self._control(name), f.metadata.get("help", ""))
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.revalidate()
+
+    # -- values --------------------------------------------------------------------------------
+
+    def raw_values(self) -> dict[str, Any]:
+        """The current value of every field, typed where the text parses."""
+        values: dict[str, Any] = {}
+        for name, f in self._fields.items():
+            control = self.query_one(f"#f-{name}")
+            if isinstance(control, Select):
+                value = control.value
+                values[name] = "" if value is Select.NULL else value
+            elif isinstance(control, Checkbox):
+                values[name] = control.value
+            elif isinstance(control, Input):
+                values[name] = _parse(control.value, f.type)
+        return values
+
+    def build(self) -> tuple[Any, list[ConfigError]]:
+        """The config from the form and its problems, exactly as the engine judges them."""
+        values = self.raw_values()
+        try:
+            config = self.config_cls(**values)
+            problems = list(config.problems())
+        except (TypeError, ValueError) as exc:  # a value the dataclass itself refuses
+            return None, [ConfigError("", str(exc))]
+        if problems:
+            return None, problems
+        if "levels" in self._fields and isinstance(config.levels, str):
+            config.levels = parse_levels(config.levels)
+        return config, []
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Put values into the controls (e.g. a checkpoint's config); unknown names are ignored."""
+        for name, value in values.items():
+            if name not in self._fields:
+                continue
+            control = self.query_one(f"#f-{name}")
+            if isinstance(control, Select):
+                if value not in [v for _, v in control._options]:
+                    continue
+                control.value = value
+            elif isinstance(control, Checkbox):
+                control.value = bool(value)
+            elif isinstance(control, Input):
+                control.value = _show(tuple(value) if isinstance(value, list) else value)
+        self.revalidate()
+
+    def set_choices(self, name: str, choices: list[str]) -> None:
+        control = self.query_one(f"#f-{name}", Select)
+        current = control.value
+        control.set_options([(c, c) for c in choices])
+        if current in choices:
+            control.value = current
+
+    def set_suggestions(self, name: str, suggestions: list[str]) -> None:
+        control = self.query_one(f"#f-{name}", Input)
+        control.suggester = SuggestFromList(suggestions, case_sensitive=True)
+
+    def help_for(self, widget: Widget | None) -> str:
+        for row in self.query(FieldRow):
+            if row.control is widget:
+                f = self._fields[row.field_name]
+                allowed = describe_allowed(f.metadata)
+                text = f"{label_for(row.field_name)}: {row.help_text}"
+                return f"{text} ({allowed})" if allowed else text
+        return ""
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def revalidate(self) -> None:
+        if not self._ready:
+            return
+        self.config, self.problems = self.build()
+        by_field: dict[str, list[str]] = {}
+        for problem in self.problems:
+            by_field.setdefault(problem.field, []).append(problem.message)
+        for row in self.query(FieldRow):
+            row.set_problem("; ".join(by_field.pop(row.field_name, [])))
+        leftover = [
+            f"{label_for(k)}: {'; '.join(v)}" if k else "; ".join(v) for k, v in by_field.items()
+        ]
+        general = self.query_one("#form-general", Static)
+        general.update("\n".join(leftover))
+        general.set_class(bool(leftover), "-invalid")
+        self.post_message(self.Changed(self, self.config, self.problems))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.revalidate()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.revalidate()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self.revalidate()

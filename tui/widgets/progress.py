@@ -1,0 +1,111 @@
+"""A few lines of run status: what runs where, a progress bar with ETA, files written.
+
+Everything shown is computed from event data only (no clock), so the panel is the same on every
+redraw and in snapshots.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import RenderResult
+from textual.widget import Widget
+
+STATUS_STYLES = {
+    "idle": "dim",
+    "starting": "bold",
+    "running": "bold green",
+    "stopping": "bold yellow",
+    "completed": "bold green",
+    "stopped": "bold yellow",
+    "failed": "bold red",
+}
+
+
+def format_duration(seconds: float | None) -> str:
+    """12s, 3m05s, 1h02m."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "—"
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def bar(fraction: float, width: int) -> str:
+    """A text progress bar that reads without colour."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    width = max(width, 4)
+    full = int(round(fraction * width))
+    return "█" * full + "░" * (width - full)
+
+
+class ProgressPanel(Widget):
+    """Status word + headline, a progress line with a bar, and one detail line."""
+
+    DEFAULT_CSS = """
+    ProgressPanel { height: 3; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.status = "idle"
+        self.headline = "nothing running: fill the form and press F5 to start"
+        self.fraction: float | None = None
+        self.progress = ""
+        self.detail = ""
+
+    def set(
+        self,
+        *,
+        status: str | None = None,
+        headline: str | None = None,
+        fraction: float | None = None,
+        progress: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if status is not None:
+            self.status = status
+        if headline is not None:
+            self.headline = headline
+        if fraction is not None:
+            self.fraction = fraction
+        if progress is not None:
+            self.progress = progress
+        if detail is not None:
+            self.detail = detail
+        self.refresh()
+
+    def reset(self, headline: str = "") -> None:
+        self.status, self.headline, self.fraction = "starting", headline, None
+        self.progress = self.detail = ""
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        width = self.size.width or 80
+        first = Text()
+        first.append(f"{self.status:<9}", STATUS_STYLES.get(self.status, ""))
+        first.append(" " + self.headline)
+        second = Text()
+        if self.fraction is not None:
+            second.append(bar(self.fraction, max(8, min(30, width // 4))), "green")
+            second.append(f" {100 * self.fraction:3.0f}% ")
+        second.append(self.progress)
+        third = Text(self.detail, "dim")
+        for line in (first, second, third):
+            line.truncate(width, overflow="ellipsis")
+        return Text("\n").join([first, second, third])
