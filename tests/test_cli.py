@@ -1,0 +1,637 @@
+"""The `prunelab` CLI through typer's CliRunner: outputs, files, JSON, exit codes, interrupts.
+
+Every run is tiny: ResNet-20 on 64 synthetic training images and 32 test images on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import types
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.config import TrainConfig, field_default
+from engine.events import BatchProgress, SweepPoint
+from tui import cli
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# No colours, no forced terminal, wide help: the output is what a pipe would get.
+ENV = {
+    "COLUMNS": "200",
+    "FORCE_COLOR": None,
+    "PY_COLORS": None,
+    "TTY_COMPATIBLE": None,
+    "NO_COLOR": "1",
+}
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--model",
+    "resnet20",
+    "--train-subset",
+    "64",
+    "--test-subset",
+    "32",
+    "--device",
+    "cpu",
+]
+
+
+def invoke(args: list[str], **env: str | None):
+    result = CliRunner(env={**ENV, **env}).invoke(cli.app, [str(a) for a in args])
+    result.clean_stdout = ANSI.sub("", result.stdout)  # type: ignore[attr-defined]
+    return result
+
+
+def one_line_error(result) -> str:
+    """The failure message: exactly one line on stderr, no traceback."""
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """One real training run (1 epoch) shared by the tests that need a checkpoint."""
+    root = tmp_path_factory.mktemp("trained")
+    runs, checkpoints = root / "runs", root / "checkpoints"
+    result = invoke(
+        [
+            "train",
+            *TINY,
+            "--epochs",
+            1,
+            "--batch-size",
+            32,
+            "--run-dir",
+            runs,
+            "--checkpoint-dir",
+            checkpoints,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    checkpoint = checkpoints / "synthetic_resnet20_ckpt_epoch1.pth"
+    return {"root": root, "runs": runs, "checkpoint": checkpoint, "output": result.stdout}
+
+
+@pytest.fixture(scope="module")
+def swept(trained) -> Path:
+    """One finished sweep of the trained checkpoint."""
+    result = invoke(
+        [
+            "sweep",
+            trained["checkpoint"],
+            *TINY,
+            "--levels",
+            "0,50,90",
+            "--run-dir",
+            trained["runs"],
+            "--json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+# --------------------------------------------------------------------------------------------
+# help, aliases, the TUI entry
+
+
+def test_train_help_shows_every_field_with_the_seed_defaults():
+    result = invoke(["train", "--help"])
+    assert result.exit_code == 0
+    text = result.clean_stdout
+    for f in fields(TrainConfig):
+        assert cli.option_name(f.name) in text, f.name
+    for name in ("batch_size", "lr", "momentum", "weight_decay", "epochs", "t_max"):
+        assert f"[default: {field_default(TrainConfig, name)}]" in text, name
+    for alias in (
+        "--batch_size",
+        "--learning_rate",
+        "--learning-rate",
+        "--weight_decay",
+        "--T_max",
+    ):
+        assert alias in text
+    for panel in ("Model", "Data", "Training", "Device", "Checkpoints", "Output"):
+        assert f"─ {panel} " in text
+
+
+def test_sweep_help_shows_pruning_options_and_seed_levels():
+    text = invoke(["sweep", "--help"]).clean_stdout
+    for name in ("--method", "--levels", "--include-classifier", "--tolerance", "--refine"):
+        assert name in text
+    for name in ("--bn-recalibrate", "--early-stop", "--resume", "--json-lines"):
+        assert name in text
+    assert "[default: 0:100:5]" in text
+
+
+def test_seed_spellings_set_the_same_fields(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_train(config, on_event, stop, resume=None):
+        seen["config"] = config
+        from engine.train import TrainResult
+
+        return TrainResult("completed", str(tmp_path), 0, None, None, None)
+
+    monkeypatch.setattr("engine.train.train", fake_train)
+    result = invoke(
+        [
+            "train",
+            "--batch_size",
+            64,
+            "--learning_rate",
+            0.05,
+            "--momentum",
+            0.8,
+            "--weight_decay",
+            0.001,
+            "--epochs",
+            3,
+            "--T_max",
+            7,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.batch_size, config.lr, config.momentum) == (64, 0.05, 0.8)
+    assert (config.weight_decay, config.epochs, config.t_max) == (0.001, 3, 7)
+    assert invoke(["train", "--learning-rate", 0.2, "--lr", 0.3, "--json"]).exit_code == 0
+    assert seen["config"].lr == 0.3  # the last one given wins, like any repeated option
+
+
+def test_no_command_without_a_tty_prints_help():
+    result = invoke([])
+    assert result.exit_code == 0
+    assert "Usage" in result.clean_stdout
+    for command in ("train", "sweep", "find", "sensitivity", "export", "runs", "report", "tui"):
+        assert command in result.clean_stdout
+
+
+def test_tui_command_opens_the_app(monkeypatch):
+    opened = []
+    fake = types.ModuleType("tui.app")
+
+    class PrunelabApp:
+        def run(self):
+            opened.append(True)
+
+    fake.PrunelabApp = PrunelabApp  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    assert invoke(["tui"]).exit_code == 0
+    assert opened == [True]
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def test_train_writes_checkpoint_and_run_files(trained):
+    assert trained["checkpoint"].is_file()
+    (run,) = [p for p in trained["runs"].iterdir() if "-train-" in p.name]
+    assert (run / "metrics.jsonl").is_file()
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    out = trained["output"]
+    assert "SYNTHETIC" in out
+    assert "epoch 1/1" in out
+    assert str(trained["checkpoint"]) in out.splitlines()[-1]
+
+
+def test_train_json_is_one_document(tmp_path):
+    result = invoke(
+        [
+            "train",
+            *TINY,
+            "--epochs",
+            1,
+            "--batch-size",
+            64,
+            "--run-dir",
+            tmp_path / "runs",
+            "--checkpoint-dir",
+            tmp_path / "ck",
+            "--json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "completed"
+    assert data["synthetic"] is True
+    assert data["epochs_completed"] == 1
+    assert Path(data["checkpoint"]).is_file()
+    assert len(data["history"]) == 1
+
+
+def test_train_on_cifar_format_data(cifar_dir, tmp_path):
+    result = invoke(
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            cifar_dir,
+            "--skip-checksum",
+            "--model",
+            "resnet20",
+            "--epochs",
+            1,
+            "--batch-size",
+            50,
+            "--device",
+            "cpu",
+            "--run-dir",
+            tmp_path / "runs",
+            "--checkpoint-dir",
+            tmp_path / "ck",
+            "--quiet",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and "1/1 epochs" in lines[0]
+    assert "SYNTHETIC" not in result.stdout
+    assert (tmp_path / "ck" / "cifar10_resnet20_ckpt_epoch1.pth").is_file()
+
+
+def test_interrupt_saves_a_checkpoint_that_resume_continues(monkeypatch, tmp_path):
+    """Ctrl-C during the first epoch: exit 130 with a resumable checkpoint; --resume finishes."""
+    import engine.train
+
+    real_train = engine.train.train
+
+    def train_with_ctrl_c(config, on_event, stop, resume=None):
+        def hook(event):
+            on_event(event)
+            if isinstance(event, BatchProgress) and not hook.sent:
+                hook.sent = True
+                signal.raise_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
+
+        hook.sent = False
+        return real_train(config, hook, stop, resume=resume)
+
+    monkeypatch.setattr("engine.train.train", train_with_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    args = ["--run-dir", tmp_path / "runs", "--checkpoint-dir", tmp_path / "ck"]
+    result = invoke(["train", *TINY, "--epochs", 2, "--batch-size", 32, *args])
+    assert result.exit_code == 130, result.output
+    assert signal.getsignal(signal.SIGINT) is before  # our handler is gone again
+    stopped = tmp_path / "ck" / "synthetic_resnet20_ckpt_stopped.pth"
+    assert stopped.is_file()
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("stopped:") and f"prunelab train --resume {stopped}" in last
+    assert "stopping" in result.stderr
+
+    monkeypatch.setattr("engine.train.train", real_train)
+    resumed = invoke(["train", "--resume", stopped, "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    data = json.loads(resumed.stdout)
+    assert data["status"] == "completed"
+    assert [h["epoch"] for h in data["history"]] == [1, 2]
+    assert data["checkpoint"].endswith("synthetic_resnet20_ckpt_epoch2.pth")
+
+
+def test_resume_overrides_only_the_options_typed(monkeypatch, trained):
+    seen = {}
+
+    def fake_train(config, on_event, stop, resume=None):
+        from engine.train import TrainResult
+
+        seen["config"], seen["resume"] = config, resume
+        return TrainResult("completed", "runs/x", 0, None, None, None)
+
+    monkeypatch.setattr("engine.train.train", fake_train)
+    result = invoke(["train", "--resume", trained["checkpoint"], "--epochs", 5, "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert config.epochs == 5  # typed
+    assert config.batch_size == 32 and config.model == "resnet20"  # from the checkpoint
+    assert config.dataset == "synthetic" and config.train_subset == 64
+    assert seen["resume"] == str(trained["checkpoint"])
+
+
+# --------------------------------------------------------------------------------------------
+# bad values, missing files
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "allowed"),
+    [
+        (["train", "--batch-size", "0"], "--batch-size", "from 1 to 65536"),
+        (["train", "--batch_size", "0"], "--batch-size", "from 1 to 65536"),
+        (["train", "--model", "resnet51"], "--model", "one of resnet50"),
+        (["train", "--device", "tpu"], "--device", "cuda:N"),
+        (["train", "--lr", "-1", "--eta-min", "0"], "--lr", "from 0 to 10"),
+        (["sweep", "x.pth", "--levels", "0:200:5"], "--levels", "from 0 to 100"),
+        (["sweep", "x.pth", "--levels", "a:b"], "--levels", "start:stop:step"),
+        (["sweep", "x.pth", "--method", "foo"], "--method", "one of layerwise, global, structured"),
+        (["find", "x.pth", "--tolerance", "-1"], "--tolerance", "from 0 to 100"),
+        (["find", "x.pth", "--coarse-step", "0"], "--coarse-step", "allowed"),
+        (["sensitivity", "x.pth", "--levels", "101"], "--levels", "from 0 to 100"),
+        (["export", "x.pth", "--level", "120"], "--level", "from 0 to 100"),
+        (["export", "x.pth", "--level", "50", "--format", "zip"], "--format", "sparse, dense"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_option(args, option, allowed):
+    result = invoke(args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert f"invalid value for {option}:" in first
+    assert allowed in first
+
+
+def test_every_bad_value_is_reported_at_once():
+    result = invoke(["sweep", "x.pth", "--levels", "x", "--tolerance", "-1", "--seed", "-3"])
+    assert result.exit_code == 2
+    for option in ("--levels", "--tolerance", "--seed"):
+        assert f"invalid value for {option}" in result.stderr
+
+
+def test_json_and_json_lines_together_is_a_usage_error():
+    result = invoke(["train", "--json", "--json-lines"])
+    assert result.exit_code == 2
+    assert "--json-lines" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["sweep", "find", "sensitivity", "export"])
+def test_missing_checkpoint_exits_1_with_one_line(command, tmp_path):
+    args = [command, tmp_path / "nope.pth", "--device", "cpu"]
+    if command == "export":
+        args = [command, tmp_path / "nope.pth", "--level", "50"]
+    result = invoke(args)
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "checkpoint not found" in line and "nope.pth" in line
+
+
+def test_missing_data_exits_1_saying_how_to_get_it(tmp_path):
+    result = invoke(
+        [
+            "train",
+            "--data-dir",
+            tmp_path / "none",
+            "--device",
+            "cpu",
+            "--checkpoint-dir",
+            tmp_path / "ck",
+            "--run-dir",
+            tmp_path / "runs",
+        ]
+    )
+    assert result.exit_code == 1
+    assert "--download" in one_line_error(result)
+
+
+def test_missing_resume_checkpoint_exits_1(tmp_path):
+    result = invoke(["train", "--resume", tmp_path / "gone.pth"])
+    assert result.exit_code == 1
+    assert "gone.pth" in one_line_error(result)
+
+
+def test_corrupt_checkpoint_exits_1(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"this is not a checkpoint" * 10)
+    result = invoke(["sweep", bad, *TINY, "--run-dir", tmp_path / "runs"])
+    assert result.exit_code == 1
+    assert "bad.pth" in one_line_error(result)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = invoke(["sweep", tmp_path / "nope.pth", "--device", "cpu", "--debug"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert "checkpoint not found" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# sweep, find, sensitivity, export
+
+
+def test_sweep_writes_files_and_shows_table_chart_and_answer(trained, tmp_path):
+    result = invoke(
+        [
+            "sweep",
+            trained["checkpoint"],
+            *TINY,
+            "--levels",
+            "0:90:45",
+            "--run-dir",
+            tmp_path / "runs",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    for name in ("sweep.jsonl", "sweep.csv", "summary.json", "run.json", "config.json"):
+        assert (run / name).is_file(), name
+    out = result.clean_stdout
+    assert "SYNTHETIC" in out
+    assert out.count("level ") >= 3  # a line per level
+    assert "top-1 accuracy vs sparsity" in out  # the plotext chart
+    assert "dense " in out  # the baseline in its legend
+    last = out.strip().splitlines()[-1]
+    assert "of weights removed within" in last or "no pruned level" in last
+    assert str(run) in last
+
+
+def test_sweep_json_is_one_document(swept):
+    summary = json.loads((swept / "summary.json").read_text())
+    assert summary["levels"] == 3
+    points = [json.loads(line) for line in (swept / "sweep.jsonl").read_text().splitlines()]
+    assert [p["level_percent"] for p in points] == [0.0, 50.0, 90.0]
+
+
+def test_sweep_json_lines_stream_events_then_the_result(trained, tmp_path):
+    result = invoke(
+        [
+            "sweep",
+            trained["checkpoint"],
+            *TINY,
+            "--levels",
+            "0,60",
+            "--run-dir",
+            tmp_path,
+            "--json-lines",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [r["event"] for r in records]
+    assert kinds.count("SweepPoint") == 2
+    assert "RunStarted" in kinds and "RunFinished" in kinds
+    assert kinds[-1] == "Result"
+    assert len(records[-1]["points"]) == 2
+
+
+def test_sweep_live_progress_in_a_terminal(trained, tmp_path):
+    """With a (forced) terminal the bars run and the per-level lines still print."""
+    result = invoke(
+        ["sweep", trained["checkpoint"], *TINY, "--levels", "0,50", "--run-dir", tmp_path],
+        FORCE_COLOR="1",
+        TTY_COMPATIBLE="1",
+        NO_COLOR=None,
+    )
+    assert result.exit_code == 0, result.output
+    assert "level" in result.clean_stdout and "SYNTHETIC" in result.clean_stdout
+
+
+def test_interrupted_sweep_keeps_its_points_and_resumes(monkeypatch, trained, tmp_path):
+    import engine.sweep
+
+    real_sweep = engine.sweep.run_sweep
+
+    def sweep_with_ctrl_c(config, on_event, stop, **kwargs):
+        def hook(event):
+            on_event(event)
+            if isinstance(event, SweepPoint):
+                signal.raise_signal(signal.SIGINT)
+
+        return real_sweep(config, hook, stop, **kwargs)
+
+    monkeypatch.setattr("engine.sweep.run_sweep", sweep_with_ctrl_c)
+    runs = tmp_path / "runs"
+    result = invoke(
+        ["sweep", trained["checkpoint"], *TINY, "--levels", "0,30,60", "--run-dir", runs]
+    )
+    assert result.exit_code == 130, result.output
+    (run,) = runs.iterdir()
+    assert len((run / "sweep.jsonl").read_text().splitlines()) == 1
+    last = result.stdout.strip().splitlines()[-1]
+    assert f"prunelab sweep --resume {run}" in last
+
+    monkeypatch.setattr("engine.sweep.run_sweep", real_sweep)
+    resumed = invoke(
+        ["sweep", "--resume", run.name, "--run-dir", runs, "--device", "cpu", "--json"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    data = json.loads(resumed.stdout)
+    assert [p["level_percent"] for p in data["points"]] == [0.0, 30.0, 60.0]
+    assert data["status"] == "completed"
+
+
+def test_sweep_without_checkpoint_or_resume_is_a_usage_error():
+    result = invoke(["sweep"])
+    assert result.exit_code == 2
+    assert "CHECKPOINT" in result.stderr
+
+
+def test_find_prints_one_line_a_script_can_read(trained, tmp_path):
+    result = invoke(
+        [
+            "find",
+            trained["checkpoint"],
+            *TINY,
+            "--coarse-step",
+            50,
+            "--resolution",
+            25,
+            "--run-dir",
+            tmp_path,
+            "--quiet",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.strip().splitlines()
+    pairs = dict(item.split("=", 1) for item in line.split())
+    assert set(pairs) >= {"best_level_percent", "accuracy", "baseline", "tolerance", "method"}
+    assert pairs["tolerance"] == "1" and pairs["data"] == "SYNTHETIC"
+    float(pairs["baseline"])
+
+
+def test_sensitivity_table_and_files(trained, tmp_path):
+    args = ["sensitivity", trained["checkpoint"], *TINY, "--layers", "conv1,layer1.0.conv1"]
+    result = invoke([*args, "--levels", "50", "--run-dir", tmp_path])
+    assert result.exit_code == 0, result.output
+    assert "layer1.0.conv1" in result.clean_stdout and "SYNTHETIC" in result.clean_stdout
+    (run,) = tmp_path.iterdir()
+    assert (run / "sensitivity.csv").is_file()
+    data = json.loads(invoke([*args, "--levels", "50", "--run-dir", tmp_path, "--json"]).stdout)
+    assert set(data["accuracy"]) == {"conv1", "layer1.0.conv1"}
+    assert list(data["accuracy"]["conv1"]) == ["50"]
+
+
+def test_sensitivity_unknown_layer_exits_1(trained, tmp_path):
+    args = ["sensitivity", trained["checkpoint"], *TINY, "--layers", "nope", "--run-dir", tmp_path]
+    result = invoke(args)
+    assert result.exit_code == 1
+    assert "nope" in one_line_error(result)
+
+
+def test_export_writes_a_smaller_file_every_command_accepts(trained, tmp_path):
+    out_file = tmp_path / "pruned.pth"
+    args = ["export", trained["checkpoint"], "--level", 80, "--method", "global", "-o", out_file]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert out_file.is_file()
+    assert "sparse encoding" in result.clean_stdout
+    assert result.stdout.strip().splitlines()[-1].startswith(f"wrote {out_file}")
+    data = json.loads(invoke([*args, "--json"]).stdout)
+    assert data["format"] == "sparse" and data["file_bytes"] < data["dense_file_bytes"]
+    swept = invoke(["sweep", out_file, *TINY, "--levels", "0", "--run-dir", tmp_path, "--json"])
+    assert swept.exit_code == 0, swept.output
+    assert json.loads(swept.stdout)["points"][0]["sparsity_percent"] >= 79
+
+
+# --------------------------------------------------------------------------------------------
+# runs, report
+
+
+def test_runs_lists_newest_first(trained, swept):
+    data = json.loads(invoke(["runs", "--run-dir", trained["runs"], "--json"]).stdout)
+    assert [r["kind"] for r in data][-1] == "train"
+    assert data[0]["created"] >= data[-1]["created"]
+    assert all(r["synthetic"] for r in data)
+    text = invoke(["runs", "--run-dir", trained["runs"]]).clean_stdout
+    assert swept.name in text and "SYNTHETIC" in text
+    assert text.index(swept.name) < text.index("-train-")
+
+
+def test_runs_on_an_empty_folder(tmp_path):
+    result = invoke(["runs", "--run-dir", tmp_path])
+    assert result.exit_code == 0
+    assert "no runs" in result.stdout
+
+
+def test_report_tables_and_one_overlaid_chart(trained, swept):
+    (train_run,) = [p for p in trained["runs"].iterdir() if "-train-" in p.name]
+    result = invoke(["report", swept, train_run.name, "--run-dir", trained["runs"]])
+    assert result.exit_code == 0, result.output
+    out = result.clean_stdout
+    assert out.count("top-1 accuracy vs sparsity") == 1
+    assert "train loss" in out  # the training run's table
+    data = json.loads(
+        invoke(["report", swept, swept, "--run-dir", trained["runs"], "--json"]).stdout
+    )
+    assert [r["kind"] for r in data["runs"]] == ["sweep", "sweep"]
+    assert data["runs"][0]["result"]["baseline_accuracy"] is not None
+
+
+def test_report_unknown_run_exits_1(trained):
+    result = invoke(["report", "no-such-run", "--run-dir", trained["runs"]])
+    assert result.exit_code == 1
+    assert "no-such-run" in one_line_error(result)
+
+
+def test_report_png_without_matplotlib_says_how_to_install(monkeypatch, swept, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    result = invoke(["report", swept, "--png", tmp_path / "chart.png"])
+    assert result.exit_code == 1
+    assert "pip install 'prunelab[png]'" in one_line_error(result)
+    assert not (tmp_path / "chart.png").exists()
+
+
+def test_report_png(swept, tmp_path):
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "chart.png"
+    result = invoke(["report", swept, "--png", target, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stdout.strip() == f"chart written to {target}"
