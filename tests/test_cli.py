@@ -177,8 +177,10 @@ def test_no_command_without_a_tty_prints_help():
         assert command in result.clean_stdout
 
 
-def test_tui_command_opens_the_app(monkeypatch):
-    opened = []
+@pytest.fixture
+def fake_app(monkeypatch) -> list[bool]:
+    """Stands in for tui.app.PrunelabApp; records each run()."""
+    opened: list[bool] = []
     fake = types.ModuleType("tui.app")
 
     class PrunelabApp:
@@ -187,8 +189,23 @@ def test_tui_command_opens_the_app(monkeypatch):
 
     fake.PrunelabApp = PrunelabApp  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tui.app", fake)
+    return opened
+
+
+def test_tui_command_opens_the_app(fake_app):
     assert invoke(["tui"]).exit_code == 0
-    assert opened == [True]
+    assert fake_app == [True]
+
+
+def test_no_command_in_a_terminal_opens_the_app(fake_app, monkeypatch):
+    monkeypatch.setattr(cli, "interactive", lambda: True)
+    assert invoke([]).exit_code == 0
+    assert fake_app == [True]
+
+
+def test_export_help_shows_formats_and_defaults():
+    text = invoke(["export", "--help"]).clean_stdout
+    assert "[default: sparse]" in text and "[default: layerwise]" in text
 
 
 # --------------------------------------------------------------------------------------------

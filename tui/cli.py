@@ -100,6 +100,7 @@ SEED_ALIASES: dict[str, tuple[str, ...]] = {
 # Config fields that are positional arguments rather than options.
 ARGUMENT_NAMES = {"checkpoint": "CHECKPOINT"}
 DEFAULT_RUN_DIR = field_default(DataOptions, "run_dir")
+_SWEEP_FIELDS = {f.name: f for f in fields(SweepConfig)}
 
 
 def option_name(field_name: str) -> str:
@@ -498,7 +499,7 @@ RunDirOpt = Annotated[
     str,
     typer.Option(
         "--run-dir",
-        help=escape(DataOptions.__dataclass_fields__["run_dir"].metadata["help"]),
+        help=escape(_SWEEP_FIELDS["run_dir"].metadata["help"]),
         rich_help_panel="Run",
     ),
 ]
@@ -524,11 +525,16 @@ def root(ctx: typer.Context) -> None:
     """Opens the terminal app when run with no command in a terminal."""
     if ctx.invoked_subcommand is not None:
         return
-    if sys.stdin.isatty() and sys.stdout.isatty():
+    if interactive():
         open_tui()
         return
     typer.echo(ctx.get_help())
     raise typer.Exit(0)
+
+
+def interactive() -> bool:
+    """A person at a terminal (not a pipe, CI or nohup)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 @app.command()
@@ -781,9 +787,9 @@ def export(
         typer.Option(
             "--method",
             help=escape(
-                SweepConfig.__dataclass_fields__["method"].metadata["help"]
+                _SWEEP_FIELDS["method"].metadata["help"]
                 + " ("
-                + describe_allowed(SweepConfig.__dataclass_fields__["method"].metadata)
+                + describe_allowed(_SWEEP_FIELDS["method"].metadata)
                 + ")"
             ),
         ),
@@ -792,7 +798,7 @@ def export(
         bool,
         typer.Option(
             "--include-classifier",
-            help=escape(SweepConfig.__dataclass_fields__["include_classifier"].metadata["help"]),
+            help=escape(_SWEEP_FIELDS["include_classifier"].metadata["help"]),
         ),
     ] = field_default(SweepConfig, "include_classifier"),
     fmt: Annotated[
@@ -800,11 +806,32 @@ def export(
         typer.Option(
             "--format",
             metavar="FORMAT",
-            help="sparse = compact file (bitmask + values, compressed), dense = plain state "
-            "dict the seed's code loads  [default: sparse]",
+            help=escape(
+                "sparse = compact file (bitmask + values, compressed), dense = plain state "
+                "dict the seed's code loads [default: sparse]"
+            ),
             show_default=False,
         ),
     ] = None,
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--model",
+            help="architecture, when the checkpoint does not record it "
+            f"({describe_allowed(_SWEEP_FIELDS['model'].metadata)})",
+            show_default=False,
+        ),
+    ] = None,
+    min_density: Annotated[
+        float,
+        typer.Option(
+            "--min-density",
+            help=escape(
+                _SWEEP_FIELDS["min_density"].metadata["help"]
+                + f" ({describe_allowed(_SWEEP_FIELDS['min_density'].metadata)})"
+            ),
+        ),
+    ] = field_default(SweepConfig, "min_density"),
     output: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -827,7 +854,20 @@ def export(
     with failures(debug):
         from engine.export import export_pruned
 
-        kwargs: dict[str, Any] = {"method": method, "include_classifier": include_classifier}
+        # The config checks the values it shares with export (exit 2 naming the option).
+        shared = {"method": method, "min_density": min_density}
+        if model is not None:
+            shared["model"] = model
+        probe = SweepConfig(checkpoint=checkpoint, **shared)
+        problems = [p for p in probe.problems() if p.field in shared]
+        if problems:
+            raise _ConfigProblems(problems)
+        kwargs: dict[str, Any] = {
+            "method": method,
+            "include_classifier": include_classifier,
+            "model": model,
+            "min_density": min_density,
+        }
         if fmt is not None:
             kwargs["fmt"] = fmt
         result = export_pruned(checkpoint, level, output=output, **kwargs)
@@ -921,7 +961,7 @@ def report(
             if record.kind in ("sweep", "find"):
                 result = read_sweep(path)
                 sweeps.append(result)
-                labels.append(f"{result.model} {result.method} {path.name}")
+                labels.append(f"{path.name} ({result.method})")
                 entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
                 out.renderable(render.sweep_table(result))
                 lines.append(f"{path.name}: " + render.sweep_line(result))
