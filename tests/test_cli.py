@@ -534,6 +534,13 @@ def test_interrupted_sweep_keeps_its_points_and_resumes(monkeypatch, trained, tm
     assert data["status"] == "completed"
 
 
+def test_sweep_resume_of_a_training_run_exits_1(trained):
+    (train_run,) = [p for p in trained["runs"].iterdir() if "-train-" in p.name]
+    result = invoke(["sweep", "--resume", train_run, "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "not a sweep" in one_line_error(result)
+
+
 def test_sweep_without_checkpoint_or_resume_is_a_usage_error():
     result = invoke(["sweep"])
     assert result.exit_code == 2

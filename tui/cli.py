@@ -596,7 +596,7 @@ def train(
             title = f"training {config.model}: {result.run_dir}"
             out.renderable(render.train_table(result.history, "SYNTHETIC " * synthetic + title))
         line = (
-            f"{result.epochs_completed}/{config.epochs} epochs, test accuracy "
+            f"{result.epochs_completed}/{config.epochs} epochs done, test accuracy "
             f"{render.fmt_pct(result.final_test_acc)} (best {render.fmt_pct(result.best_test_acc)})"
             f", checkpoint {result.checkpoint or 'none'}, run {result.run_dir}"
         )
@@ -654,12 +654,15 @@ def sweep(
     """
     out = Output(json_out=json_out, json_lines=json_lines, quiet=quiet)
     with failures(debug):
-        from engine.runs import resolve_run
+        from engine.runs import load_run, resolve_run
         from engine.sweep import run_sweep
 
         run = None
         if resume is not None:
             run = str(resolve_run(options["run_dir"], resume))
+            kind = load_run(run).kind
+            if kind != "sweep":
+                raise PrunelabError(f"cannot resume {run}: it is a {kind} run, not a sweep")
         elif checkpoint is None:
             error_line("missing argument CHECKPOINT (or --resume RUN)")
             raise typer.Exit(EXIT_USAGE)
