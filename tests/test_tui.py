@@ -1,0 +1,290 @@
+"""Pilot tests of the Textual app: forms, a tiny training run, stop/resume, sweeps, runs, errors.
+
+Everything runs on the CPU with ResNet-20 on a few synthetic images, at 80x24 (the compact
+layout). Engine work runs in the app's thread worker exactly as for a user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from textual import events
+from textual.widgets import Button, DataTable, Input, Static
+
+from engine.checkpoints import read_checkpoint
+from engine.config import SweepConfig, TrainConfig
+from engine.runs import list_runs, load_run
+from engine.sweep import run_sweep
+from engine.train import resume_config, train
+from tui.app import PrunelabApp
+from tui.screens.dialogs import ConfirmDialog, ErrorDialog, ExportDialog, MessageDialog
+from tui.widgets.charts import AccuracyChart, LossChart, OverlayChart, SweepChart
+
+SIZE = (80, 24)
+TINY = dict(
+    model="resnet20",
+    dataset="synthetic",
+    train_subset=64,
+    test_subset=32,
+    epochs=2,
+    batch_size=32,
+    eval_batch_size=32,
+    device="cpu",
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test box is small and shared: one intra-op thread for torch."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A one-epoch ResNet-20 checkpoint on synthetic data (trained by the engine directly)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        **{**TINY, "epochs": 1},
+        run_dir=str(root / "runs"),
+        checkpoint_dir=str(root / "checkpoints"),
+    )
+    result = train(config)
+    assert result.checkpoint
+    return result.checkpoint
+
+
+def make_app(tmp_path: Path, **kwargs) -> PrunelabApp:
+    return PrunelabApp(
+        run_root=str(tmp_path / "runs"),
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+        devices=["auto", "cpu"],
+        **kwargs,
+    )
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+async def finish_job(app: PrunelabApp, pilot, timeout: float = 90.0) -> None:
+    """Wait for the engine worker, then for its last messages to be handled."""
+    await asyncio.wait_for(app.workers.wait_for_complete(), timeout)
+    await wait_for(pilot, lambda: app.job is None, timeout=10)
+    await pilot.pause()
+
+
+async def press_busy(app: PrunelabApp, pilot, *keys: str) -> None:
+    """Press keys while a worker keeps the process busy. (`pilot.press` waits up to 2 s per key
+    for the process to go idle, which it never does while training; a user's keys are handled
+    at once, and so are these: each gets 50 ms.)"""
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await pilot.pause(0.05)
+
+
+def table_rows(table: DataTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_bad_value_shows_engine_message_and_disables_start(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.train_screen
+        start = screen.query_one("#start", Button)
+        assert not start.disabled, "the seed's defaults are valid"
+
+        epochs = screen.query_one("#f-epochs", Input)
+        epochs.focus()
+        await pilot.press("ctrl+a", "ctrl+k", "0")
+        await pilot.pause()
+
+        expected = TrainConfig(epochs=0).problems()[0].message  # the engine's own words
+        error = screen.query_one("#error-epochs", Static)
+        assert str(error.render()) == expected
+        assert error.display
+        assert start.disabled
+        assert screen.check_action("start", ()) is None  # dimmed in the footer
+        await pilot.press("f5")
+        await pilot.pause()
+        assert app.job is None, "F5 must not start an invalid config"
+
+        lr = screen.query_one("#f-lr", Input)
+        lr.focus()
+        await pilot.press("ctrl+a", "ctrl+k", *"abc")
+        await pilot.pause()
+        assert "'abc' is not a number" in str(screen.query_one("#error-lr", Static).render())
+
+        await pilot.press("ctrl+a", "ctrl+k", *"0.1")
+        epochs.focus()
+        await pilot.press("ctrl+a", "ctrl+k", "5")
+        await pilot.pause()
+        assert not screen.query_one("#error-epochs", Static).display
+        assert not start.disabled
+        assert screen.form.config.epochs == 5 and screen.form.config.lr == 0.1
+
+
+async def test_tiny_training_run_updates_table_and_charts(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.train_screen
+        screen.form.set_values(TINY)
+        await pilot.pause()
+        acc, loss = screen.query_one(AccuracyChart), screen.query_one(LossChart)
+        redraws = acc.redraws, loss.redraws
+        await pilot.press("f5")
+        await pilot.pause()
+        assert screen.status != "idle", "F5 started the run"
+        await finish_job(app, pilot)
+
+        rows = table_rows(screen.query_one("#epoch-table", DataTable))
+        assert [r[0] for r in rows] == ["1", "2"]
+        assert rows[0][4] == "0.01", "the lr column shows the schedule"
+        assert acc.epochs == [1, 2] and len(acc.test_acc) == 2
+        assert loss.steps[-1] == 4 and len(loss.steps) >= 2, (
+            "the (throttled) losses reach the chart"
+        )
+        # charts get new data when the run starts (cleared) and once per epoch, never per batch
+        assert (acc.redraws - redraws[0], loss.redraws - redraws[1]) == (3, 3)
+        assert screen.status == "completed"
+
+        runs = list_runs(tmp_path / "runs")
+        assert len(runs) == 1 and runs[0].record.status == "completed"
+        assert runs[0].record.config["epochs"] == 2
+        checkpoint = runs[0].record.summary["checkpoint"]
+        assert Path(checkpoint).is_file()
+        # the sweep screen now offers the new checkpoint
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.screen is app.sweep_screen and app.sweep_screen.ready)
+        assert app.sweep_screen.form.raw_values()["checkpoint"] == checkpoint
+
+
+async def test_stop_midway_leaves_resumable_checkpoint(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.train_screen
+        screen.form.set_values({**TINY, "epochs": 500, "batch_size": 8})
+        await pilot.pause()
+        await press_busy(app, pilot, "f5")
+        await wait_for(pilot, lambda: len(screen.epochs) >= 1)
+
+        # quitting during a run asks first; "no" keeps it running
+        await press_busy(app, pilot, "ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await press_busy(app, pilot, "n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert app.job == "train" and app.is_running
+
+        # the UI answers keys while the worker trains: Help opens and closes
+        await press_busy(app, pilot, "f1")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        await press_busy(app, pilot, "escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+
+        await press_busy(app, pilot, "f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await press_busy(app, pilot, "y")
+        await finish_job(app, pilot)
+
+        assert screen.status == "stopped"
+        stopped = Path(screen.resume_path or "")
+        assert stopped.is_file() and stopped.name.endswith("_stopped.pth")
+        checkpoint = read_checkpoint(stopped)
+        assert {"optimizer", "scheduler", "position"} <= set(checkpoint.extra)
+        assert resume_config(stopped).epochs == 500
+        assert load_run(list_runs(tmp_path / "runs")[0].path).status == "stopped"
+        assert len(screen.epochs) < 500
+
+
+async def test_tiny_sweep_draws_curve_and_sentence(tmp_path, tiny_checkpoint):
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.sweep_screen
+        screen.form.set_values(
+            {**TINY, "checkpoint": tiny_checkpoint, "levels": "0,50,90", "tolerance": 100.0}
+        )
+        await pilot.pause()
+        await pilot.press("f5")
+        await pilot.pause()
+        assert screen.status != "idle", "F5 started the sweep"
+        await finish_job(app, pilot)
+
+        chart = screen.query_one(SweepChart)
+        assert len(chart.points) == 3
+        assert chart.baseline is not None and chart.best is not None
+        rows = table_rows(screen.query_one("#level-table", DataTable))
+        assert [r[0].split()[0] for r in rows] == ["0", "50", "90"]
+        sentence = str(screen.query_one("#sentence", Static).render())
+        assert sentence.startswith("90% of weights removed within 100.0 points of")
+        assert "SYNTHETIC" in sentence
+        assert list_runs(tmp_path / "runs")[0].record.kind == "sweep"
+
+
+async def test_runs_screen_overlays_two_sweeps_and_exports(tmp_path, tiny_checkpoint):
+    runs = tmp_path / "runs"
+    for levels in ((0.0, 50.0), (0.0, 30.0, 60.0)):
+        run_sweep(
+            SweepConfig(
+                **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
+                checkpoint=tiny_checkpoint,
+                levels=levels,
+                run_dir=str(runs),
+            )
+        )
+    app = make_app(tmp_path, mode="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.runs_screen
+        table = screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 2
+        table.focus()
+        await pilot.press("space", "down", "space")
+        await pilot.pause()
+        chart = screen.query_one(OverlayChart)
+        assert len(chart.series) == 2
+        assert sorted(len(xs) for _, xs, _ in chart.series) == [2, 3]
+        details = str(screen.query_one("#run-details", Static).render())
+        assert "of weights removed" in details or "no pruned level" in details
+
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one("#export-level", Input).value = "50"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        assert "wrote" in str(app.screen.query_one("#dialog-message", Static).render())
+        await pilot.press("enter")
+        assert list(Path(tiny_checkpoint).parent.glob("*layerwise50.sparse.pth"))
+
+
+async def test_worker_error_shows_dialog_and_app_survives(tmp_path):
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.sweep_screen
+        missing = str(tmp_path / "no_such_checkpoint.pth")
+        screen.form.set_values({**TINY, "checkpoint": missing})
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        message = str(app.screen.query_one("#dialog-message", Static).render())
+        assert "no_such_checkpoint.pth" in message
+        assert "\n" not in message.strip()
+        assert app.job is None and screen.status == "failed"
+
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen and app.is_running
+        assert not screen.query_one("#start", Button).disabled
+        await pilot.press("f2")  # still answering keys
+        await pilot.pause()
+        assert app.current_mode == "train"
