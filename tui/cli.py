@@ -967,7 +967,7 @@ def report(
                 labels.append(f"{path.name} ({result.method})")
                 entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
                 out.renderable(render.sweep_table(result))
-                lines.append(f"{path.name}: " + render.sweep_line(result))
+                lines.append(render.sweep_line(result))
             elif record.kind == "train":
                 history = read_jsonl(path / "metrics.jsonl")
                 entry["history"] = history
