@@ -244,7 +244,8 @@ class TrainConfig(DataOptions):
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()
-        if self.eta_min > self.lr:
+        numbers = all(isinstance(v, (int, float)) for v in (self.lr, self.eta_min))
+        if numbers and self.eta_min > self.lr:
             found.append(
                 ConfigError("eta_min", f"{self.eta_min:g} must not exceed lr ({self.lr:g})")
             )
