@@ -258,6 +258,12 @@ class TrainConfig(DataOptions):
 class SweepConfig(DataOptions):
     """An L1 pruning sweep over a trained checkpoint."""
 
+    model: str = option(
+        "auto",
+        "architecture (auto = the one the checkpoint holds)",
+        choices=("auto", *MODEL_NAMES),
+        group="Model",
+    )
     checkpoint: str = option("", "checkpoint to prune (any format prunelab loads)", group="Pruning")
     method: str = option(
         "layerwise",

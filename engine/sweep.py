@@ -21,8 +21,6 @@ from torch import nn
 from engine.checkpoints import load_state, read_checkpoint
 from engine.config import (
     FIND_COARSE_STEP,
-    SEED_LEVELS,
-    SENSITIVITY_LEVELS,
     SweepConfig,
     parse_levels,
 )
@@ -189,10 +187,11 @@ def _prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallba
     placement = resolve_placement(config)
     if model is None:
         checkpoint = read_checkpoint(config.checkpoint)
-        if checkpoint.model and checkpoint.model != config.model:
-            on_event(
-                Notice(f"{config.checkpoint} holds a {checkpoint.model}; using that architecture")
-            )
+        if config.model == "auto":
+            if checkpoint.model is None:
+                raise PrunelabError(
+                    f"cannot tell which architecture {config.checkpoint} holds; pass --model"
+                )
             config = dataclasses.replace(config, model=checkpoint.model)
         if checkpoint.normalization and checkpoint.normalization != config.normalization:
             on_event(
@@ -201,6 +200,8 @@ def _prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallba
                 )
             )
             config = dataclasses.replace(config, normalization=checkpoint.normalization)
+    elif config.model == "auto":
+        config = dataclasses.replace(config, model=type(model).__name__)
     test_data = load_split(config, train=False)
     if model is None:
         model = build_model(config.model, num_classes=len(test_data.classes))
@@ -538,6 +539,9 @@ def _resume_state(
     run_dir = Path(resume_run)
     if not (run_dir / "config.json").is_file():
         raise PrunelabError(f"cannot resume {run_dir}: it holds no config.json of a sweep run")
+    kind = load_run(run_dir).kind
+    if kind not in ("sweep", "find"):
+        raise PrunelabError(f"cannot resume {run_dir}: it is a {kind} run, not a sweep")
     saved = SweepConfig.from_dict(read_json(run_dir / "config.json"))
     keep = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
     saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in keep})
@@ -562,9 +566,23 @@ class SensitivityResult:
     run_dir: str
     layers: list[str]
     levels: list[float]
-    baseline_accuracy: float
+    baseline_accuracy: float | None
     accuracy: dict[str, dict[float, float]]  # layer -> level -> top-1 %
     status: str = "completed"
+
+
+def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
+    """A sensitivity run read back from its files (finished or interrupted)."""
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    table: dict[str, dict[float, float]] = {}
+    for row in read_jsonl(run_dir / "sensitivity.jsonl"):
+        table.setdefault(row["layer"], {})[float(row["level_percent"])] = row["accuracy"]
+    levels = sorted({level for row in table.values() for level in row})
+    status = load_run(run_dir).status if (run_dir / "run.json").is_file() else "unknown"
+    return SensitivityResult(
+        str(run_dir), list(table), levels, summary.get("baseline_accuracy"), table, status
+    )
 
 
 def run_sensitivity(
@@ -576,8 +594,6 @@ def run_sensitivity(
 ) -> SensitivityResult:
     """Prune one layer at a time (layerwise L1) at each level, the others dense, and evaluate:
     which layers tolerate pruning and which do not."""
-    if config.levels == parse_levels(SEED_LEVELS):
-        config = dataclasses.replace(config, levels=parse_levels(SENSITIVITY_LEVELS))
     setup = _prepare(config, None, on_event)
     config = setup.config
     pruner = Pruner(setup.model, "layerwise", config.include_classifier)

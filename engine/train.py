@@ -53,6 +53,7 @@ class TrainResult:
     best_test_acc: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    synthetic: bool = False
 
 
 def checkpoint_name(config: TrainConfig, epoch: int | None = None) -> str:
@@ -168,6 +169,10 @@ def train(
     except PrunelabError as exc:
         _finish(record, run_dir, "failed", str(exc), history, on_event)
         raise
+    except KeyboardInterrupt:
+        reason = "interrupted before a checkpoint could be written"
+        _finish(record, run_dir, "failed", reason, history, on_event)
+        raise
     except BaseException as exc:
         _finish(record, run_dir, "failed", f"{type(exc).__name__}: {exc}", history, on_event)
         raise
@@ -180,6 +185,7 @@ def train(
         final_test_acc=accs[-1] if accs else None,
         best_test_acc=max(accs) if accs else None,
         history=history,
+        synthetic=train_data.synthetic,
     )
     _finish(record, run_dir, status, "", history, on_event, checkpoint=loop.last_checkpoint)
     return result

@@ -946,8 +946,8 @@ def report(
     """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
     out = Output(json_out=json_out, quiet=quiet)
     with failures(debug):
-        from engine.runs import load_run, read_json, read_jsonl, resolve_run
-        from engine.sweep import read_sweep
+        from engine.runs import load_run, read_jsonl, resolve_run
+        from engine.sweep import read_sensitivity, read_sweep
 
         if png is not None:
             try:
@@ -975,7 +975,7 @@ def report(
                 out.renderable(render.train_table(history, "SYNTHETIC " * record.synthetic + title))
                 lines.append(f"{path.name}: " + render.run_best(record))
             elif record.kind == "sensitivity":
-                result = _read_sensitivity(path, read_json, read_jsonl)
+                result = read_sensitivity(path)
                 entry["result"] = result
                 out.renderable(render.sensitivity_table(result))
                 lines.append(f"{path.name}: " + render.run_best(record))
@@ -993,27 +993,6 @@ def report(
         for line in lines[:-1]:
             out.line(line)
         out.final(lines[-1])
-
-
-def _read_sensitivity(path: Path, read_json: Any, read_jsonl: Any) -> Any:
-    """A sensitivity run from its files, shaped like engine.sweep.SensitivityResult."""
-    summary = read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
-    accuracy: dict[str, dict[float, float]] = {}
-    for row in read_jsonl(path / "sensitivity.jsonl"):
-        accuracy.setdefault(row["layer"], {})[float(row["level_percent"])] = row["accuracy"]
-    levels = sorted({lv for row in accuracy.values() for lv in row})
-    return _Sensitivity(
-        str(path), list(accuracy), levels, summary.get("baseline_accuracy"), accuracy
-    )
-
-
-@dataclasses.dataclass
-class _Sensitivity:
-    run_dir: str
-    layers: list[str]
-    levels: list[float]
-    baseline_accuracy: float | None
-    accuracy: dict[str, dict[float, float]]
 
 
 def main() -> None:
