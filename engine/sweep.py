@@ -224,6 +224,33 @@ def _prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallba
     )
 
 
+def _start(setup: _Setup, kind: str) -> tuple[Path, RunRecord]:
+    """A new run folder recording the config, the device and the data."""
+    return start_run(
+        setup.config.run_dir,
+        kind,
+        setup.config.model,
+        setup.config.to_dict(),
+        device=setup.placement.describe(),
+        data=setup.test_data.source,
+        synthetic=setup.test_data.synthetic,
+    )
+
+
+def _announce(setup: _Setup, kind: str, run_dir: Path, on_event: EventCallback) -> None:
+    on_event(
+        RunStarted(
+            kind=kind,  # type: ignore[arg-type]
+            run_dir=str(run_dir),
+            device=setup.placement.describe(),
+            model=setup.config.model,
+            parameters=setup.parameters,
+            config=setup.config.to_dict(),
+            synthetic=setup.test_data.synthetic,
+        )
+    )
+
+
 def _state_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
@@ -376,26 +403,8 @@ def _sweep(
         record.save(run_dir)
         on_event(Notice(f"resuming {run_dir}: {len(done)} level(s) already done"))
     else:
-        run_dir, record = start_run(
-            config.run_dir,
-            kind,
-            config.model,
-            config.to_dict(),
-            device=setup.placement.describe(),
-            data=setup.test_data.source,
-            synthetic=setup.test_data.synthetic,
-        )
-    on_event(
-        RunStarted(
-            kind=kind,  # type: ignore[arg-type]
-            run_dir=str(run_dir),
-            device=setup.placement.describe(),
-            model=config.model,
-            parameters=setup.parameters,
-            config=config.to_dict(),
-            synthetic=setup.test_data.synthetic,
-        )
-    )
+        run_dir, record = _start(setup, kind)
+    _announce(setup, kind, run_dir, on_event)
     pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
     evaluator = _Evaluator(setup, pruner)
     points = list(done.values())
@@ -603,26 +612,8 @@ def run_sensitivity(
         raise PrunelabError(
             f"unknown layer(s): {', '.join(unknown)}; prunable layers are e.g. {', '.join(pruner.names[:5])}"
         )
-    run_dir, record = start_run(
-        config.run_dir,
-        "sensitivity",
-        config.model,
-        config.to_dict(),
-        device=setup.placement.describe(),
-        data=setup.test_data.source,
-        synthetic=setup.test_data.synthetic,
-    )
-    on_event(
-        RunStarted(
-            kind="sensitivity",
-            run_dir=str(run_dir),
-            device=setup.placement.describe(),
-            model=config.model,
-            parameters=setup.parameters,
-            config=config.to_dict(),
-            synthetic=setup.test_data.synthetic,
-        )
-    )
+    run_dir, record = _start(setup, "sensitivity")
+    _announce(setup, "sensitivity", run_dir, on_event)
     levels = [level for level in config.levels if level > 0]
     baseline = evaluate(setup.model, setup.test_loader, setup.placement).accuracy
     table: dict[str, dict[float, float]] = {}
