@@ -25,7 +25,7 @@ from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
 from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
-from tui.screens.common import one_line
+from tui.screens.common import WIDE, one_line
 from tui.screens.dialogs import ConfirmDialog, ErrorDialog, MessageDialog
 from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
@@ -33,7 +33,6 @@ from tui.screens.sweep import SweepScreen
 from tui.screens.train import TrainScreen
 from tui.widgets.progress import format_bytes
 
-WIDE = 110  # columns from which the roomy layout is used
 JOB_TITLES = {"train": "Training", "sweep": "Sweep", "export": "Export"}
 
 
@@ -192,9 +191,9 @@ class PrunelabApp(App[None]):
         self.train_screen.action_pick_resume()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "switch_mode" and parameters and parameters[0] == self.current_mode:
-            return None
-        return True
+        # the footer shows where you can go, not where you are
+        here = action == "switch_mode" and bool(parameters) and parameters[0] == self.current_mode
+        return not here
 
     # -- jobs --------------------------------------------------------------------------------------
 

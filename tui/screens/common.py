@@ -8,6 +8,7 @@ from pathlib import Path
 from tui.widgets.progress import format_bytes
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
+WIDE = 110  # columns from which the roomy layout is used (below it the form hides during runs)
 
 
 def find_checkpoints(folder: str | Path) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
@@ -72,8 +72,12 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-dialog", classes="dialog"):
-            yield Markdown(HELP_MARKDOWN, id="help-text")
-            yield Static("Esc closes", classes="dialog-hint")
+            with VerticalScroll(id="help-scroll"):
+                yield Markdown(HELP_MARKDOWN, id="help-text")
+            yield Static("↑/↓ PgUp/PgDn scroll · Esc closes", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -14,7 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Static
 
 from engine.config import SweepConfig
 from engine.events import Event, Notice, RunFinished, RunStarted, SweepFinished, SweepPoint
-from tui.screens.common import checkpoint_choices, find_checkpoints, fmt_acc, fmt_int
+from tui.screens.common import WIDE, checkpoint_choices, find_checkpoints, fmt_acc, fmt_int
 from tui.screens.dialogs import PickDialog
 from tui.widgets.charts import CurvePoint, SweepChart
 from tui.widgets.config_form import ConfigForm
@@ -31,7 +31,7 @@ class SweepScreen(Screen):
         Binding("f5", "start", "Start"),
         Binding("f6", "stop", "Stop"),
         Binding("ctrl+o", "pick_checkpoint", "Checkpoint…"),
-        Binding("ctrl+f", "toggle_form", "Form", show=False),
+        Binding("ctrl+f", "toggle_form", "Form"),
     ]
 
     def __init__(
@@ -209,7 +209,7 @@ class SweepScreen(Screen):
         self.fraction = None
         self.run_dir = ""
         if self.ready:
-            if self.app.size.width < 110 and not self.form_hidden:
+            if self.app.size.width < WIDE and not self.form_hidden:
                 self.action_toggle_form()
             self._redraw_all()
             self._update_buttons()
@@ -273,8 +273,6 @@ class SweepScreen(Screen):
             self.best_accuracy = result.best_accuracy
             self.progress_text = f"{len(result.points)} levels · results in {result.run_dir}"
         if self.ready:
-            if self.form_hidden and self.app.size.width < 110:
-                self.action_toggle_form()
             self._redraw_all()
             self._update_buttons()
 

@@ -29,7 +29,7 @@ from engine.events import (
     RunStarted,
 )
 from engine.runs import read_jsonl
-from tui.screens.common import checkpoint_choices, fmt_acc, fmt_lr, one_line
+from tui.screens.common import WIDE, checkpoint_choices, fmt_acc, fmt_lr, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
 from tui.widgets.charts import AccuracyChart, LossChart
 from tui.widgets.config_form import ConfigForm
@@ -47,7 +47,7 @@ class TrainScreen(Screen):
         Binding("f5", "start", "Start"),
         Binding("f6", "stop", "Stop"),
         Binding("ctrl+o", "pick_resume", "Resume…"),
-        Binding("ctrl+f", "toggle_form", "Form", show=False),
+        Binding("ctrl+f", "toggle_form", "Form"),
     ]
 
     def __init__(
@@ -254,7 +254,7 @@ class TrainScreen(Screen):
         self.progress_text = f"resuming from {resume}" if resume else "loading data…"
         self.headline = f"{config.model} on {config.dataset}, {config.epochs} epochs"
         if self.ready:
-            if self.app.size.width < 110 and not self.form_hidden:
+            if self.app.size.width < WIDE and not self.form_hidden:
                 self.action_toggle_form()
             self._redraw_all()
             self._update_buttons()
@@ -320,8 +320,6 @@ class TrainScreen(Screen):
                 acc = fmt_acc(result.final_test_acc)
                 self.progress_text = f"done: {result.epochs_completed} epochs, test {acc}%"
         if self.ready:
-            if self.form_hidden and self.app.size.width < 110:
-                self.action_toggle_form()
             self._show_progress()
             self._update_buttons()
 

@@ -16,6 +16,7 @@ from textual_plotext import Plot, PlotextPlot
 
 SERIES_COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow")
 SERIES_MARKERS = ("hd", "dot", "x", "+", "*", "o", "#")
+PERCENT_TICKS = [0, 25, 50, 75, 100]
 
 
 def downsample(
@@ -29,7 +30,7 @@ def downsample(
     for b in range(limit):
         lo, hi = b * n // limit, (b + 1) * n // limit
         if hi > lo:
-            out_x.append(sum(xs[lo:hi]) / (hi - lo))
+            out_x.append(round(sum(xs[lo:hi]) / (hi - lo)))
             out_y.append(sum(ys[lo:hi]) / (hi - lo))
     return out_x, out_y
 
@@ -120,7 +121,7 @@ class SweepChart(Chart):
     """Accuracy vs measured sparsity, point by point, with the baseline and tolerance band."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("top-1 accuracy % vs sparsity %", **kwargs)
+        super().__init__("accuracy % vs sparsity % (── baseline, X best)", **kwargs)
         self.points: list[CurvePoint] = []
         self.baseline: float | None = None
         self.tolerance: float | None = None
@@ -140,7 +141,8 @@ class SweepChart(Chart):
     def draw(self, plt: Plot) -> None:
         plt.xlim(0, 100)
         plt.ylim(0, 100)
-        plt.xlabel("sparsity %")
+        plt.yticks(PERCENT_TICKS)
+        plt.xticks(PERCENT_TICKS)
         if self.baseline is not None:
             plt.hline(self.baseline, "green")
             if self.tolerance:
@@ -148,11 +150,9 @@ class SweepChart(Chart):
         if self.points:
             xs = [p.sparsity for p in self.points]
             ys = [p.accuracy for p in self.points]
-            plt.plot(xs, ys, marker="hd", color="cyan", label="accuracy")
+            plt.plot(xs, ys, marker="hd", color="cyan")
         if self.best is not None:
-            plt.scatter(
-                [self.best.sparsity], [self.best.accuracy], marker="X", color="red", label="best"
-            )
+            plt.scatter([self.best.sparsity], [self.best.accuracy], marker="X", color="red")
 
 
 class OverlayChart(Chart):
@@ -168,7 +168,10 @@ class OverlayChart(Chart):
 
     def draw(self, plt: Plot) -> None:
         plt.xlim(0, 100)
-        plt.ylim(0, 100)
+        # headroom above 100% keeps the legend (top left) off the curves, which start high
+        plt.ylim(0, 100 + 12 * max(len(self.series), 1))
+        plt.yticks(PERCENT_TICKS)
+        plt.xticks(PERCENT_TICKS)
         for i, (label, xs, ys) in enumerate(self.series):
             if xs:
                 plt.plot(

@@ -1,0 +1,264 @@
+"""Snapshot tests of every screen at 80x24 and 120x40 with frozen data.
+
+No training happens: the screens are fed a recorded event stream (the seed's ResNet50 schedule
+and its published pruning curve), run folders are written with fixed dates, and the app runs in
+a temporary working directory so every path on screen is relative. Update with
+`pytest tests/test_tui_snapshots.py --snapshot-update` and look at the SVGs before committing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from engine.config import SweepConfig, TrainConfig
+from engine.events import (
+    BatchProgress,
+    CheckpointSaved,
+    EpochEnded,
+    RunStarted,
+    SweepFinished,
+    SweepPoint,
+)
+from engine.runs import RunRecord, append_jsonl, write_json
+from engine.sweep import PointResult, SweepResult, best_level
+from tui.app import PrunelabApp
+from tui.messages import wrap
+from tui.screens.dialogs import ErrorDialog
+
+SIZES = [(80, 24), (120, 40)]
+DEVICE = "cuda:0 (NVIDIA H100 80GB HBM3), bf16, channels_last"
+TRAIN_RUN = "runs/20250101-090000-train-resnet50"
+SWEEP_RUN = "runs/20250102-100000-sweep-resnet50"
+CHECKPOINT = "checkpoints/cifar10_resnet50_ckpt_epoch60.pth"
+PARAMS = 23_520_842
+PRUNABLE = 23_467_712
+
+# The seed's published curve (DESIGN.md §4): level % -> top-1 %
+SEED_CURVE = {0: 93.1, 5: 93.1, 10: 93.0, 15: 92.9, 20: 92.9, 25: 92.7, 30: 92.1, 35: 91.8}
+SEED_CURVE |= {40: 90.2, 45: 85.0, 50: 72.0, 55: 42.0, 60: 18.0, 65: 12.5}
+SEED_CURVE |= {level: 10.0 for level in range(70, 101, 5)}
+GLOBAL_CURVE = {level: SEED_CURVE.get(level - 10, 93.1) for level in SEED_CURVE}  # 10 points later
+
+
+def lr_at(epoch: int) -> float:
+    """The seed's CosineAnnealingLR(T_max=20) as it cycles over 60 epochs."""
+    return 0.005 * (1 + math.cos(math.pi * (epoch - 1) / 20))
+
+
+def epoch_event(epoch: int) -> EpochEnded:
+    progress = 1 - math.exp(-epoch / 6)
+    return EpochEnded(
+        epoch=epoch,
+        epochs=60,
+        train_loss=round(1.6 * (1 - progress) + 0.05, 4),
+        train_acc=round(45 + 53 * progress, 2),
+        test_loss=round(1.3 * (1 - progress) + 0.25, 4),
+        test_acc=round(50 + 42 * progress, 2),
+        lr=lr_at(epoch),
+        seconds=0.52,
+        images_per_s=104_000.0,
+        gpu_memory_mb=3_412.0,
+    )
+
+
+def point(level: float, accuracy: float) -> PointResult:
+    kept = PRUNABLE * (1 - level / 100)
+    return PointResult(
+        level_percent=float(level),
+        sparsity_percent=float(level),
+        total_sparsity_percent=level * PRUNABLE / PARAMS,
+        nonzero_parameters=int(kept + PARAMS - PRUNABLE),
+        accuracy=accuracy,
+        loss=None,
+        accuracy_bn_recalibrated=None,
+        dense_bytes=PARAMS * 4,
+        sparse_bytes=int(kept * 4 + PRUNABLE / 8 + (PARAMS - PRUNABLE) * 4),
+        seconds=0.31,
+    )
+
+
+def seed_points(curve: dict[int, float]) -> list[PointResult]:
+    return [point(level, acc) for level, acc in sorted(curve.items())]
+
+
+def write_runs(root: Path) -> None:
+    """A finished training run and two finished sweeps, with fixed dates."""
+    train = RunRecord(
+        kind="train",
+        model="resnet50",
+        created="2025-01-01T09:00:00",
+        status="completed",
+        device=DEVICE,
+        data="CIFAR-10 from data/cifar-10-batches-py, train split, 50000 images",
+        config=TrainConfig().to_dict(),
+        summary={
+            "epochs_completed": 60,
+            "final_test_acc": 93.12,
+            "best_test_acc": 93.2,
+            "checkpoint": CHECKPOINT,
+        },
+        finished="2025-01-01T09:00:40",
+    )
+    train.save(root / TRAIN_RUN)
+    for name, method, curve, hour in (
+        (SWEEP_RUN, "layerwise", SEED_CURVE, "10"),
+        ("runs/20250102-110000-sweep-resnet50", "global", GLOBAL_CURVE, "11"),
+    ):
+        folder = root / name
+        config = SweepConfig(checkpoint=CHECKPOINT, method=method)
+        points = seed_points(curve)
+        best = best_level(points, points[0].accuracy, 1.0)
+        result = SweepResult(
+            status="completed",
+            run_dir=name,
+            model="resnet50",
+            method=method,
+            points=points,
+            baseline_accuracy=points[0].accuracy,
+            tolerance=1.0,
+            best_level_percent=best.level_percent,
+            best_accuracy=best.accuracy,
+        )
+        RunRecord(
+            kind="sweep",
+            model="resnet50",
+            created=f"2025-01-02T{hour}:00:00",
+            status="completed",
+            device=DEVICE,
+            data="CIFAR-10 from data/cifar-10-batches-py, test split, 10000 images",
+            config=config.to_dict(),
+            summary=result.summary(),
+            finished=f"2025-01-02T{hour}:00:09",
+        ).save(folder)
+        write_json(folder / "config.json", config.to_dict())
+        for p in points:
+            append_jsonl(folder / "sweep.jsonl", asdict(p))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / CHECKPOINT).write_bytes(b"")
+    write_runs(tmp_path)
+    return tmp_path
+
+
+def make_app(mode: str = "train") -> PrunelabApp:
+    return PrunelabApp(devices=["auto", "cpu", "cuda:0"], mode=mode)
+
+
+def no_blink(app: PrunelabApp) -> None:
+    for widget in app.screen.query(Input):
+        widget.cursor_blink = False
+
+
+async def feed_training(pilot) -> None:
+    """A 60-epoch ResNet50 run seen at epoch 24, batch 200 of 391."""
+    app: PrunelabApp = pilot.app
+    app.train_screen.begin(TrainConfig(), None)
+    app.job = "train"
+    app._job_changed()
+    events = [
+        RunStarted("train", TRAIN_RUN, DEVICE, "resnet50", PARAMS, TrainConfig().to_dict()),
+        *[epoch_event(e) for e in range(1, 24)],
+        CheckpointSaved("checkpoints/cifar10_resnet50_ckpt_epoch20.pth", 20),
+        BatchProgress(24, 60, 200, 391, 0.21, 101_500.0, 23 * 391 + 200),
+    ]
+    steps = 23 * 391 + 200
+    app.train_screen.loss_log.extend(
+        (s, 2.3 * math.exp(-s / 1500) + 0.05 + 0.04 * math.sin(s / 7)) for s in range(1, steps, 25)
+    )
+    for event in events:
+        app.post_message(wrap("train", event))
+    await pilot.pause()
+
+
+async def feed_sweep(pilot) -> None:
+    """The seed's layerwise sweep, finished."""
+    app: PrunelabApp = pilot.app
+    config = SweepConfig(checkpoint=CHECKPOINT)
+    app.sweep_screen.begin(config)
+    points = seed_points(SEED_CURVE)
+    app.post_message(
+        wrap("sweep", RunStarted("sweep", SWEEP_RUN, DEVICE, "resnet50", PARAMS, config.to_dict()))
+    )
+    for i, p in enumerate(points, start=1):
+        fields = {k: v for k, v in asdict(p).items() if k in SweepPoint.__dataclass_fields__}
+        app.post_message(wrap("sweep", SweepPoint(**fields, index=i, total=len(points))))
+    best = best_level(points, points[0].accuracy, 1.0)
+    app.post_message(
+        wrap("sweep", SweepFinished(points[0].accuracy, best.level_percent, best.accuracy, 1.0, 21))
+    )
+    await pilot.pause()
+    result = SweepResult(
+        "completed",
+        SWEEP_RUN,
+        "resnet50",
+        "layerwise",
+        points,
+        points[0].accuracy,
+        1.0,
+        best.level_percent,
+        best.accuracy,
+    )
+    app.sweep_screen.finish(result)
+    await pilot.pause()
+
+
+async def mark_two_sweeps(pilot) -> None:
+    screen = pilot.app.runs_screen
+    table = screen.query_one("#runs-table")
+    table.focus()
+    table.move_cursor(row=0)
+    screen.action_toggle_mark()
+    table.move_cursor(row=1)
+    screen.action_toggle_mark()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_train_running(snap_compare, workdir, size):
+    assert snap_compare(make_app("train"), terminal_size=size, run_before=feed_training)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_sweep_finished(snap_compare, workdir, size):
+    assert snap_compare(make_app("sweep"), terminal_size=size, run_before=feed_sweep)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_runs_overlay(snap_compare, workdir, size):
+    assert snap_compare(make_app("runs"), terminal_size=size, run_before=mark_two_sweeps)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_help(snap_compare, workdir, size):
+    assert snap_compare(make_app("train"), terminal_size=size, press=["f1"])
+
+
+def test_train_form_invalid(snap_compare, workdir):
+    async def bad_epochs(pilot) -> None:
+        no_blink(pilot.app)
+        pilot.app.screen.query_one("#f-epochs", Input).focus()
+        await pilot.press("ctrl+a", "ctrl+k", "0")
+
+    assert snap_compare(make_app("train"), terminal_size=(80, 24), run_before=bad_epochs)
+
+
+def test_error_dialog(snap_compare, workdir):
+    async def fail(pilot) -> None:
+        pilot.app.push_screen(
+            ErrorDialog(
+                "Sweep failed",
+                "checkpoint not found: checkpoints/missing.pth (pick one with ctrl+o)",
+            )
+        )
+        await pilot.pause()
+
+    assert snap_compare(make_app("sweep"), terminal_size=(80, 24), run_before=fail)
