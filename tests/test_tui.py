@@ -21,7 +21,13 @@ from engine.runs import list_runs, load_run
 from engine.sweep import run_sweep
 from engine.train import resume_config, train
 from tui.app import PrunelabApp
-from tui.screens.dialogs import ConfirmDialog, ErrorDialog, ExportDialog, MessageDialog
+from tui.screens.dialogs import (
+    ConfirmDialog,
+    ErrorDialog,
+    ExportDialog,
+    MessageDialog,
+    PickDialog,
+)
 from tui.widgets.charts import AccuracyChart, LossChart, OverlayChart, SweepChart
 
 SIZE = (80, 24)
@@ -204,8 +210,52 @@ async def test_stop_midway_leaves_resumable_checkpoint(tmp_path):
         checkpoint = read_checkpoint(stopped)
         assert {"optimizer", "scheduler", "position"} <= set(checkpoint.extra)
         assert resume_config(stopped).epochs == 500
-        assert load_run(list_runs(tmp_path / "runs")[0].path).status == "stopped"
-        assert len(screen.epochs) < 500
+        run_dir = list_runs(tmp_path / "runs")[0].path
+        assert load_run(run_dir).status == "stopped"
+        done = len(screen.epochs)
+        assert done < 500
+
+        # resume it from the picker (ctrl+o): the form is filled from the checkpoint's config
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog))
+        await pilot.press("down", "enter")  # the first checkpoint after "(none)"
+        await wait_for(pilot, lambda: screen.form.raw_values()["batch_size"] == 8)
+        assert screen.resume_path == str(stopped)
+        screen.form.set_values({"epochs": done + 1})  # finish the interrupted epoch only
+        await pilot.pause()
+        await pilot.press("f5")
+        await finish_job(app, pilot)
+        assert screen.status == "completed"
+        assert [e["epoch"] for e in screen.epochs] == list(range(1, done + 2))
+        assert [r.path for r in list_runs(tmp_path / "runs")] == [run_dir], "same run folder"
+        assert load_run(run_dir).status == "completed"
+
+
+async def test_quit_during_run_asks_then_stops_cleanly(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.train_screen.form.set_values({**TINY, "epochs": 500, "batch_size": 8})
+        await pilot.pause()
+        await press_busy(app, pilot, "f5")
+        await wait_for(pilot, lambda: app.train_screen.status == "running")
+        await press_busy(app, pilot, "ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await press_busy(app, pilot, "y")
+        await wait_for(pilot, lambda: not app.is_running, timeout=60)
+    assert app.job is None
+    assert load_run(list_runs(tmp_path / "runs")[0].path).status == "stopped"
+    assert list((tmp_path / "checkpoints").glob("*_stopped.pth"))
+
+
+async def test_command_palette_lists_main_actions(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "CommandPalette")
+        await pilot.press(*"runs screen")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "runs")
 
 
 async def test_tiny_sweep_draws_curve_and_sentence(tmp_path, tiny_checkpoint):
