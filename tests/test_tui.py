@@ -338,3 +338,27 @@ async def test_worker_error_shows_dialog_and_app_survives(tmp_path):
         await pilot.press("f2")  # still answering keys
         await pilot.pause()
         assert app.current_mode == "train"
+
+
+async def test_runs_screen_continues_an_interrupted_sweep(tmp_path, tiny_checkpoint):
+    calls = iter(range(100))
+    stopped = run_sweep(
+        SweepConfig(
+            **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
+            checkpoint=tiny_checkpoint,
+            levels=(0.0, 40.0, 80.0),
+            run_dir=str(tmp_path / "runs"),
+        ),
+        stop=lambda: next(calls) >= 2,  # stop before the third level
+    )
+    assert stopped.status == "stopped" and len(stopped.points) == 2
+    app = make_app(tmp_path, mode="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        app.runs_screen.query_one("#runs-table", DataTable).focus()
+        await pilot.press("c")
+        await finish_job(app, pilot)
+        assert app.current_mode == "sweep"
+        screen = app.sweep_screen
+        assert screen.status == "completed"
+        assert [p.level_percent for p in screen.points] == [0.0, 40.0, 80.0]
+        assert len(list_runs(tmp_path / "runs")) == 1, "continued in the same run folder"

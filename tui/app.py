@@ -19,7 +19,7 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
 from engine.device import available_devices
@@ -233,7 +233,7 @@ class PrunelabApp(App[None]):
     def _start_job(
         self,
         job: str,
-        work: Callable[[Callable[[Event], None], threading.Event], Any],
+        work: Callable[[Callable[[Event], None], Callable[[], bool]], Any],
         hook: Callable[[Event], None] | None = None,
     ) -> Worker | None:
         if self.job is not None:
@@ -249,8 +249,14 @@ class PrunelabApp(App[None]):
                 hook(event)
             self.post_message(wrap(job, event))
 
+        def run() -> Any:
+            # Stop when asked (Stop, quit) or when the app shuts down and cancels its workers:
+            # either way the engine finishes its batch and writes what it has.
+            worker = get_current_worker()
+            return work(on_event, lambda: stop.is_set() or worker.is_cancelled)
+
         self.worker = self.run_worker(
-            partial(work, on_event, stop),
+            run,
             name=job,
             group="engine",
             description=JOB_TITLES[job],

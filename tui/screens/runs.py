@@ -44,6 +44,7 @@ class RunsScreen(Screen):
     BINDINGS = [
         Binding("space", "toggle_mark", "Mark"),
         Binding("e", "export", "Export"),
+        Binding("c", "continue_sweep", "Continue"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -124,15 +125,29 @@ class RunsScreen(Screen):
         self._show_selected()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("toggle_mark", "export"):
+        if action in ("toggle_mark", "export", "continue_sweep"):
             if not self.ready:
                 return None
             listing = self.selected()
             if listing is None or listing.record.kind not in SWEEP_KINDS:
                 return None
-            if action == "export" and getattr(self.app, "job", None) is not None:
+            if action == "continue_sweep" and listing.record.status not in ("stopped", "failed"):
+                return False  # only an interrupted sweep can be continued
+            if action != "toggle_mark" and getattr(self.app, "job", None) is not None:
                 return None
         return True
+
+    def action_continue_sweep(self) -> None:
+        """Resume an interrupted sweep: only the missing levels are evaluated."""
+        listing = self.selected()
+        if self.check_action("continue_sweep", ()) is not True or listing is None:
+            self.app.bell()
+            return
+        from engine.config import SweepConfig
+
+        config = SweepConfig.from_dict(listing.record.config)
+        self.app.switch_mode("sweep")
+        self.app.start_sweep(config, resume_run=str(listing.path))
 
     def action_refresh(self) -> None:
         self.refresh_runs()
@@ -235,7 +250,10 @@ class RunsScreen(Screen):
                     f"{result.method} · {len(result.points)} levels · "
                     f"tolerance {result.tolerance:g} · checkpoint {config.get('checkpoint', '?')}"
                 )
-                lines.append("space marks it for the overlay · e exports a level")
+                hint = "space marks it for the overlay · e exports a level"
+                if record.status in ("stopped", "failed"):
+                    hint += " · c continues it"
+                lines.append(hint)
         if record.data:
             lines.append(f"data {record.data}")
         return "\n".join(lines)

@@ -159,9 +159,10 @@ class TrainScreen(Screen):
         self.set_class(self.form_hidden, "-form-hidden")
 
     def action_pick_resume(self) -> None:
-        choices = [("", "(none) start a fresh run")] + checkpoint_choices(self.checkpoint_dir)
+        folder = str(self.form.raw_values().get("checkpoint_dir") or self.checkpoint_dir)
+        choices = [("", "(none) start a fresh run")] + checkpoint_choices(folder)
         self.app.push_screen(
-            PickDialog(f"Resume from a checkpoint in {self.checkpoint_dir}/", choices),
+            PickDialog(f"Resume from a checkpoint in {folder}/", choices),
             self._resume_picked,
         )
 

@@ -8,6 +8,7 @@ Checkbox, anything else -> Input), collects the values, builds the config and sh
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import fields
 from typing import Any
@@ -18,6 +19,7 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets.select import InvalidSelectValueError
 
 from engine.config import describe_allowed, format_levels, parse_levels
 from engine.errors import ConfigError
@@ -221,9 +223,8 @@ class ConfigForm(Vertical):
                 continue
             control = self.query_one(f"#f-{name}")
             if isinstance(control, Select):
-                if value not in [v for _, v in control._options]:
-                    continue
-                control.value = value
+                with contextlib.suppress(InvalidSelectValueError):  # e.g. a GPU not seen here
+                    control.value = value
             elif isinstance(control, Checkbox):
                 control.value = bool(value)
             elif isinstance(control, Input):
