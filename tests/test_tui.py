@@ -17,10 +17,12 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from engine.checkpoints import read_checkpoint
 from engine.config import SweepConfig, TrainConfig
+from engine.events import BatchProgress, EpochEnded
 from engine.runs import list_runs, load_run
 from engine.sweep import run_sweep
 from engine.train import resume_config, train
 from tui.app import PrunelabApp
+from tui.messages import EngineProgress, wrap
 from tui.screens.dialogs import (
     ConfirmDialog,
     ErrorDialog,
@@ -362,3 +364,12 @@ async def test_runs_screen_continues_an_interrupted_sweep(tmp_path, tiny_checkpo
         assert screen.status == "completed"
         assert [p.level_percent for p in screen.points] == [0.0, 40.0, 80.0]
         assert len(list_runs(tmp_path / "runs")) == 1, "continued in the same run folder"
+
+
+def test_progress_messages_coalesce_but_others_do_not():
+    progress = [BatchProgress(1, 2, b, 10, 0.5, 100.0, b) for b in (1, 2)]
+    older, newer = wrap("train", progress[0]), wrap("train", progress[1])
+    assert isinstance(older, EngineProgress) and older.can_replace(newer)
+    assert not older.can_replace(wrap("sweep", progress[1])), "only the same job's progress"
+    epoch = wrap("train", EpochEnded(1, 2, 0.5, 50.0, 0.6, 40.0, 0.01, 1.0, 100.0))
+    assert not older.can_replace(epoch) and not epoch.can_replace(newer)

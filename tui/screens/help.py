@@ -57,6 +57,7 @@ dense baseline, the tolerance band below it, the best level (X) and the answer i
 | up / down | select a run; its details show below |
 | space | mark / unmark a sweep for the overlay chart |
 | e | export the selected sweep at a level (the best one by default) |
+| c | continue an interrupted (stopped or failed) sweep in its own folder |
 | r | re-read the run folder |
 
 ## Over SSH
