@@ -110,7 +110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="build an N-image synthetic test split (CIFAR-10 file format) and use it",
     )
     p.add_argument("--include-classifier", action="store_true", help="prune the classifier too")
-    p.add_argument("--eval-batch-size", type=int, default=1000, help="ours (engine default)")
+    p.add_argument(
+        "--eval-batch-size", type=int, default=0, help="ours (0 = the engine's auto default)"
+    )
     p.add_argument("--seed-batch-size", type=int, default=100, help="the seed's test DataLoader")
     p.add_argument("--workers", default="auto", help="the seed's DataLoader workers")
     p.add_argument("--train-epochs", type=int, default=0, help="train the default checkpoint")
@@ -268,7 +270,7 @@ def warm_up(model_name, config: SweepConfig, seed_loader, device) -> None:
         model(images.to(device))
     model.to(memory_format=placement.memory_format)
     test = load_split(config, train=False)
-    n = min(config.eval_batch_size, len(test))
+    n = min(placement.eval_batch_size(config.eval_batch_size), len(test))
     x = (test.images[:n].to(device).float() / 255).contiguous(memory_format=placement.memory_format)
     with torch.inference_mode(), placement.autocast():
         model(x)

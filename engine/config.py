@@ -147,7 +147,11 @@ class DataOptions:
         "auto", "channels_last memory format (auto = on)", choices=CHANNELS_LAST, group="Device"
     )
     eval_batch_size: int = option(
-        1000, "batch size for evaluation", minimum=1, maximum=65536, group="Device"
+        0,
+        "batch size for evaluation (0 = auto: 1000 on CUDA, 64 on CPU, where big batches are slower)",
+        minimum=0,
+        maximum=65536,
+        group="Device",
     )
     seed: int = option(0, "random seed", minimum=0, group="Run")
     run_dir: str = option("runs", "folder that holds one sub-folder per run", group="Run")

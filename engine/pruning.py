@@ -18,7 +18,7 @@ the zeros, so a pruned model is a plain model that saves and loads as one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -204,6 +204,7 @@ class Sparsity:
     parameters: int
     nonzero_parameters: int
     per_layer: dict[str, float]  # percent of each prunable tensor that is zero
+    layer_nonzero: dict[str, int] = field(default_factory=dict)
 
     @property
     def percent(self) -> float:
@@ -216,14 +217,19 @@ class Sparsity:
 
 @torch.no_grad()
 def measure_sparsity(model: nn.Module, layers: list[tuple[str, nn.Module]]) -> Sparsity:
-    """Count the zeros that are really there (a weight that was 0 already counts too)."""
-    per_layer, prunable, zeros = {}, 0, 0
-    for name, module in layers:
-        numel = module.weight.numel()
-        z = numel - int(torch.count_nonzero(module.weight))
-        per_layer[name] = 100.0 * z / max(numel, 1)
-        prunable += numel
-        zeros += z
-    parameters = sum(p.numel() for p in model.parameters())
-    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    return Sparsity(prunable, zeros, parameters, nonzero, per_layer)
+    """Count the zeros that are really there (a weight that was 0 already counts too).
+
+    One device-side count per tensor and a single read back to the host."""
+    pruned_ids = {id(module.weight) for _, module in layers}
+    weights = [module.weight for _, module in layers]
+    others = [p for p in model.parameters() if id(p) not in pruned_ids]
+    counts = torch.stack([torch.count_nonzero(t) for t in weights + others]).tolist()
+    layer_nonzero = dict(zip([name for name, _ in layers], counts[: len(weights)], strict=True))
+    prunable = sum(w.numel() for w in weights)
+    zeros = prunable - sum(layer_nonzero.values())
+    per_layer = {
+        name: 100.0 * (module.weight.numel() - layer_nonzero[name]) / max(module.weight.numel(), 1)
+        for name, module in layers
+    }
+    parameters = prunable + sum(p.numel() for p in others)
+    return Sparsity(prunable, zeros, parameters, sum(counts), per_layer, layer_nonzero)

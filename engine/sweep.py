@@ -212,7 +212,9 @@ def _prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallba
         normalization=config.normalization,
         channels_last=placement.channels_last,
     )
-    test_loader = BatchLoader(test_data, config.eval_batch_size, **loader_args)
+    test_loader = BatchLoader(
+        test_data, placement.eval_batch_size(config.eval_batch_size), **loader_args
+    )
     train_loader = None
     if config.bn_recalibrate > 0:
         train_data = load_split(config, train=True)
@@ -285,7 +287,7 @@ class _Evaluator:
             loss=result.loss if result else None,
             accuracy_bn_recalibrated=recalibrated,
             dense_bytes=self.dense_bytes,
-            sparse_bytes=self._sparse_bytes(),
+            sparse_bytes=self._sparse_bytes(sparsity.layer_nonzero),
             seconds=time.perf_counter() - started,
             evaluated=evaluate_it,
             refined=refined,
@@ -293,12 +295,12 @@ class _Evaluator:
             per_layer=sparsity.per_layer,
         )
 
-    def _sparse_bytes(self) -> int:
+    def _sparse_bytes(self, layer_nonzero: dict[str, int]) -> int:
         """Pruned tensors as bitmask + kept values, the rest dense (the compact file's layout
         before compression; `prunelab export` reports the compressed file's real size)."""
         total = self.dense_bytes - self.prunable_bytes
-        for weight in self.pruner.weights:
-            nonzero = int(torch.count_nonzero(weight))
+        for (name, _), weight in zip(self.pruner.layers, self.pruner.weights, strict=True):
+            nonzero = layer_nonzero[name]
             encoded = bitmask_bytes(weight.numel(), nonzero, weight.element_size())
             dense = weight.numel() * weight.element_size()
             zero_fraction = 1 - nonzero / max(weight.numel(), 1)
@@ -442,8 +444,8 @@ def _sweep(
             status = _refine(config, evaluator, points, record_point, stop)
     except torch.cuda.OutOfMemoryError:
         reason = (
-            f"CUDA out of memory at eval batch size {config.eval_batch_size}; "
-            f"try --eval-batch-size {max(1, config.eval_batch_size // 2)}"
+            f"CUDA out of memory at eval batch size {setup.test_loader.batch_size}; "
+            f"try --eval-batch-size {max(1, setup.test_loader.batch_size // 2)}"
         )
         _finish_failed(record, run_dir, kind, reason, on_event)
         raise PrunelabError(reason) from None

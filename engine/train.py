@@ -150,7 +150,7 @@ def train(
     )
     test_loader = BatchLoader(
         test_data,
-        config.eval_batch_size,
+        placement.eval_batch_size(config.eval_batch_size),
         device=placement.device,
         normalization=config.normalization,
         channels_last=placement.channels_last,
