@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.device import Placement
+from engine.events import StopSignal, stop_requested
 
 
 @dataclass
@@ -26,8 +27,12 @@ def evaluate(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     placement: Placement,
     num_classes: int = 10,
-) -> EvalResult:
-    """Mean cross-entropy and top-1 accuracy of `model` over `batches` in inference mode."""
+    stop: StopSignal = None,
+) -> EvalResult | None:
+    """Mean cross-entropy and top-1 accuracy of `model` over `batches` in inference mode.
+
+    Checks `stop` before every batch and returns None when it fired: a full test pass of
+    ResNet50 on a CPU takes minutes, and Stop must not wait for it."""
     was_training = model.training
     model.eval()
     device = placement.device
@@ -35,6 +40,9 @@ def evaluate(
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     with torch.inference_mode(), placement.autocast():
         for images, labels in batches:
+            if stop_requested(stop):
+                model.train(was_training)
+                return None
             logits = model(images).float()
             loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
             predicted = logits.argmax(dim=1)

@@ -75,6 +75,7 @@ class SweepPoint:
     seconds: float
     accuracy_bn_recalibrated: float | None = None
     evaluated: bool = True
+    refined: bool = False  # a bisection point of the best-sparsity search
     index: int = 0
     total: int = 0
 

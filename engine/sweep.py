@@ -55,6 +55,17 @@ from engine.runs import (
 )
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
 
+
+class _Stopped(Exception):
+    """The stop signal fired in the middle of evaluating a level; that level is dropped."""
+
+
+def _checked(result: EvalResult | None) -> EvalResult:
+    if result is None:
+        raise _Stopped
+    return result
+
+
 BN_BATCH_SIZE = 128  # batch size for re-estimating BatchNorm statistics (the seed's training batch)
 CSV_COLUMNS = (
     "level_percent",
@@ -260,9 +271,10 @@ def _state_bytes(model: nn.Module) -> int:
 class _Evaluator:
     """Measures one level: sparsity, sizes, accuracy (and with re-estimated BatchNorm)."""
 
-    def __init__(self, setup: _Setup, pruner: Pruner) -> None:
+    def __init__(self, setup: _Setup, pruner: Pruner, stop: StopSignal = None) -> None:
         self.setup = setup
         self.pruner = pruner
+        self.stop = stop
         self.dense_bytes = _state_bytes(setup.model)
         self.prunable_bytes = sum(w.numel() * w.element_size() for w in pruner.weights)
 
@@ -275,7 +287,7 @@ class _Evaluator:
         result: EvalResult | None = None
         recalibrated = None
         if evaluate_it:
-            result = evaluate(self.setup.model, self.setup.test_loader, self.setup.placement)
+            result = self.run_eval()
             if self.setup.train_loader is not None:
                 recalibrated = self._recalibrated_accuracy()
         return PointResult(
@@ -329,12 +341,17 @@ class _Evaluator:
                     break
                 model(images)
         model.eval()
-        accuracy = evaluate(model, setup.test_loader, setup.placement).accuracy
-        for m, (momentum, buffers) in zip(norms, saved, strict=True):
-            m.momentum = momentum
-            for k, v in buffers.items():
-                m._buffers[k].copy_(v)
-        return accuracy
+        try:
+            return self.run_eval().accuracy
+        finally:
+            for m, (momentum, buffers) in zip(norms, saved, strict=True):
+                m.momentum = momentum
+                for k, v in buffers.items():
+                    m._buffers[k].copy_(v)
+
+    def run_eval(self) -> EvalResult:
+        setup = self.setup
+        return _checked(evaluate(setup.model, setup.test_loader, setup.placement, stop=self.stop))
 
 
 def _emit_point(on_event: EventCallback, point: PointResult, index: int, total: int) -> None:
@@ -351,6 +368,7 @@ def _emit_point(on_event: EventCallback, point: PointResult, index: int, total: 
             seconds=point.seconds,
             accuracy_bn_recalibrated=point.accuracy_bn_recalibrated,
             evaluated=point.evaluated,
+            refined=point.refined,
             index=index,
             total=total,
         )
@@ -408,7 +426,7 @@ def _sweep(
         run_dir, record = _start(setup, kind)
     _announce(setup, kind, run_dir, on_event)
     pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
-    evaluator = _Evaluator(setup, pruner)
+    evaluator = _Evaluator(setup, pruner, stop)
     points = list(done.values())
     status = "completed"
 
@@ -442,6 +460,8 @@ def _sweep(
                 break
         if status == "completed" and config.refine:
             status = _refine(config, evaluator, points, record_point, stop)
+    except _Stopped:
+        status = "stopped"
     except torch.cuda.OutOfMemoryError:
         reason = (
             f"CUDA out of memory at eval batch size {setup.test_loader.batch_size}; "
@@ -617,7 +637,12 @@ def run_sensitivity(
     run_dir, record = _start(setup, "sensitivity")
     _announce(setup, "sensitivity", run_dir, on_event)
     levels = [level for level in config.levels if level > 0]
-    baseline = evaluate(setup.model, setup.test_loader, setup.placement).accuracy
+    evaluator = _Evaluator(setup, pruner, stop)
+    try:
+        baseline = evaluator.run_eval().accuracy
+    except _Stopped:
+        pruner.release()
+        raise PrunelabError("stopped before the dense baseline was measured") from None
     table: dict[str, dict[float, float]] = {}
     total, index, status = len(names) * len(levels), 0, "completed"
     try:
@@ -627,7 +652,11 @@ def run_sensitivity(
                     status = "stopped"
                     break
                 pruner.set_layer_level(name, level)
-                accuracy = evaluate(setup.model, setup.test_loader, setup.placement).accuracy
+                try:
+                    accuracy = evaluator.run_eval().accuracy
+                except _Stopped:
+                    status = "stopped"
+                    break
                 table.setdefault(name, {})[level] = accuracy
                 index += 1
                 append_jsonl(

@@ -264,7 +264,11 @@ class _Loop:
                     report_batches, last_report = 0, now
             train_seconds = time.perf_counter() - started
             trained_images = seen - (position.seen if start_batch else 0)
-            tested = evaluate(self.forward, test_loader, self.placement)
+            tested = evaluate(self.forward, test_loader, self.placement, stop=self.stop)
+            if tested is None:  # stopped during the test pass: resuming re-runs only the test pass
+                done = _Position(epoch, batches, float(loss_sum), int(correct), seen)
+                self._save(done, history, stopped=True)
+                return "stopped"
             seconds = time.perf_counter() - started
             self.scheduler.step()
             entry = {

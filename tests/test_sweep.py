@@ -165,3 +165,20 @@ def test_sensitivity_table(trained_checkpoint, tmp_path):
     assert len([e for e in events if isinstance(e, SensitivityPoint)]) == 4
     csv = (tmp_path / "runs").glob("*/sensitivity.csv")
     assert next(csv).read_text().splitlines()[0] == "layer,50,90"
+
+
+def test_stop_during_a_level_drops_only_that_level(trained_checkpoint, tmp_path):
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        # each level: one check before it, then one per test batch (100 images, batches of 50)
+        return calls["n"] == 5  # the first batch of the second level
+
+    config = config_for(trained_checkpoint, tmp_path)
+    result = run_sweep(config, stop=stop)
+    assert result.status == "stopped"
+    assert [p.level_percent for p in result.points] == [0.0]
+    assert len(read_jsonl(f"{result.run_dir}/sweep.jsonl")) == 1
+    resumed = run_sweep(config, resume_run=result.run_dir)
+    assert [p.level_percent for p in resumed.points] == [0.0, 25.0, 50.0, 75.0, 100.0]

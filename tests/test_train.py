@@ -85,7 +85,7 @@ def test_stop_mid_epoch_saves_and_resumes_exactly(tmp_path):
 
     def stop():
         calls["n"] += 1
-        return calls["n"] > 11  # stops inside epoch 2 (8 batches an epoch)
+        return calls["n"] > 12  # inside epoch 2: 8 train + 1 test batch checks in epoch 1
 
     events = []
     stopped = train(tiny(tmp_path / "b"), on_event=events.append, stop=stop)
@@ -137,3 +137,22 @@ def test_trains_on_the_cifar_format_fixture(cifar_dir, tmp_path):
     )
     result = train(config)
     assert result.status == "completed" and result.final_test_acc is not None
+
+
+def test_stop_during_the_test_pass_resumes_with_only_the_test_pass(tmp_path):
+    straight = train(tiny(tmp_path / "a"))
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == 9  # 8 training batches, then the first test batch of epoch 1
+
+    stopped = train(tiny(tmp_path / "b"), stop=stop)
+    assert stopped.status == "stopped" and stopped.history == []
+    position = torch.load(stopped.checkpoint, weights_only=True)["position"]
+    assert (position["epoch"], position["batch"]) == (1, 8)
+    resumed = train(tiny(tmp_path / "b"), resume=stopped.checkpoint)
+    a, b = final_weights(straight.checkpoint), final_weights(resumed.checkpoint)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    assert resumed.history[0]["test_acc"] == pytest.approx(straight.history[0]["test_acc"])
