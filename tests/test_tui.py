@@ -17,7 +17,7 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from engine.checkpoints import read_checkpoint
 from engine.config import SweepConfig, TrainConfig
-from engine.events import BatchProgress, EpochEnded
+from engine.events import BatchProgress, EpochEnded, SweepPoint
 from engine.runs import list_runs, load_run
 from engine.sweep import run_sweep
 from engine.train import resume_config, train
@@ -343,7 +343,7 @@ async def test_worker_error_shows_dialog_and_app_survives(tmp_path):
 
 
 async def test_runs_screen_continues_an_interrupted_sweep(tmp_path, tiny_checkpoint):
-    calls = iter(range(100))
+    points = []
     stopped = run_sweep(
         SweepConfig(
             **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
@@ -351,7 +351,8 @@ async def test_runs_screen_continues_an_interrupted_sweep(tmp_path, tiny_checkpo
             levels=(0.0, 40.0, 80.0),
             run_dir=str(tmp_path / "runs"),
         ),
-        stop=lambda: next(calls) >= 2,  # stop before the third level
+        on_event=lambda e: points.append(e) if isinstance(e, SweepPoint) else None,
+        stop=lambda: len(points) >= 2,  # stop before the third level
     )
     assert stopped.status == "stopped" and len(stopped.points) == 2
     app = make_app(tmp_path, mode="runs")
