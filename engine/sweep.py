@@ -355,24 +355,9 @@ class _Evaluator:
 
 
 def _emit_point(on_event: EventCallback, point: PointResult, index: int, total: int) -> None:
-    on_event(
-        SweepPoint(
-            level_percent=point.level_percent,
-            sparsity_percent=point.sparsity_percent,
-            total_sparsity_percent=point.total_sparsity_percent,
-            nonzero_parameters=point.nonzero_parameters,
-            accuracy=point.accuracy,
-            loss=point.loss,
-            dense_bytes=point.dense_bytes,
-            sparse_bytes=point.sparse_bytes,
-            seconds=point.seconds,
-            accuracy_bn_recalibrated=point.accuracy_bn_recalibrated,
-            evaluated=point.evaluated,
-            refined=point.refined,
-            index=index,
-            total=total,
-        )
-    )
+    """The point as an event: every field they share, plus its place in the sweep."""
+    shared = {f.name for f in dataclasses.fields(SweepPoint)} & set(point.__dataclass_fields__)
+    on_event(SweepPoint(**{k: getattr(point, k) for k in shared}, index=index, total=total))
 
 
 def run_sweep(

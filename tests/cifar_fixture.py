@@ -16,18 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+from engine.data import CIFAR10_CLASSES
+
+CLASSES = CIFAR10_CLASSES  # the official label order
 FOLDER = "cifar-10-batches-py"
 
 # Per-class mean colours, far enough apart for a tiny model to separate them quickly.
