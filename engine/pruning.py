@@ -28,6 +28,13 @@ from engine.config import METHODS
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 
+# What a method's zeros do NOT buy, said wherever its results are shown.
+METHOD_CAVEATS = {
+    "structured": "filters are zeroed, not removed: FLOPs and latency fall only once the "
+    "channels are physically taken out",
+}
+
+
 def prunable_layers(
     model: nn.Module, include_classifier: bool = False
 ) -> list[tuple[str, nn.Module]]:

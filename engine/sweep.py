@@ -41,7 +41,7 @@ from engine.events import (
     stop_requested,
 )
 from engine.models import build_model, count_parameters
-from engine.pruning import Pruner, measure_sparsity
+from engine.pruning import METHOD_CAVEATS, Pruner, measure_sparsity
 from engine.runs import (
     RunRecord,
     append_jsonl,
@@ -126,10 +126,12 @@ class SweepResult:
                 f"no pruned level stays within {_points(self.tolerance)} of "
                 f"{self.baseline_accuracy:.1f}%"
             )
-        return (
+        answer = (
             f"{self.best_level_percent:g}% of weights removed within {_points(self.tolerance)} "
             f"of {self.baseline_accuracy:.1f}%"
         )
+        caveat = METHOD_CAVEATS.get(self.method)
+        return f"{answer} ({caveat})" if caveat else answer
 
     def summary(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "points"}
