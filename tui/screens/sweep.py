@@ -7,15 +7,13 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.events import DescendantFocus
-from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Static
+from textual.widgets import Button, DataTable, Static
 
 from engine.config import SweepConfig
-from engine.events import Event, Notice, RunFinished, RunStarted, SweepFinished, SweepPoint
-from tui.screens.common import WIDE, checkpoint_choices, find_checkpoints, fmt_acc, fmt_int
+from engine.events import Event, SweepFinished, SweepPoint
+from tui.screens.common import checkpoint_choices, find_checkpoints, fmt_acc, fmt_int
 from tui.screens.dialogs import PickDialog
+from tui.screens.job import JobScreen, job_bindings
 from tui.widgets.charts import CurvePoint, SweepChart
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.progress import ProgressPanel, format_bytes, format_duration
@@ -23,16 +21,14 @@ from tui.widgets.progress import ProgressPanel, format_bytes, format_duration
 SWEEP_GROUPS = ("Pruning", "Model", "Data", "Device", "Run")
 
 
-class SweepScreen(Screen):
+class SweepScreen(JobScreen):
     """Everything about one pruning sweep."""
 
     JOB = "sweep"
-    BINDINGS = [
-        Binding("f5", "start", "Start"),
-        Binding("f6", "stop", "Stop"),
-        Binding("ctrl+o", "pick_checkpoint", "Checkpoint…"),
-        Binding("ctrl+f", "toggle_form", "Form"),
-    ]
+    TITLE_TEXT = "Sweep"
+    PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Checkpoint… ^o"
+    STOPPING_TEXT = "stopping after this level; finished points are kept"
+    BINDINGS = job_bindings(Binding("ctrl+o", "pick_checkpoint", "Checkpoint…"))
 
     def __init__(
         self,
@@ -42,15 +38,14 @@ class SweepScreen(Screen):
         checkpoint_dir: str,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name, id="sweep-screen")
-        self.checkpoint_dir = checkpoint_dir
         newest = find_checkpoints(checkpoint_dir)
-        self.initial_values = {"checkpoint": str(newest[0]) if newest else "", **values}
-        self.devices = devices
-        self.valid = False
-        self.form_hidden = False
-        self.ready = False  # True once composed and mounted: widgets can be updated
-        # what the screen shows
+        super().__init__(
+            {"checkpoint": str(newest[0]) if newest else "", **values},
+            devices=devices,
+            checkpoint_dir=checkpoint_dir,
+            headline="nothing running: pick a checkpoint and press F5 to start",
+            name=name,
+        )
         self.config: SweepConfig | None = None
         self.points: list[SweepPoint] = []
         self.baseline: float | None = None
@@ -58,85 +53,27 @@ class SweepScreen(Screen):
         self.best_level: float | None = None
         self.best_accuracy: float | None = None
         self.sentence = ""
-        self.status = "idle"
-        self.headline = "nothing running: pick a checkpoint and press F5 to start"
-        self.progress_text = ""
-        self.fraction: float | None = None
-        self.run_dir = ""
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(classes="body"):
-            with Vertical(classes="side", id="sweep-side"):
-                with Horizontal(classes="buttons"):
-                    yield Button("Start F5", id="start", variant="success", compact=True)
-                    yield Button("Stop F6", id="stop", variant="error", compact=True)
-                    yield Button("Checkpoint… ^o", id="pick", compact=True)
-                with VerticalScroll(classes="form-scroll"):
-                    yield ConfigForm(
-                        SweepConfig,
-                        self.initial_values,
-                        groups=SWEEP_GROUPS,
-                        choices={"device": self.devices},
-                        suggestions={
-                            "checkpoint": [str(p) for p in find_checkpoints(self.checkpoint_dir)]
-                        },
-                        id="sweep-form",
-                    )
-                yield Static(
-                    "Tab: next field · F5: start · F1: help", classes="hint", id="sweep-hint"
-                )
-            with Vertical(classes="live", id="sweep-live"):
-                yield ProgressPanel(id="sweep-progress")
-                yield Static("", id="sentence", classes="sentence")
-                yield SweepChart(id="sweep-chart")
-                yield DataTable(id="level-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+    def make_form(self) -> ConfigForm:
+        return ConfigForm(
+            SweepConfig,
+            self.initial_values,
+            groups=SWEEP_GROUPS,
+            choices={"device": self.devices},
+            suggestions={"checkpoint": [str(p) for p in find_checkpoints(self.checkpoint_dir)]},
+            id="sweep-form",
+        )
 
-    def on_mount(self) -> None:
-        self.ready = True
-        self.sub_title = "Sweep"
-        self._redraw_all()
-        self._update_buttons()
-
-    def on_screen_resume(self) -> None:
-        self._update_buttons()
-        self.app.refresh_bindings()
-
-    @property
-    def form(self) -> ConfigForm:
-        return self.query_one("#sweep-form", ConfigForm)
+    def compose_live(self) -> ComposeResult:
+        yield ProgressPanel(id="sweep-progress")
+        yield Static("", id="sentence", classes="sentence")
+        yield SweepChart(id="sweep-chart")
+        yield DataTable(id="level-table", cursor_type="row", zebra_stripes=True)
 
     # -- actions ---------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        job = getattr(self.app, "job", None)
-        if action == "start":
-            if job == self.JOB:
-                return False
-            return True if (self.valid and job is None) else None
-        if action == "stop":
-            return job == self.JOB
-        if action == "pick_checkpoint":
-            return None if job == self.JOB else True
-        return True
-
-    def action_start(self) -> None:
-        if self.check_action("start", ()) is not True:
-            if not self.valid:
-                self.app.bell()
-                self.notify("fix the fields marked in red first", severity="warning")
-            return
-        config = self.form.config
-        if config is not None:
-            self.app.start_sweep(config)
-
-    def action_stop(self) -> None:
-        self.app.action_stop_job()
-
-    def action_toggle_form(self) -> None:
-        self.form_hidden = not self.form_hidden
-        self.set_class(self.form_hidden, "-form-hidden")
+    def start(self, config: SweepConfig) -> None:
+        self.app.start_sweep(config)
 
     def action_pick_checkpoint(self) -> None:
         self.app.push_screen(
@@ -164,57 +101,24 @@ class SweepScreen(Screen):
         if not self.form.raw_values().get("checkpoint"):
             self.form.set_values({"checkpoint": path})
 
-    @on(Button.Pressed, "#start")
-    def _start_pressed(self) -> None:
-        self.action_start()
-
-    @on(Button.Pressed, "#stop")
-    def _stop_pressed(self) -> None:
-        self.action_stop()
-
     @on(Button.Pressed, "#pick")
     def _pick_pressed(self) -> None:
         self.action_pick_checkpoint()
 
-    @on(ConfigForm.Changed)
-    def _form_changed(self, event: ConfigForm.Changed) -> None:
-        self.valid = not event.problems
-        self._update_buttons()
-        self.app.refresh_bindings()
-
-    def on_descendant_focus(self, event: DescendantFocus) -> None:
-        text = self.form.help_for(event.widget)
-        if text:
-            self.query_one("#sweep-hint", Static).update(text)
-
-    def _update_buttons(self) -> None:
-        if not self.ready:
-            return
-        job = getattr(self.app, "job", None)
-        self.query_one("#start", Button).disabled = not (self.valid and job is None)
-        self.query_one("#stop", Button).disabled = job != self.JOB
-        self.query_one("#pick", Button).disabled = job == self.JOB
-
     # -- engine events -----------------------------------------------------------------------------
 
     def begin(self, config: SweepConfig) -> None:
-        self.config = config
         self.points = []
         self.baseline = self.best_level = self.best_accuracy = None
         self.tolerance = config.tolerance
         self.sentence = ""
-        self.status = "starting"
-        self.headline = f"{config.method} sweep of {config.checkpoint}"
-        self.progress_text = "loading checkpoint and test data…"
-        self.fraction = None
-        self.run_dir = ""
-        if self.ready:
-            if self.app.size.width < WIDE and not self.form_hidden:
-                self.action_toggle_form()
-            self._redraw_all()
-            self._update_buttons()
+        self._begin(
+            config,
+            f"{config.method} sweep of {config.checkpoint}",
+            "loading checkpoint and test data…",
+        )
 
-    def apply(self, event: Event) -> None:
+    def _apply(self, event: Event) -> None:
         if isinstance(event, SweepPoint):
             self.points = [p for p in self.points if p.level_percent != event.level_percent]
             self.points.append(event)
@@ -241,45 +145,18 @@ class SweepScreen(Screen):
             self.tolerance = event.tolerance
             if self.ready:
                 self._redraw_chart()
-        elif isinstance(event, RunStarted):
-            self.status = "running"
-            self.run_dir = event.run_dir
-            synthetic = " · SYNTHETIC data" if event.synthetic else ""
-            self.headline = (
-                f"{event.model} · {event.parameters:,} params · {event.device}{synthetic}"
-            )
-            self._show_progress()
-        elif isinstance(event, Notice):
-            self.notify(
-                event.text, severity="warning" if event.level == "warning" else "information"
-            )
-        elif isinstance(event, RunFinished):
-            self.status = event.status
-            if event.reason:
-                self.headline = event.reason
-            self._show_progress()
 
-    def finish(self, result: Any = None, error: str | None = None) -> None:
-        if error is not None:
-            self.status = "failed"
-            self.headline = error
-        elif result is not None:
-            self.status = result.status
-            self.sentence = result.sentence()
-            if result.synthetic:
-                self.sentence += " (SYNTHETIC data)"
-            self.baseline = result.baseline_accuracy
-            self.best_level = result.best_level_percent
-            self.best_accuracy = result.best_accuracy
-            self.progress_text = f"{len(result.points)} levels · results in {result.run_dir}"
-        if self.ready:
-            self._redraw_all()
-            self._update_buttons()
+    def _take_result(self, result: Any) -> None:
+        self.sentence = result.sentence()
+        if result.synthetic:
+            self.sentence += " (SYNTHETIC data)"
+        self.baseline = result.baseline_accuracy
+        self.best_level = result.best_level_percent
+        self.best_accuracy = result.best_accuracy
+        self.progress_text = f"{len(result.points)} levels · results in {result.run_dir}"
 
-    def set_stopping(self) -> None:
-        self.status = "stopping"
-        self.progress_text = "stopping after this level; finished points are kept"
-        self._show_progress()
+    def _show_finished(self) -> None:
+        self._redraw_all()
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -329,14 +206,3 @@ class SweepScreen(Screen):
             self._add_level_row(p)
         self._redraw_chart()
         self._show_progress()
-
-    def _show_progress(self) -> None:
-        if not self.ready:
-            return
-        self.query_one(ProgressPanel).set(
-            status=self.status,
-            headline=self.headline,
-            fraction=self.fraction,
-            progress=self.progress_text,
-            detail=f"run {self.run_dir}" if self.run_dir else "",
-        )

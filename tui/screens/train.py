@@ -12,25 +12,16 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.events import DescendantFocus
-from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Static
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import TrainConfig
-from engine.events import (
-    BatchProgress,
-    CheckpointSaved,
-    EpochEnded,
-    Event,
-    Notice,
-    RunFinished,
-    RunStarted,
-)
+from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
 from engine.runs import read_jsonl
-from tui.screens.common import WIDE, checkpoint_choices, fmt_acc, fmt_lr, one_line
+from tui.screens.common import checkpoint_choices, fmt_acc, fmt_lr, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
+from tui.screens.job import JobScreen, job_bindings
 from tui.widgets.charts import AccuracyChart, LossChart
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.progress import ProgressPanel, format_duration
@@ -39,16 +30,14 @@ TRAIN_GROUPS = ("Training", "Model", "Data", "Device", "Checkpoints", "Run")
 EPOCH_COLUMNS = ("epoch", "loss", "train%", "test%", "lr", "s")
 
 
-class TrainScreen(Screen):
+class TrainScreen(JobScreen):
     """Everything about one training run."""
 
     JOB = "train"
-    BINDINGS = [
-        Binding("f5", "start", "Start"),
-        Binding("f6", "stop", "Stop"),
-        Binding("ctrl+o", "pick_resume", "Resume…"),
-        Binding("ctrl+f", "toggle_form", "Form"),
-    ]
+    TITLE_TEXT = "Train"
+    PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_resume", "resume", "Resume… ^o"
+    STOPPING_TEXT = "stopping after this batch; a resumable checkpoint is written"
+    BINDINGS = job_bindings(Binding("ctrl+o", "pick_resume", "Resume…"))
 
     def __init__(
         self,
@@ -58,105 +47,47 @@ class TrainScreen(Screen):
         checkpoint_dir: str,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name, id="train-screen")
-        self.initial_values = values
-        self.devices = devices
-        self.checkpoint_dir = checkpoint_dir
+        super().__init__(
+            values,
+            devices=devices,
+            checkpoint_dir=checkpoint_dir,
+            headline="nothing running: fill the form and press F5 to start",
+            name=name,
+        )
         self.resume_path: str | None = None
-        self.valid = False
-        # what the screen shows; kept here so it can be redrawn at any time
+        self.config: TrainConfig | None = None
         self.epochs: list[dict[str, Any]] = []
         self.loss_log: list[tuple[int, float]] = []  # appended by the worker thread
-        self.config: TrainConfig | None = None
-        self.status = "idle"
         self.last_checkpoint = ""
-        self.run_dir = ""
         self.gpu_memory: float | None = None
-        self.progress_text = ""
-        self.fraction: float | None = None
-        self.headline = "nothing running: fill the form and press F5 to start"
-        self.form_hidden = False
-        self.ready = False  # True once composed and mounted: widgets can be updated
 
     # -- layout --------------------------------------------------------------------------------
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(classes="body"):
-            with Vertical(classes="side", id="train-side"):
-                with Horizontal(classes="buttons"):
-                    yield Button("Start F5", id="start", variant="success", compact=True)
-                    yield Button("Stop F6", id="stop", variant="error", compact=True)
-                    yield Button("Resume… ^o", id="resume", compact=True)
-                yield Static(self._resume_text(), id="resume-line", classes="resume-line")
-                with VerticalScroll(classes="form-scroll"):
-                    yield ConfigForm(
-                        TrainConfig,
-                        self.initial_values,
-                        groups=TRAIN_GROUPS,
-                        choices={"device": self.devices},
-                        id="train-form",
-                    )
-                yield Static(
-                    "Tab: next field · F5: start · F1: help", classes="hint", id="train-hint"
-                )
-            with Vertical(classes="live", id="train-live"):
-                yield ProgressPanel(id="train-progress")
-                with Horizontal(classes="charts"):
-                    yield LossChart(id="loss-chart")
-                    yield AccuracyChart(id="acc-chart")
-                table: DataTable = DataTable(
-                    id="epoch-table", cursor_type="row", zebra_stripes=True
-                )
-                table.add_columns(*EPOCH_COLUMNS)
-                yield table
-        yield Footer(compact=True)
+    def compose_above_form(self) -> ComposeResult:
+        yield Static(self._resume_text(), id="resume-line", classes="resume-line")
 
-    def on_mount(self) -> None:
-        self.ready = True
-        self.sub_title = "Train"
-        self._redraw_all()
-        self._update_buttons()
+    def make_form(self) -> ConfigForm:
+        return ConfigForm(
+            TrainConfig,
+            self.initial_values,
+            groups=TRAIN_GROUPS,
+            choices={"device": self.devices},
+            id="train-form",
+        )
 
-    def on_screen_resume(self) -> None:
-        self._update_buttons()
-        self.app.refresh_bindings()
-
-    @property
-    def form(self) -> ConfigForm:
-        return self.query_one("#train-form", ConfigForm)
+    def compose_live(self) -> ComposeResult:
+        yield ProgressPanel(id="train-progress")
+        with Horizontal(classes="charts"):
+            yield LossChart(id="loss-chart")
+            yield AccuracyChart(id="acc-chart")
+        table: DataTable = DataTable(id="epoch-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*EPOCH_COLUMNS)
+        yield table
 
     # -- actions ---------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        job = getattr(self.app, "job", None)
-        if action == "start":
-            if job == self.JOB:
-                return False
-            return True if (self.valid and job is None) else None
-        if action == "stop":
-            return job == self.JOB
-        if action == "pick_resume":
-            return None if job == self.JOB else True
-        return True
-
-    def action_start(self) -> None:
-        if self.check_action("start", ()) is not True:
-            if not self.valid:
-                self.app.bell()
-                self.notify("fix the fields marked in red first", severity="warning")
-            return
-        config = self.form.config
-        if config is None:
-            return
+    def start(self, config: TrainConfig) -> None:
         self.app.start_train(config, resume=self.resume_path)
-
-    def action_stop(self) -> None:
-        self.app.action_stop_job()
-
-    def action_toggle_form(self) -> None:
-        self.form_hidden = not self.form_hidden
-        self.set_class(self.form_hidden, "-form-hidden")
 
     def action_pick_resume(self) -> None:
         folder = str(self.form.raw_values().get("checkpoint_dir") or self.checkpoint_dir)
@@ -210,57 +141,25 @@ class TrainScreen(Screen):
             return f"resume: {self.resume_path}"
         return "fresh run (^o picks a checkpoint to resume)"
 
-    @on(Button.Pressed, "#start")
-    def _start_pressed(self) -> None:
-        self.action_start()
-
-    @on(Button.Pressed, "#stop")
-    def _stop_pressed(self) -> None:
-        self.action_stop()
-
     @on(Button.Pressed, "#resume")
     def _resume_pressed(self) -> None:
         self.action_pick_resume()
-
-    @on(ConfigForm.Changed)
-    def _form_changed(self, event: ConfigForm.Changed) -> None:
-        self.valid = not event.problems
-        self._update_buttons()
-        self.app.refresh_bindings()
-
-    def on_descendant_focus(self, event: DescendantFocus) -> None:
-        text = self.form.help_for(event.widget) if self.ready else ""
-        if text:
-            self.query_one("#train-hint", Static).update(text)
-
-    def _update_buttons(self) -> None:
-        if not self.ready:
-            return
-        job = getattr(self.app, "job", None)
-        self.query_one("#start", Button).disabled = not (self.valid and job is None)
-        self.query_one("#stop", Button).disabled = job != self.JOB
-        self.query_one("#resume", Button).disabled = job == self.JOB
 
     # -- engine events -----------------------------------------------------------------------------
 
     def begin(self, config: TrainConfig, resume: str | None) -> None:
         """A run is about to start: clear the panels."""
-        self.config = config
         self.epochs = []
         self.loss_log.clear()
-        self.status = "starting"
-        self.last_checkpoint = self.run_dir = ""
+        self.last_checkpoint = ""
         self.gpu_memory = None
-        self.fraction = None
-        self.progress_text = f"resuming from {resume}" if resume else "loading data…"
-        self.headline = f"{config.model} on {config.dataset}, {config.epochs} epochs"
-        if self.ready:
-            if self.app.size.width < WIDE and not self.form_hidden:
-                self.action_toggle_form()
-            self._redraw_all()
-            self._update_buttons()
+        self._begin(
+            config,
+            f"{config.model} on {config.dataset}, {config.epochs} epochs",
+            f"resuming from {resume}" if resume else "loading data…",
+        )
 
-    def apply(self, event: Event) -> None:
+    def _apply(self, event: Event) -> None:
         """Record one engine event and show it (cheaply: charts only per epoch)."""
         if isinstance(event, BatchProgress):
             self._progress(event)
@@ -279,55 +178,26 @@ class TrainScreen(Screen):
                 self._add_epoch_row(entry)
                 self._redraw_charts()
                 self._show_progress()
-        elif isinstance(event, RunStarted):
-            self.status = "running"
-            self.run_dir = event.run_dir
-            synthetic = " · SYNTHETIC data" if event.synthetic else ""
-            self.headline = (
-                f"{event.model} · {event.parameters:,} params · {event.device}{synthetic}"
-            )
-            # a resumed run continues a run folder: show the epochs it already logged
-            logged = read_jsonl(Path(event.run_dir) / "metrics.jsonl")
-            if logged and not self.epochs:
-                self.epochs = logged
-                if self.ready:
-                    self._redraw_all()
-            self._show_progress()
         elif isinstance(event, CheckpointSaved):
             self.last_checkpoint = event.path
             self._show_progress()
-        elif isinstance(event, Notice):
-            self.notify(
-                event.text, severity="warning" if event.level == "warning" else "information"
-            )
-        elif isinstance(event, RunFinished):
-            self.status = event.status
-            if event.reason:
-                self.headline = event.reason
-            self._show_progress()
 
-    def finish(self, result: Any = None, error: str | None = None) -> None:
-        """The worker returned or failed."""
-        if error is not None:
-            self.status = "failed"
-            self.headline = error
-        elif result is not None:
-            self.status = result.status
-            if result.status == "stopped" and result.checkpoint:
-                self.set_resume(result.checkpoint)
-                self.progress_text = "stopped: F5 resumes from the checkpoint below"
-            elif result.status == "completed":
-                self.set_resume(None)
-                acc = fmt_acc(result.final_test_acc)
-                self.progress_text = f"done: {result.epochs_completed} epochs, test {acc}%"
-        if self.ready:
-            self._show_progress()
-            self._update_buttons()
+    def _run_started(self, event: RunStarted) -> None:
+        # a resumed run continues a run folder: show the epochs it already logged
+        logged = read_jsonl(Path(event.run_dir) / "metrics.jsonl")
+        if logged and not self.epochs:
+            self.epochs = logged
+            if self.ready:
+                self._redraw_all()
 
-    def set_stopping(self) -> None:
-        self.status = "stopping"
-        self.progress_text = "stopping after this batch; a resumable checkpoint is written"
-        self._show_progress()
+    def _take_result(self, result: Any) -> None:
+        if result.status == "stopped" and result.checkpoint:
+            self.set_resume(result.checkpoint)
+            self.progress_text = "stopped: F5 resumes from the checkpoint below"
+        elif result.status == "completed":
+            self.set_resume(None)
+            acc = fmt_acc(result.final_test_acc)
+            self.progress_text = f"done: {result.epochs_completed} epochs, test {acc}%"
 
     def _progress(self, event: BatchProgress) -> None:
         self.fraction = ((event.epoch - 1) * event.batches + event.batch) / max(
@@ -362,23 +232,13 @@ class TrainScreen(Screen):
 
     # -- drawing -------------------------------------------------------------------------------
 
-    def _show_progress(self) -> None:
-        if not self.ready:
-            return
-        detail = []
-        if self.run_dir:
-            detail.append(f"run {self.run_dir}")
+    def _detail(self) -> list[str]:
+        detail = super()._detail()
         if self.gpu_memory is not None:
             detail.append(f"GPU {self.gpu_memory:,.0f} MiB peak")
         if self.last_checkpoint:
             detail.append(f"saved {self.last_checkpoint}")
-        self.query_one(ProgressPanel).set(
-            status=self.status,
-            headline=self.headline,
-            fraction=self.fraction,
-            progress=self.progress_text,
-            detail=" · ".join(detail),
-        )
+        return detail
 
     def _add_epoch_row(self, entry: dict[str, Any]) -> None:
         table = self.query_one("#epoch-table", DataTable)

@@ -1,0 +1,262 @@
+"""What the Train and Sweep screens share: a config form beside a live panel, Start/Stop and a
+picker button, and the state a job shows (status, headline, progress) fed by engine events.
+
+A subclass names its job and picker, builds its form and live panel, starts its job, and handles
+the events only it knows; run started / notice / run finished are handled here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import DescendantFocus
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static
+
+from engine.events import Event, Notice, RunFinished, RunStarted
+from tui.screens.common import WIDE
+from tui.widgets.config_form import ConfigForm
+from tui.widgets.progress import ProgressPanel
+
+
+def job_bindings(pick: Binding) -> list[Binding]:
+    """F5 start, F6 stop, the screen's picker, ^f form: in this order in the footer."""
+    return [
+        Binding("f5", "start", "Start"),
+        Binding("f6", "stop", "Stop"),
+        pick,
+        Binding("ctrl+f", "toggle_form", "Form"),
+    ]
+
+
+class JobScreen(Screen):
+    """A screen that runs one kind of job (`JOB`, as the app's `job` names it)."""
+
+    JOB = ""
+    TITLE_TEXT = ""  # the screen's sub-title
+    PICK_ACTION = ""  # the picker's action (without `action_`) ...
+    PICK_BUTTON = ""  # ... its button's id ...
+    PICK_LABEL = ""  # ... and label
+    STOPPING_TEXT = ""
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        *,
+        devices: list[str],
+        checkpoint_dir: str,
+        headline: str,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=f"{self.JOB}-screen")
+        self.initial_values = values
+        self.devices = devices
+        self.checkpoint_dir = checkpoint_dir
+        self.valid = False
+        self.form_hidden = False
+        self.ready = False  # True once composed and mounted: widgets can be updated
+        # what the screen shows; kept here so it can be redrawn at any time
+        self.config: Any = None
+        self.status = "idle"
+        self.headline = headline
+        self.progress_text = ""
+        self.fraction: float | None = None
+        self.run_dir = ""
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="body"):
+            with Vertical(classes="side", id=f"{self.JOB}-side"):
+                with Horizontal(classes="buttons"):
+                    yield Button("Start F5", id="start", variant="success", compact=True)
+                    yield Button("Stop F6", id="stop", variant="error", compact=True)
+                    yield Button(self.PICK_LABEL, id=self.PICK_BUTTON, compact=True)
+                yield from self.compose_above_form()
+                with VerticalScroll(classes="form-scroll"):
+                    yield self.make_form()
+                yield Static(
+                    "Tab: next field · F5: start · F1: help", classes="hint", id=f"{self.JOB}-hint"
+                )
+            with Vertical(classes="live", id=f"{self.JOB}-live"):
+                yield from self.compose_live()
+        yield Footer(compact=True)
+
+    def compose_above_form(self) -> ComposeResult:
+        """Widgets between the buttons and the form (none by default)."""
+        yield from ()
+
+    def make_form(self) -> ConfigForm:
+        raise NotImplementedError
+
+    def compose_live(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def on_mount(self) -> None:
+        self.ready = True
+        self.sub_title = self.TITLE_TEXT
+        self._redraw_all()
+        self._update_buttons()
+
+    def on_screen_resume(self) -> None:
+        self._update_buttons()
+        self.app.refresh_bindings()
+
+    @property
+    def form(self) -> ConfigForm:
+        return self.query_one(f"#{self.JOB}-form", ConfigForm)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        job = getattr(self.app, "job", None)
+        if action == "start":
+            if job == self.JOB:
+                return False
+            return True if (self.valid and job is None) else None
+        if action == "stop":
+            return job == self.JOB
+        if action == self.PICK_ACTION:
+            return None if job == self.JOB else True
+        return True
+
+    def action_start(self) -> None:
+        if self.check_action("start", ()) is not True:
+            if not self.valid:
+                self.app.bell()
+                self.notify("fix the fields marked in red first", severity="warning")
+            return
+        config = self.form.config
+        if config is not None:
+            self.start(config)
+
+    def start(self, config: Any) -> None:
+        """Ask the app to run the job with `config`."""
+        raise NotImplementedError
+
+    def action_stop(self) -> None:
+        self.app.action_stop_job()
+
+    def action_toggle_form(self) -> None:
+        self.form_hidden = not self.form_hidden
+        self.set_class(self.form_hidden, "-form-hidden")
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#stop")
+    def _stop_pressed(self) -> None:
+        self.action_stop()
+
+    @on(ConfigForm.Changed)
+    def _form_changed(self, event: ConfigForm.Changed) -> None:
+        self.valid = not event.problems
+        self._update_buttons()
+        self.app.refresh_bindings()
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        text = self.form.help_for(event.widget) if self.ready else ""
+        if text:
+            self.query_one(f"#{self.JOB}-hint", Static).update(text)
+
+    def _update_buttons(self) -> None:
+        if not self.ready:
+            return
+        job = getattr(self.app, "job", None)
+        self.query_one("#start", Button).disabled = not (self.valid and job is None)
+        self.query_one("#stop", Button).disabled = job != self.JOB
+        self.query_one(f"#{self.PICK_BUTTON}", Button).disabled = job == self.JOB
+
+    # -- engine events -----------------------------------------------------------------------------
+
+    def _begin(self, config: Any, headline: str, progress: str) -> None:
+        """A job is about to start (the subclass has cleared its own state): show it."""
+        self.config = config
+        self.status = "starting"
+        self.headline = headline
+        self.progress_text = progress
+        self.fraction = None
+        self.run_dir = ""
+        if self.ready:
+            if self.app.size.width < WIDE and not self.form_hidden:
+                self.action_toggle_form()
+            self._redraw_all()
+            self._update_buttons()
+
+    def apply(self, event: Event) -> None:
+        """Record one engine event and show it."""
+        if isinstance(event, RunStarted):
+            self.status = "running"
+            self.run_dir = event.run_dir
+            synthetic = " · SYNTHETIC data" if event.synthetic else ""
+            self.headline = (
+                f"{event.model} · {event.parameters:,} params · {event.device}{synthetic}"
+            )
+            self._run_started(event)
+            self._show_progress()
+        elif isinstance(event, Notice):
+            self.notify(
+                event.text, severity="warning" if event.level == "warning" else "information"
+            )
+        elif isinstance(event, RunFinished):
+            self.status = event.status
+            if event.reason:
+                self.headline = event.reason
+            self._show_progress()
+        else:
+            self._apply(event)
+
+    def _run_started(self, event: RunStarted) -> None:
+        """Anything more a subclass does when the run has started."""
+
+    def _apply(self, event: Event) -> None:
+        """The events only this screen's job sends."""
+
+    def finish(self, result: Any = None, error: str | None = None) -> None:
+        """The worker returned or failed."""
+        if error is not None:
+            self.status = "failed"
+            self.headline = error
+        elif result is not None:
+            self.status = result.status
+            self._take_result(result)
+        if self.ready:
+            self._show_finished()
+            self._update_buttons()
+
+    def _take_result(self, result: Any) -> None:
+        """Record what the job returned."""
+
+    def _show_finished(self) -> None:
+        self._show_progress()
+
+    def set_stopping(self) -> None:
+        self.status = "stopping"
+        self.progress_text = self.STOPPING_TEXT
+        self._show_progress()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _detail(self) -> list[str]:
+        """The parts of the progress panel's detail line."""
+        return [f"run {self.run_dir}"] if self.run_dir else []
+
+    def _show_progress(self) -> None:
+        if not self.ready:
+            return
+        self.query_one(ProgressPanel).set(
+            status=self.status,
+            headline=self.headline,
+            fraction=self.fraction,
+            progress=self.progress_text,
+            detail=" · ".join(self._detail()),
+        )
+
+    def _redraw_all(self) -> None:
+        raise NotImplementedError
