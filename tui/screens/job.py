@@ -42,6 +42,7 @@ class JobScreen(Screen):
     PICK_BUTTON = ""  # ... its button's id ...
     PICK_LABEL = ""  # ... and label
     STOPPING_TEXT = ""
+    IDLE_HEADLINE = ""
 
     def __init__(
         self,
@@ -49,7 +50,6 @@ class JobScreen(Screen):
         *,
         devices: list[str],
         checkpoint_dir: str,
-        headline: str,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name, id=f"{self.JOB}-screen")
@@ -62,7 +62,7 @@ class JobScreen(Screen):
         # what the screen shows; kept here so it can be redrawn at any time
         self.config: Any = None
         self.status = "idle"
-        self.headline = headline
+        self.headline = self.IDLE_HEADLINE
         self.progress_text = ""
         self.fraction: float | None = None
         self.run_dir = ""
@@ -179,7 +179,7 @@ class JobScreen(Screen):
         """A job is about to start (the subclass has cleared its own state): show it."""
         self.config = config
         self.status = "starting"
-        self.headline = headline
+        self.headline = self.IDLE_HEADLINE
         self.progress_text = progress
         self.fraction = None
         self.run_dir = ""

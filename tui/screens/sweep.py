@@ -27,25 +27,17 @@ class SweepScreen(JobScreen):
     JOB = "sweep"
     TITLE_TEXT = "Sweep"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Checkpoint… ^o"
+    IDLE_HEADLINE = "nothing running: pick a checkpoint and press F5 to start"
     STOPPING_TEXT = "stopping after this level; finished points are kept"
     BINDINGS = job_bindings(Binding("ctrl+o", "pick_checkpoint", "Checkpoint…"))
 
-    def __init__(
-        self,
-        values: dict[str, Any],
-        *,
-        devices: list[str],
-        checkpoint_dir: str,
-        name: str | None = None,
-    ) -> None:
-        newest = find_checkpoints(checkpoint_dir)
-        super().__init__(
-            {"checkpoint": str(newest[0]) if newest else "", **values},
-            devices=devices,
-            checkpoint_dir=checkpoint_dir,
-            headline="nothing running: pick a checkpoint and press F5 to start",
-            name=name,
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        newest = find_checkpoints(self.checkpoint_dir)
+        self.initial_values = {
+            "checkpoint": str(newest[0]) if newest else "",
+            **self.initial_values,
+        }
         self.config: SweepConfig | None = None
         self.points: list[SweepPoint] = []
         self.baseline: float | None = None

@@ -36,24 +36,12 @@ class TrainScreen(JobScreen):
     JOB = "train"
     TITLE_TEXT = "Train"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_resume", "resume", "Resume… ^o"
+    IDLE_HEADLINE = "nothing running: fill the form and press F5 to start"
     STOPPING_TEXT = "stopping after this batch; a resumable checkpoint is written"
     BINDINGS = job_bindings(Binding("ctrl+o", "pick_resume", "Resume…"))
 
-    def __init__(
-        self,
-        values: dict[str, Any],
-        *,
-        devices: list[str],
-        checkpoint_dir: str,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            values,
-            devices=devices,
-            checkpoint_dir=checkpoint_dir,
-            headline="nothing running: fill the form and press F5 to start",
-            name=name,
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.resume_path: str | None = None
         self.config: TrainConfig | None = None
         self.epochs: list[dict[str, Any]] = []
