@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -505,6 +506,58 @@ RunDirOpt = Annotated[
 ]
 
 
+_OUTPUT_OPTIONS = {
+    "json_out": JsonOpt,
+    "json_lines": JsonLinesOpt,
+    "quiet": QuietOpt,
+    "debug": DebugOpt,
+}
+
+
+def output_options(*names: str):
+    """Give a command the Output options `names` (of json_out, json_lines, quiet) and --debug.
+
+    The command takes `out: Output` instead of them and runs inside `failures(debug)`; the options
+    come after its own parameters (before `**options`), in the Output help panel.
+    """
+
+    def decorate(func):
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "out"]
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=False,
+                annotation=_OUTPUT_OPTIONS[name],
+            )
+            for name in (*names, "debug")
+        ]
+        at = len([p for p in own if p.kind is not p.VAR_KEYWORD])
+
+        @functools.wraps(func)
+        def command(*args: Any, debug: bool = False, **kwargs: Any) -> None:
+            out = Output(**{name: kwargs.pop(name) for name in names})
+            with failures(debug):
+                func(*args, out=out, **kwargs)
+
+        command.__signature__ = signature.replace(parameters=own[:at] + added + own[at:])
+        return command
+
+    return decorate
+
+
+def run_engine(out: Output, entry: Any, config: Any, **kwargs: Any) -> tuple[Any, bool]:
+    """Call an engine entry point with `out`'s reporter and Ctrl-C as its stop signal.
+
+    Returns its result and whether the run used synthetic data.
+    """
+    reporter = Reporter(out)
+    with stop_on_ctrl_c() as stop, reporter:
+        result = entry(config, reporter, stop, **kwargs)
+    return result, bool(reporter.started and reporter.started.synthetic)
+
+
 def _finished(out: Output, status: str, line: str, resume_hint: str | None) -> None:
     """Print the final line; exit 130 when the run was stopped (after saying how to resume)."""
     if status == "stopped":
@@ -554,8 +607,10 @@ def open_tui() -> None:
 
 @app.command()
 @config_options(TrainConfig)
+@output_options("json_out", "json_lines", "quiet")
 def train(
     ctx: typer.Context,
+    out: Output,
     resume: Annotated[
         Optional[str],  # noqa: UP045 - typer needs a runtime type here
         typer.Option(
@@ -566,44 +621,35 @@ def train(
             rich_help_panel="Checkpoints",
         ),
     ] = None,
-    json_out: JsonOpt = False,
-    json_lines: JsonLinesOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
     **options: Any,
 ) -> None:
     """Train a model with the seed's recipe (SGD + cosine lr per epoch), checkpointing as it goes.
 
     The defaults are the seed's recommended values. Ctrl-C saves a resumable checkpoint and exits 130.
     """
-    out = Output(json_out=json_out, json_lines=json_lines, quiet=quiet)
-    with failures(debug):
-        from engine.train import resume_config
-        from engine.train import train as run_train
+    from engine.train import resume_config
+    from engine.train import train as run_train
 
-        if resume is not None:
-            explicit = {k: v for k, v in options.items() if k in typed_by_user(ctx, options)}
-            config = resume_config(resume, **explicit)
-            check_config(config)
-        else:
-            config = make_config(TrainConfig, options)
-        reporter = Reporter(out)
-        with stop_on_ctrl_c() as stop, reporter:
-            result = run_train(config, reporter, stop, resume=resume)
-        synthetic = bool(reporter.started and reporter.started.synthetic)
-        out.document({**dataclasses.asdict(result), "synthetic": synthetic})
-        if result.history:
-            title = f"training {config.model}: {result.run_dir}"
-            out.renderable(render.train_table(result.history, "SYNTHETIC " * synthetic + title))
-        line = (
-            f"{result.epochs_completed}/{config.epochs} epochs done, test accuracy "
-            f"{render.fmt_pct(result.final_test_acc)} (best {render.fmt_pct(result.best_test_acc)})"
-            f", checkpoint {result.checkpoint or 'none'}, run {result.run_dir}"
-        )
-        if synthetic:
-            line = "SYNTHETIC data: " + line
-        hint = f"prunelab train --resume {result.checkpoint}" if result.checkpoint else None
-        _finished(out, result.status, line, hint)
+    if resume is not None:
+        explicit = {k: v for k, v in options.items() if k in typed_by_user(ctx, options)}
+        config = resume_config(resume, **explicit)
+        check_config(config)
+    else:
+        config = make_config(TrainConfig, options)
+    result, synthetic = run_engine(out, run_train, config, resume=resume)
+    out.document({**dataclasses.asdict(result), "synthetic": synthetic})
+    if result.history:
+        title = f"training {config.model}: {result.run_dir}"
+        out.renderable(render.train_table(result.history, "SYNTHETIC " * synthetic + title))
+    line = (
+        f"{result.epochs_completed}/{config.epochs} epochs done, test accuracy "
+        f"{render.fmt_pct(result.final_test_acc)} (best {render.fmt_pct(result.best_test_acc)})"
+        f", checkpoint {result.checkpoint or 'none'}, run {result.run_dir}"
+    )
+    if synthetic:
+        line = "SYNTHETIC data: " + line
+    hint = f"prunelab train --resume {result.checkpoint}" if result.checkpoint else None
+    _finished(out, result.status, line, hint)
 
 
 def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
@@ -621,7 +667,9 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
 
 @app.command()
 @config_options(SweepConfig, skip=("checkpoint",))
+@output_options("json_out", "json_lines", "quiet")
 def sweep(
+    out: Output,
     checkpoint: Annotated[
         Optional[str],  # noqa: UP045 - typer needs a runtime type here
         typer.Argument(
@@ -640,10 +688,6 @@ def sweep(
             rich_help_panel="Run",
         ),
     ] = None,
-    json_out: JsonOpt = False,
-    json_lines: JsonLinesOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
     **options: Any,
 ) -> None:
     """Prune a checkpoint at each level and evaluate: accuracy vs sparsity, sizes, the answer.
@@ -652,36 +696,34 @@ def sweep(
 
     Ctrl-C keeps every finished level and exits 130; --resume RUN computes only the missing ones.
     """
-    out = Output(json_out=json_out, json_lines=json_lines, quiet=quiet)
-    with failures(debug):
-        from engine.runs import load_run, resolve_run
-        from engine.sweep import run_sweep
+    from engine.runs import load_run, resolve_run
+    from engine.sweep import run_sweep
 
-        run = None
-        if resume is not None:
-            run = str(resolve_run(options["run_dir"], resume))
-            kind = load_run(run).kind
-            if kind != "sweep":
-                raise PrunelabError(f"cannot resume {run}: it is a {kind} run, not a sweep")
-        elif checkpoint is None:
-            error_line("missing argument CHECKPOINT (or --resume RUN)")
-            raise typer.Exit(EXIT_USAGE)
-        config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
-        reporter = Reporter(out)
-        with stop_on_ctrl_c() as stop, reporter:
-            result = run_sweep(config, reporter, stop, resume_run=run)
-        _sweep_output(out, result)
-        _finished(
-            out,
-            result.status,
-            render.sweep_line(result),
-            f"prunelab sweep --resume {result.run_dir}",
-        )
+    run = None
+    if resume is not None:
+        run = str(resolve_run(options["run_dir"], resume))
+        kind = load_run(run).kind
+        if kind != "sweep":
+            raise PrunelabError(f"cannot resume {run}: it is a {kind} run, not a sweep")
+    elif checkpoint is None:
+        error_line("missing argument CHECKPOINT (or --resume RUN)")
+        raise typer.Exit(EXIT_USAGE)
+    config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
+    result, _ = run_engine(out, run_sweep, config, resume_run=run)
+    _sweep_output(out, result)
+    _finished(
+        out,
+        result.status,
+        render.sweep_line(result),
+        f"prunelab sweep --resume {result.run_dir}",
+    )
 
 
 @app.command()
 @config_options(SweepConfig, skip=("checkpoint", "levels", "refine", "early_stop"))
+@output_options("json_out", "json_lines", "quiet")
 def find(
+    out: Output,
     checkpoint: CheckpointArg,
     coarse_step: Annotated[
         float,
@@ -692,30 +734,22 @@ def find(
             rich_help_panel="Pruning",
         ),
     ] = FIND_COARSE_STEP,
-    json_out: JsonOpt = False,
-    json_lines: JsonLinesOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
     **options: Any,
 ) -> None:
     """The best-sparsity answer alone: the highest level within --tolerance of the dense baseline.
 
     Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise run=...
     """
-    out = Output(json_out=json_out, json_lines=json_lines, quiet=quiet)
-    with failures(debug):
-        from engine.sweep import find_best
+    from engine.sweep import find_best
 
-        if not (0 < coarse_step <= 100) or math.isnan(coarse_step):
-            raise ConfigError("coarse_step", f"{coarse_step:g} is out of range; allowed > 0 to 100")
-        config = make_config(SweepConfig, options, checkpoint=checkpoint)
-        reporter = Reporter(out)
-        with stop_on_ctrl_c() as stop, reporter:
-            result = find_best(config, reporter, stop, coarse_step=coarse_step)
-        _sweep_output(out, result, chart=False)
-        if result.synthetic and out.human:
-            out.line(render.SYNTHETIC_WARNING, "bold yellow")
-        _finished(out, result.status, render.find_line(result), None)
+    if not (0 < coarse_step <= 100) or math.isnan(coarse_step):
+        raise ConfigError("coarse_step", f"{coarse_step:g} is out of range; allowed > 0 to 100")
+    config = make_config(SweepConfig, options, checkpoint=checkpoint)
+    result, _ = run_engine(out, find_best, config, coarse_step=coarse_step)
+    _sweep_output(out, result, chart=False)
+    if result.synthetic and out.human:
+        out.line(render.SYNTHETIC_WARNING, "bold yellow")
+    _finished(out, result.status, render.find_line(result), None)
 
 
 @app.command()
@@ -733,7 +767,9 @@ def find(
     ),
     defaults={"levels": SENSITIVITY_LEVELS},
 )
+@output_options("json_out", "json_lines", "quiet")
 def sensitivity(
+    out: Output,
     checkpoint: CheckpointArg,
     layers: Annotated[
         str,
@@ -743,39 +779,33 @@ def sensitivity(
             rich_help_panel="Pruning",
         ),
     ] = "",
-    json_out: JsonOpt = False,
-    json_lines: JsonLinesOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
     **options: Any,
 ) -> None:
     """Per-layer sensitivity: prune one layer at a time (layerwise L1), the others dense.
 
     The layer x level accuracy table shows which layers tolerate pruning.
     """
-    out = Output(json_out=json_out, json_lines=json_lines, quiet=quiet)
-    with failures(debug):
-        from engine.sweep import run_sensitivity
+    from engine.sweep import run_sensitivity
 
-        config = make_config(SweepConfig, options, checkpoint=checkpoint)
-        names = [n.strip() for n in layers.split(",") if n.strip()] or None
-        reporter = Reporter(out)
-        with stop_on_ctrl_c() as stop, reporter:
-            result = run_sensitivity(config, reporter, stop, layers=names)
-        out.document(result)
-        if result.layers:
-            out.renderable(render.sensitivity_table(result))
-        line = (
-            f"{len(result.layers)} layers x {len(result.levels)} levels, baseline "
-            f"{render.fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"
-        )
-        if reporter.started is not None and reporter.started.synthetic:
-            line = "SYNTHETIC data: " + line
-        _finished(out, result.status, line, None)
+    config = make_config(SweepConfig, options, checkpoint=checkpoint)
+    names = [n.strip() for n in layers.split(",") if n.strip()] or None
+    result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
+    out.document(result)
+    if result.layers:
+        out.renderable(render.sensitivity_table(result))
+    line = (
+        f"{len(result.layers)} layers x {len(result.levels)} levels, baseline "
+        f"{render.fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"
+    )
+    if synthetic:
+        line = "SYNTHETIC data: " + line
+    _finished(out, result.status, line, None)
 
 
 @app.command()
+@output_options("json_out", "quiet")
 def export(
+    out: Output,
     checkpoint: CheckpointArg,
     level: Annotated[
         float,
@@ -845,85 +875,80 @@ def export(
             "<name>_<method><level>.<format>.pth)",
         ),
     ] = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Write the model pruned at one level, with masks made permanent, and print its sizes.
 
     The file is itself a checkpoint every other command accepts.
     """
-    out = Output(json_out=json_out, quiet=quiet)
-    with failures(debug):
-        from engine.export import export_pruned
+    from engine.export import export_pruned
 
-        # The config checks the values it shares with export (exit 2 naming the option).
-        shared = {"method": method, "min_density": min_density}
-        if model is not None:
-            shared["model"] = model
-        probe = SweepConfig(checkpoint=checkpoint, **shared)
-        problems = [p for p in probe.problems() if p.field in shared]
-        if problems:
-            raise _ConfigProblems(problems)
-        kwargs: dict[str, Any] = {
-            "method": method,
-            "include_classifier": include_classifier,
-            "model": model,
-            "min_density": min_density,
-        }
-        if fmt is not None:
-            kwargs["fmt"] = fmt
-        result = export_pruned(checkpoint, level, output=output, **kwargs)
-        out.document({**dataclasses.asdict(result), "ratio": result.ratio})
-        out.renderable(render.export_table(result))
-        out.final(
-            f"wrote {result.path}: {render.fmt_bytes(result.file_bytes)}, "
-            f"{100 * result.ratio:.1f}% of the dense file "
-            f"({render.fmt_bytes(result.dense_file_bytes)}); "
-            f"sparsity {render.fmt_level(result.sparsity_percent)}"
-        )
+    # The config checks the values it shares with export (exit 2 naming the option).
+    shared = {"method": method, "min_density": min_density}
+    if model is not None:
+        shared["model"] = model
+    probe = SweepConfig(checkpoint=checkpoint, **shared)
+    problems = [p for p in probe.problems() if p.field in shared]
+    if problems:
+        raise _ConfigProblems(problems)
+    kwargs: dict[str, Any] = {
+        "method": method,
+        "include_classifier": include_classifier,
+        "model": model,
+        "min_density": min_density,
+    }
+    if fmt is not None:
+        kwargs["fmt"] = fmt
+    result = export_pruned(checkpoint, level, output=output, **kwargs)
+    out.document({**dataclasses.asdict(result), "ratio": result.ratio})
+    out.renderable(render.export_table(result))
+    out.final(
+        f"wrote {result.path}: {render.fmt_bytes(result.file_bytes)}, "
+        f"{100 * result.ratio:.1f}% of the dense file "
+        f"({render.fmt_bytes(result.dense_file_bytes)}); "
+        f"sparsity {render.fmt_level(result.sparsity_percent)}"
+    )
 
 
 @app.command()
+@output_options("json_out")
 def runs(
+    out: Output,
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     kind: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--kind", help="only runs of this kind (train, sweep, find, sensitivity)"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="show at most N runs (0 = all)")] = 0,
-    json_out: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """The past runs, newest first: kind, model, date, status, best accuracy or best sparsity."""
-    out = Output(json_out=json_out)
-    with failures(debug):
-        from engine.runs import list_runs
+    from engine.runs import list_runs
 
-        listings = [r for r in list_runs(run_dir) if kind is None or r.record.kind == kind]
-        if limit:
-            listings = listings[:limit]
-        if out.json:
-            out.document(
-                [
-                    {
-                        "run": item.path.name,
-                        "path": str(item.path),
-                        **dataclasses.asdict(item.record),
-                        "best": render.run_best(item.record),
-                    }
-                    for item in listings
-                ]
-            )
-            return
-        if not listings:
-            out.line(f"no runs under {run_dir}")
-            return
-        out.renderable(render.runs_table(listings, out.console.width))
+    listings = [r for r in list_runs(run_dir) if kind is None or r.record.kind == kind]
+    if limit:
+        listings = listings[:limit]
+    if out.json:
+        out.document(
+            [
+                {
+                    "run": item.path.name,
+                    "path": str(item.path),
+                    **dataclasses.asdict(item.record),
+                    "best": render.run_best(item.record),
+                }
+                for item in listings
+            ]
+        )
+        return
+    if not listings:
+        out.line(f"no runs under {run_dir}")
+        return
+    out.renderable(render.runs_table(listings, out.console.width))
 
 
 @app.command()
+@output_options("json_out", "quiet")
 def report(
+    out: Output,
     names: Annotated[
         list[str],
         typer.Argument(
@@ -939,60 +964,55 @@ def report(
             help="also write the chart as an image (needs matplotlib: pip install 'prunelab[png]')",
         ),
     ] = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
-    out = Output(json_out=json_out, quiet=quiet)
-    with failures(debug):
-        from engine.runs import load_run, read_jsonl, resolve_run
-        from engine.sweep import read_sensitivity, read_sweep
+    from engine.runs import load_run, read_jsonl, resolve_run
+    from engine.sweep import read_sensitivity, read_sweep
 
-        if png is not None:
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                error_line("--png needs matplotlib: pip install 'prunelab[png]'")
-                raise typer.Exit(EXIT_FAILURE) from None
-        sweeps, labels, documents, lines = [], [], [], []
-        for name in names:
-            path = resolve_run(run_dir, name)
-            record = load_run(path)
-            entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
-            entry["status"], entry["synthetic"] = record.status, record.synthetic
-            if record.kind in ("sweep", "find"):
-                result = read_sweep(path)
-                sweeps.append(result)
-                labels.append(f"{path.name} ({result.method})")
-                entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
-                out.renderable(render.sweep_table(result))
-                lines.append(render.sweep_line(result))
-            elif record.kind == "train":
-                history = read_jsonl(path / "metrics.jsonl")
-                entry["history"] = history
-                title = f"training {record.model}: {path}"
-                out.renderable(render.train_table(history, "SYNTHETIC " * record.synthetic + title))
-                lines.append(f"{path.name}: " + render.run_best(record))
-            elif record.kind == "sensitivity":
-                result = read_sensitivity(path)
-                entry["result"] = result
-                out.renderable(render.sensitivity_table(result))
-                lines.append(f"{path.name}: " + render.run_best(record))
-            else:
-                lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
-            documents.append(entry)
-        series, baselines = render.chart_data(sweeps, labels if len(sweeps) > 1 else None)
-        out.chart(series, baselines)
-        if png is not None:
-            if not sweeps:
-                raise PrunelabError("--png needs at least one sweep or find run among RUN...")
-            render.write_png(png, series, baselines)
-            lines.append(f"chart written to {png}")
-        out.document({"runs": documents, "png": png})
-        for line in lines[:-1]:
-            out.line(line)
-        out.final(lines[-1])
+    if png is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            error_line("--png needs matplotlib: pip install 'prunelab[png]'")
+            raise typer.Exit(EXIT_FAILURE) from None
+    sweeps, labels, documents, lines = [], [], [], []
+    for name in names:
+        path = resolve_run(run_dir, name)
+        record = load_run(path)
+        entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
+        entry["status"], entry["synthetic"] = record.status, record.synthetic
+        if record.kind in ("sweep", "find"):
+            result = read_sweep(path)
+            sweeps.append(result)
+            labels.append(f"{path.name} ({result.method})")
+            entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
+            out.renderable(render.sweep_table(result))
+            lines.append(render.sweep_line(result))
+        elif record.kind == "train":
+            history = read_jsonl(path / "metrics.jsonl")
+            entry["history"] = history
+            title = f"training {record.model}: {path}"
+            out.renderable(render.train_table(history, "SYNTHETIC " * record.synthetic + title))
+            lines.append(f"{path.name}: " + render.run_best(record))
+        elif record.kind == "sensitivity":
+            result = read_sensitivity(path)
+            entry["result"] = result
+            out.renderable(render.sensitivity_table(result))
+            lines.append(f"{path.name}: " + render.run_best(record))
+        else:
+            lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
+        documents.append(entry)
+    series, baselines = render.chart_data(sweeps, labels if len(sweeps) > 1 else None)
+    out.chart(series, baselines)
+    if png is not None:
+        if not sweeps:
+            raise PrunelabError("--png needs at least one sweep or find run among RUN...")
+        render.write_png(png, series, baselines)
+        lines.append(f"chart written to {png}")
+    out.document({"runs": documents, "png": png})
+    for line in lines[:-1]:
+        out.line(line)
+    out.final(lines[-1])
 
 
 def main() -> None:
