@@ -106,6 +106,11 @@ class RunsScreen(Screen):
             return None
         return self.listings[table.cursor_row]
 
+    def selected_sweep(self) -> RunListing | None:
+        """The selected run when it is a sweep (or find) run."""
+        listing = self.selected()
+        return listing if listing is not None and listing.record.kind in SWEEP_KINDS else None
+
     def sweep(self, listing: RunListing) -> Any:
         """The SweepResult of a sweep run, cached while its files do not change."""
         from engine.sweep import read_sweep
@@ -128,8 +133,8 @@ class RunsScreen(Screen):
         if action in ("toggle_mark", "export", "continue_sweep"):
             if not self.ready:
                 return None
-            listing = self.selected()
-            if listing is None or listing.record.kind not in SWEEP_KINDS:
+            listing = self.selected_sweep()
+            if listing is None:
                 return None
             if action == "continue_sweep" and listing.record.status not in ("stopped", "failed"):
                 return False  # only an interrupted sweep can be continued
@@ -153,8 +158,8 @@ class RunsScreen(Screen):
         self.refresh_runs()
 
     def action_toggle_mark(self) -> None:
-        listing = self.selected()
-        if listing is None or listing.record.kind not in SWEEP_KINDS:
+        listing = self.selected_sweep()
+        if listing is None:
             self.app.bell()
             return
         name = listing.path.name
@@ -167,8 +172,8 @@ class RunsScreen(Screen):
         self._show_overlay()
 
     def action_export(self) -> None:
-        listing = self.selected()
-        if listing is None or listing.record.kind not in SWEEP_KINDS:
+        listing = self.selected_sweep()
+        if listing is None:
             self.app.bell()
             return
         if getattr(self.app, "job", None) is not None:
@@ -262,8 +267,8 @@ class RunsScreen(Screen):
         chart = self.query_one(OverlayChart)
         names = list(self.marked)
         if not names:
-            listing = self.selected()
-            if listing is not None and listing.record.kind in SWEEP_KINDS:
+            listing = self.selected_sweep()
+            if listing is not None:
                 names = [listing.path.name]
         series = []
         for name in names:

@@ -35,6 +35,14 @@ def downsample(
     return out_x, out_y
 
 
+def percent_axes(plt: Plot, top: float = 100) -> None:
+    """Both axes in percent: x from 0 to 100, y from 0 to `top`, ticks every 25."""
+    plt.xlim(0, 100)
+    plt.ylim(0, top)
+    plt.yticks(PERCENT_TICKS)
+    plt.xticks(PERCENT_TICKS)
+
+
 class Chart(PlotextPlot):
     """A plotext chart drawn from stored data by `draw`."""
 
@@ -139,10 +147,7 @@ class SweepChart(Chart):
         self.changed()
 
     def draw(self, plt: Plot) -> None:
-        plt.xlim(0, 100)
-        plt.ylim(0, 100)
-        plt.yticks(PERCENT_TICKS)
-        plt.xticks(PERCENT_TICKS)
+        percent_axes(plt)
         if self.baseline is not None:
             plt.hline(self.baseline, "green")
             if self.tolerance:
@@ -167,11 +172,8 @@ class OverlayChart(Chart):
         self.changed()
 
     def draw(self, plt: Plot) -> None:
-        plt.xlim(0, 100)
         # headroom above 100% keeps the legend (top left) off the curves, which start high
-        plt.ylim(0, 100 + 12 * max(len(self.series), 1))
-        plt.yticks(PERCENT_TICKS)
-        plt.xticks(PERCENT_TICKS)
+        percent_axes(plt, top=100 + 12 * max(len(self.series), 1))
         for i, (label, xs, ys) in enumerate(self.series):
             if xs:
                 plt.plot(
