@@ -10,7 +10,7 @@ checkpoints every prunelab command accepts.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from engine.config import METHODS
 from engine.errors import CheckpointError, ConfigError
 from engine.models import build_model
 from engine.pruning import Pruner, measure_sparsity
+from engine.runs import now_iso, start_run
 
 FORMATS = ("sparse", "dense")
 
@@ -62,8 +63,12 @@ def export_pruned(
     output: str | Path | None = None,
     model: str | None = None,
     min_density: float = 0.0,
+    run_dir: str | Path | None = None,
 ) -> ExportResult:
-    """Prune `checkpoint` to `level_percent` (percent of weights removed) and write it."""
+    """Prune `checkpoint` to `level_percent` (percent of weights removed) and write it.
+
+    With `run_dir` (the runs root, e.g. "runs") the export is also recorded there as a run of
+    kind "export", like every training run and sweep."""
     if not 0.0 <= level_percent <= 100.0:
         raise ConfigError("level", f"{level_percent:g} is out of range; allowed from 0 to 100")
     if method not in METHODS:
@@ -100,7 +105,7 @@ def export_pruned(
     path = Path(output) if output else default_output(checkpoint, level_percent, method, fmt)
     write_checkpoint(path, payload)
     tensors = list(state.values())
-    return ExportResult(
+    result = ExportResult(
         path=str(path),
         format=fmt,
         level_percent=level_percent,
@@ -113,6 +118,26 @@ def export_pruned(
         file_bytes=path.stat().st_size,
         dense_file_bytes=path.stat().st_size if fmt == "dense" else _saved_size(dense_payload),
     )
+    if run_dir is not None:
+        _record(run_dir, name, str(checkpoint), result, include_classifier)
+    return result
+
+
+def _record(
+    root: str | Path, model: str, checkpoint: str, result: ExportResult, include_classifier: bool
+) -> None:
+    settings = {
+        "checkpoint": checkpoint,
+        "output": result.path,
+        "level_percent": result.level_percent,
+        "method": result.method,
+        "format": result.format,
+        "include_classifier": include_classifier,
+    }
+    run, record = start_run(root, "export", model, settings, device="cpu", data="", synthetic=False)
+    record.status, record.finished = "completed", now_iso()
+    record.summary = {**asdict(result), "ratio": result.ratio}
+    record.save(run)
 
 
 def _saved_size(payload: dict[str, Any]) -> int:

@@ -80,3 +80,15 @@ def test_bad_values_name_the_option(trained_checkpoint):
         export_pruned(trained_checkpoint, 120)
     with pytest.raises(ConfigError, match="format"):
         export_pruned(trained_checkpoint, 50, fmt="zip")
+
+
+def test_export_is_recorded_as_a_run_when_asked(trained_checkpoint, tmp_path):
+    from engine.runs import list_runs
+
+    result = export_pruned(
+        trained_checkpoint, 60, output=tmp_path / "e.pth", run_dir=tmp_path / "runs"
+    )
+    (listing,) = list_runs(tmp_path / "runs")
+    assert listing.record.kind == "export" and listing.record.status == "completed"
+    assert listing.record.config["checkpoint"] == trained_checkpoint
+    assert listing.record.summary["file_bytes"] == result.file_bytes

@@ -227,7 +227,10 @@ class PrunelabApp(App[None]):
 
         self.notify(f"exporting {checkpoint} at {level_percent:g}%…")
         return self._start_job(
-            "export", lambda on_event, stop: export_pruned(checkpoint, level_percent, **kwargs)
+            "export",
+            lambda on_event, stop: export_pruned(
+                checkpoint, level_percent, run_dir=self.run_root, **kwargs
+            ),
         )
 
     def _start_job(

@@ -875,6 +875,10 @@ def export(
             "<name>_<method><level>.<format>.pth)",
         ),
     ] = None,
+    run_dir: Annotated[
+        str,
+        typer.Option("--run-dir", help=_SWEEP_FIELDS["run_dir"].metadata["help"]),
+    ] = field_default(SweepConfig, "run_dir"),
 ) -> None:
     """Write the model pruned at one level, with masks made permanent, and print its sizes.
 
@@ -898,7 +902,7 @@ def export(
     }
     if fmt is not None:
         kwargs["fmt"] = fmt
-    result = export_pruned(checkpoint, level, output=output, **kwargs)
+    result = export_pruned(checkpoint, level, output=output, run_dir=run_dir, **kwargs)
     out.document({**dataclasses.asdict(result), "ratio": result.ratio})
     out.renderable(render.export_table(result))
     out.final(

@@ -366,6 +366,8 @@ def run_best(record: Any) -> str:
         )
     if record.kind == "sensitivity" and summary.get("baseline_accuracy") is not None:
         return f"base {fmt_pct(summary['baseline_accuracy'])}"
+    if record.kind == "export" and summary.get("file_bytes") is not None:
+        return f"{fmt_level(summary['level_percent'])}: {fmt_bytes(summary['file_bytes'])}"
     return NONE
 
 

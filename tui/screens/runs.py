@@ -35,6 +35,9 @@ def result_line(listing: RunListing) -> str:
         return f"test {fmt_acc(acc)}% after {epochs} epochs"
     if record.kind in SWEEP_KINDS and summary.get("sentence"):
         return str(summary["sentence"])
+    if record.kind == "export" and summary.get("path"):
+        ratio = 100 * summary.get("ratio", 0.0)
+        return f"{summary['path']}: {ratio:.1f}% of the dense file"
     return ""
 
 
