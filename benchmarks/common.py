@@ -6,6 +6,7 @@ or `engine`, so `python benchmarks/<script>.py` works from a checkout without `p
 
 from __future__ import annotations
 
+import argparse
 import pickle
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,19 @@ import torch
 from torch import nn
 
 from engine.checkpoints import write_checkpoint
-from engine.config import DataOptions
+from engine.config import DATASETS, MODEL_NAMES, DataOptions
 from engine.data import CIFAR10_CLASSES, CIFAR_FOLDER, BatchLoader, ImageSet, load_split
 from engine.device import Placement, synchronize
 from engine.models import BasicBlock, Bottleneck, classifier_name
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: what model, on what data, where."""
+    p.add_argument("--model", default="resnet50", choices=MODEL_NAMES)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--skip-checksum", action="store_true")
 
 
 def auto_workers(text: str, device: torch.device) -> int:

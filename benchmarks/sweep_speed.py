@@ -56,6 +56,7 @@ import torch  # noqa: E402
 import torch.nn.utils.prune as prune  # noqa: E402
 from common import (  # noqa: E402
     Timer,
+    add_common_arguments,
     auto_workers,
     calibrate_and_probe,
     describe_device,
@@ -66,8 +67,6 @@ from torch import nn  # noqa: E402
 
 from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
 from engine.config import (  # noqa: E402
-    DATASETS,
-    MODEL_NAMES,
     SEED_LEVELS,
     SweepConfig,
     TrainConfig,
@@ -82,7 +81,7 @@ from engine.sweep import SweepResult, run_sweep  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet50", choices=MODEL_NAMES)
+    add_common_arguments(p)
     p.add_argument(
         "--checkpoint", default="", help="default: a calibrated random model (see above)"
     )
@@ -99,10 +98,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="first N test images (default 200 on CPU, all on CUDA; 0 = all)",
     )
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="ours")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--skip-checksum", action="store_true")
     p.add_argument(
         "--synthetic-test-size",
         type=int,

@@ -21,24 +21,21 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from common import add_common_arguments  # noqa: E402
 
-from engine.config import CHANNELS_LAST, DATASETS, MODEL_NAMES, PRECISIONS, TrainConfig  # noqa: E402
+from engine.config import CHANNELS_LAST, PRECISIONS, TrainConfig  # noqa: E402
 from engine.events import Event, RunStarted  # noqa: E402
 from engine.train import train  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet50", choices=MODEL_NAMES)
+    add_common_arguments(p)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--channels-last", default="auto", choices=CHANNELS_LAST)
     p.add_argument("--compile", action="store_true", help="torch.compile (engine option)")
-    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--skip-checksum", action="store_true")
     p.add_argument("--train-subset", type=int, default=0, help="first N training images (0 = all)")
     p.add_argument("--test-subset", type=int, default=0, help="first N test images (0 = all)")
     return p.parse_args(argv)

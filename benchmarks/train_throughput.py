@@ -36,9 +36,15 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from common import Timer, auto_workers, describe_device, forever  # noqa: E402
+from common import (  # noqa: E402
+    Timer,
+    add_common_arguments,
+    auto_workers,
+    describe_device,
+    forever,
+)
 
-from engine.config import CHANNELS_LAST, DATASETS, MODEL_NAMES, PRECISIONS, TrainConfig  # noqa: E402
+from engine.config import CHANNELS_LAST, PRECISIONS, TrainConfig  # noqa: E402
 from engine.data import BatchLoader, load_split, reference_dataset  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.models import build_model  # noqa: E402
@@ -46,9 +52,8 @@ from engine.models import build_model  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet50", choices=MODEL_NAMES)
+    add_common_arguments(p)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--steps", type=int, default=20, help="timed steps of EACH way")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps of each way first")
     p.add_argument("--rounds", type=int, default=4, help="alternate the ways in this many blocks")
@@ -56,16 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--precision", default="auto", choices=PRECISIONS, help="ours only; plain is fp32"
     )
     p.add_argument("--channels-last", default="auto", choices=CHANNELS_LAST, help="ours only")
-    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--skip-checksum", action="store_true")
     p.add_argument(
         "--workers", default="auto", help="plain DataLoader workers (auto: 0 on CPU, 2 on CUDA)"
     )
     p.add_argument(
         "--cudnn-benchmark",
         action="store_true",
-        help="set torch.backends.cudnn.benchmark (both ways; the engine leaves it off)",
+        help="set torch.backends.cudnn.benchmark for the plain loop too (the engine sets it on CUDA)",
     )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
