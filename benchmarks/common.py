@@ -7,10 +7,12 @@ or `engine`, so `python benchmarks/<script>.py` works from a checkout without `p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pickle
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +32,13 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="synthetic", choices=DATASETS)
     p.add_argument("--data-dir", default="data")
     p.add_argument("--skip-checksum", action="store_true")
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """A config dataclass from the parsed options that share its field names."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return cls(**{**given, **overrides})
 
 
 def auto_workers(text: str, device: torch.device) -> int:

@@ -377,12 +377,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(head)
     diffs, diffs32, agrees, agrees32, bf_diffs = [], [], [], [], []
+
+    def against_seed(point, run, level):
+        """|accuracy difference| and % of identical predictions against the seed's way."""
+        agree = 100.0 * float((run.predictions[level] == seed_pred[level]).double().mean())
+        return abs(point.accuracy - seed_acc[level]), agree
+
     for level in levels:
         point, point32 = ours_points[level], fp32_points[level]
         line = f"{level:6g} {point.sparsity_percent:8.2f}"
         if level in seed_acc:
-            d = abs(point.accuracy - seed_acc[level])
-            agree = 100.0 * float((ours.predictions[level] == seed_pred[level]).double().mean())
+            d, agree = against_seed(point, ours, level)
             diffs.append(d)
             agrees.append(agree)
             line += f" {seed_acc[level]:7.2f} {point.accuracy:7.2f} {d:6.2f} {agree:7.2f}"
@@ -393,8 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             bf_diffs.append(abs(bf))
             line += f" {point32.accuracy:7.2f}"
             if level in seed_acc:
-                d32 = abs(point32.accuracy - seed_acc[level])
-                a32 = 100.0 * float((fp32.predictions[level] == seed_pred[level]).double().mean())
+                d32, a32 = against_seed(point32, fp32, level)
                 diffs32.append(d32)
                 agrees32.append(a32)
                 line += f" {d32:6.2f} {a32:7.2f}"

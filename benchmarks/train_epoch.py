@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from common import add_common_arguments  # noqa: E402
+from common import add_common_arguments, config_from_args  # noqa: E402
 
 from engine.config import CHANNELS_LAST, PRECISIONS, TrainConfig  # noqa: E402
 from engine.events import Event, RunStarted  # noqa: E402
@@ -44,19 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="train_epoch_") as tmp:
-        config = TrainConfig(
-            model=args.model,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            skip_checksum=args.skip_checksum,
-            device=args.device,
-            precision=args.precision,
-            channels_last=args.channels_last,
-            compile=args.compile,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            train_subset=args.train_subset,
-            test_subset=args.test_subset,
+        config = config_from_args(
+            TrainConfig,
+            args,
             checkpoint_every=args.epochs,
             run_dir=str(Path(tmp) / "runs"),
             checkpoint_dir=str(Path(tmp) / "checkpoints"),

@@ -40,6 +40,7 @@ from common import (  # noqa: E402
     Timer,
     add_common_arguments,
     auto_workers,
+    config_from_args,
     describe_device,
     forever,
 )
@@ -81,17 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        skip_checksum=args.skip_checksum,
-        device=args.device,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+    config = config_from_args(TrainConfig, args)
     config.validate()
     placement = resolve_placement(config)
     device = placement.device
