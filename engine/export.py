@@ -18,7 +18,7 @@ import torch
 
 from engine import sparse_format
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
-from engine.config import METHODS
+from engine.config import METHODS, parse_levels
 from engine.errors import CheckpointError, ConfigError
 from engine.models import build_model
 from engine.pruning import Pruner, measure_sparsity
@@ -69,8 +69,10 @@ def export_pruned(
 
     With `run_dir` (the runs root, e.g. "runs") the export is also recorded there as a run of
     kind "export", like every training run and sweep."""
-    if not 0.0 <= level_percent <= 100.0:
-        raise ConfigError("level", f"{level_percent:g} is out of range; allowed from 0 to 100")
+    try:
+        parse_levels([level_percent])  # the one rule for what a level may be
+    except ValueError as exc:
+        raise ConfigError("level", str(exc)) from None
     if method not in METHODS:
         raise ConfigError("method", f"{method!r} is not allowed; one of {', '.join(METHODS)}")
     if fmt not in FORMATS:

@@ -16,21 +16,12 @@ def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A resnet20 trained for two short epochs on synthetic data: accuracy well above chance,
     so pruning curves have something to lose."""
-    from engine.config import TrainConfig
+    from tiny_runs import tiny_train_config
+
     from engine.train import train
 
     root = tmp_path_factory.mktemp("trained")
-    config = TrainConfig(
-        model="resnet20",
-        dataset="synthetic",
-        train_subset=1024,
-        test_subset=200,
-        epochs=2,
-        batch_size=64,
-        device="cpu",
-        run_dir=str(root / "runs"),
-        checkpoint_dir=str(root / "checkpoints"),
-    )
+    config = tiny_train_config(root, train_subset=1024, test_subset=200, batch_size=64)
     result = train(config)
     assert result.checkpoint is not None
     return result.checkpoint

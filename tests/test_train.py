@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from tiny_runs import tiny_train_config
 
 from engine.checkpoints import read_checkpoint
 from engine.config import TrainConfig
@@ -14,18 +15,7 @@ from engine.train import checkpoint_name, resume_config, train
 
 
 def tiny(tmp_path, **changes) -> TrainConfig:
-    base = dict(
-        model="resnet20",
-        dataset="synthetic",
-        train_subset=256,
-        test_subset=64,
-        epochs=2,
-        batch_size=32,
-        device="cpu",
-        run_dir=str(tmp_path / "runs"),
-        checkpoint_dir=str(tmp_path / "checkpoints"),
-    )
-    return TrainConfig(**{**base, **changes})
+    return tiny_train_config(tmp_path, **changes)
 
 
 def test_training_streams_events_and_writes_files(tmp_path):
