@@ -18,13 +18,13 @@ import torch
 
 from engine import sparse_format
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
-from engine.config import METHODS, parse_levels
+from engine.config import EXPORT_FORMATS, METHODS, parse_levels
 from engine.errors import CheckpointError, ConfigError
 from engine.models import build_model
 from engine.pruning import Pruner, measure_sparsity
 from engine.runs import now_iso, start_run
 
-FORMATS = ("sparse", "dense")
+FORMATS = EXPORT_FORMATS
 
 
 @dataclass
@@ -59,7 +59,7 @@ def export_pruned(
     *,
     method: str = "layerwise",
     include_classifier: bool = False,
-    fmt: str = "sparse",
+    fmt: str = FORMATS[0],
     output: str | Path | None = None,
     model: str | None = None,
     min_density: float = 0.0,

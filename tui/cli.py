@@ -50,6 +50,7 @@ from rich.text import Text
 from typer.models import OptionInfo
 
 from engine.config import (
+    EXPORT_FORMATS,
     FIND_COARSE_STEP,
     SENSITIVITY_LEVELS,
     DataOptions,
@@ -841,7 +842,7 @@ def export(
             metavar="FORMAT",
             help=escape(
                 "sparse = compact file (bitmask + values, compressed), dense = plain state "
-                "dict the seed's code loads [default: sparse]"
+                f"dict the seed's code loads [default: {EXPORT_FORMATS[0]}]"
             ),
             show_default=False,
         ),
