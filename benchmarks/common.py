@@ -20,9 +20,12 @@ from torch import nn
 
 from engine.checkpoints import write_checkpoint
 from engine.config import DATASETS, MODEL_NAMES, DataOptions
-from engine.data import CIFAR10_CLASSES, CIFAR_FOLDER, BatchLoader, ImageSet, load_split
+from engine.data import load_split
 from engine.device import Placement, synchronize
+from engine.imageset import CIFAR10_CLASSES, ImageSet
+from engine.loader import BatchLoader
 from engine.models import BasicBlock, Bottleneck, classifier_name
+from engine.readers import CIFAR_FOLDER
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:

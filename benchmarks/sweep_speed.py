@@ -4,7 +4,7 @@ test images and device, in one run; times, the ratio and the level-by-level agre
 SEED   For every level: torch.load the checkpoint from disk, load_state_dict, then
        torch.nn.utils.prune.l1_unstructured(module, 'weight', amount=level) on every Conv2d and
        Linear (the classifier spared unless --include-classifier, exactly as ours), evaluate with a
-       DataLoader over engine.data.reference_dataset(augment=False) (ToTensor + Normalize; batch
+       DataLoader over reference_data.reference_dataset(augment=False) (ToTensor + Normalize; batch
        --seed-batch-size, default 100), fp32, contiguous, model.eval(), torch.no_grad(), the
        seed's calculate_accuracy (including its per-image confusion-matrix loop). The seed builds
        the model once and reloads it per level; as published that loop cannot run past the
@@ -65,6 +65,7 @@ from common import (  # noqa: E402
 )
 from torch import nn  # noqa: E402
 
+from benchmarks.reference_data import reference_dataset  # noqa: E402
 from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
 from engine.config import (  # noqa: E402
     SEED_LEVELS,
@@ -72,11 +73,12 @@ from engine.config import (  # noqa: E402
     TrainConfig,
     parse_levels,
 )
-from engine.data import load_split, reference_dataset  # noqa: E402
+from engine.data import load_split  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.events import Event, SweepPoint  # noqa: E402
 from engine.models import build_model, classifier_name  # noqa: E402
-from engine.sweep import SweepResult, run_sweep  # noqa: E402
+from engine.sweep import run_sweep  # noqa: E402
+from engine.sweep_answer import SweepResult  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

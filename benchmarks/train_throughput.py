@@ -1,11 +1,11 @@
 """Training images/s: prunelab's step path against a plain torchvision-style loop, in one run.
 
-OURS   engine.data.BatchLoader: the training split resident on the device as uint8, a fresh
+OURS   engine.loader.BatchLoader: the training split resident on the device as uint8, a fresh
        shuffle and random crop (zero padding 4) + horizontal flip per epoch done on the device,
        normalisation last; channels_last and bf16 autocast as engine.device.resolve_placement
        decides from --precision / --channels-last (auto: bf16 + channels_last on CUDA,
        fp32 + channels_last on CPU); loss and accuracy summed on the device, no `.item()` per step.
-PLAIN  torch.utils.data.DataLoader over engine.data.reference_dataset(..., augment=True): PIL
+PLAIN  torch.utils.data.DataLoader over benchmarks.reference_data.reference_dataset(..., augment=True): PIL
        RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, the seed's
        transforms; fp32, contiguous, `loss.item()` every step, as the seed's run.py.
 
@@ -45,9 +45,11 @@ from common import (  # noqa: E402
     forever,
 )
 
+from benchmarks.reference_data import reference_dataset  # noqa: E402
 from engine.config import CHANNELS_LAST, PRECISIONS, TrainConfig  # noqa: E402
-from engine.data import BatchLoader, load_split, reference_dataset  # noqa: E402
+from engine.data import load_split  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
+from engine.loader import BatchLoader  # noqa: E402
 from engine.models import build_model  # noqa: E402
 
 

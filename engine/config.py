@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -112,8 +113,18 @@ def parse_levels(text: str | list[float] | tuple[float, ...]) -> tuple[float, ..
     return tuple(sorted(set(values)))
 
 
-def format_levels(levels: tuple[float, ...]) -> str:
-    return ",".join(f"{v:g}" for v in levels)
+def format_levels(levels: Sequence[float]) -> str:
+    """Levels as `start:stop:step` when evenly spaced (the way users type them), else a list;
+    `parse_levels` reads either back."""
+    values = sorted(levels)
+    if len(values) >= 3:
+        step = values[1] - values[0]
+        if step > 0 and all(
+            math.isclose(b - a, step, abs_tol=1e-6)
+            for a, b in zip(values, values[1:], strict=False)
+        ):
+            return f"{values[0]:g}:{values[-1]:g}:{step:g}"
+    return ",".join(f"{v:g}" for v in values)
 
 
 @dataclass

@@ -62,7 +62,7 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One evaluated pruning level (see engine.sweep.PointResult for the fields' meaning)."""
+    """One evaluated pruning level (see engine.sweep_answer.PointResult for the fields' meaning)."""
 
     level_percent: float
     sparsity_percent: float

@@ -1,6 +1,6 @@
 """Training as the seed did it (SGD + CosineAnnealingLR per epoch), streaming events, resumable.
 
-The loop keeps the data on the device (engine.data.BatchLoader), accumulates loss and accuracy
+The loop keeps the data on the device (engine.loader.BatchLoader), accumulates loss and accuracy
 on the device, and reads values back only when it reports (throttled batch events, epoch ends),
 so there is no `.item()` per step. Every random choice of an epoch depends on (seed, epoch) only;
 with the model, optimizer and scheduler states in the checkpoint, a resumed run continues
@@ -21,7 +21,7 @@ from torch import nn
 
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
 from engine.config import TrainConfig
-from engine.data import BatchLoader, load_split
+from engine.data import load_split
 from engine.device import Placement, gpu_memory_mb, resolve_placement
 from engine.errors import CheckpointError, PrunelabError
 from engine.evaluate import evaluate
@@ -37,6 +37,7 @@ from engine.events import (
     no_events,
     stop_requested,
 )
+from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
 from engine.runs import RunRecord, append_jsonl, load_run, now_iso, start_run
 

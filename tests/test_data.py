@@ -14,16 +14,12 @@ import torchvision.transforms.functional as TF
 from cifar_fixture import CLASSES, write_cifar10, write_imagefolder
 from PIL import Image
 
+from benchmarks.reference_data import reference_dataset
 from engine.config import NORMALIZATIONS, DataOptions
-from engine.data import (
-    BatchLoader,
-    ImageSet,
-    augment_batch,
-    load_split,
-    normalization_tensors,
-    reference_dataset,
-)
+from engine.data import load_split
 from engine.errors import DataError
+from engine.imageset import ImageSet
+from engine.loader import BatchLoader, augment_batch, normalization_tensors
 
 
 def options(data_dir: str, **kw) -> DataOptions:
@@ -354,7 +350,7 @@ def test_download_only_when_asked_and_missing(tmp_path, monkeypatch):
 def test_md5_cached_per_size_and_mtime(tmp_path, monkeypatch):
     import hashlib
 
-    from engine import data as data_module
+    from engine import readers as data_module
 
     path = tmp_path / "f"
     path.write_bytes(b"abc")

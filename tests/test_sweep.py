@@ -11,15 +11,10 @@ from engine.config import SweepConfig, parse_levels
 from engine.events import RunFinished, SensitivityPoint, SweepFinished, SweepPoint
 from engine.models import build_model
 from engine.runs import read_jsonl
-from engine.sweep import (
-    PointResult,
-    SweepResult,
-    best_level,
-    find_best,
-    read_sweep,
-    run_sensitivity,
-    run_sweep,
-)
+from engine.sensitivity import run_sensitivity
+from engine.sweep import find_best, run_sweep
+from engine.sweep_answer import PointResult, SweepResult, best_level
+from engine.sweep_store import read_sweep
 
 
 def config_for(checkpoint, tmp_path, **changes) -> SweepConfig:

@@ -25,7 +25,7 @@ from engine.events import (
     SweepPoint,
 )
 from engine.runs import RunRecord, append_jsonl, write_json
-from engine.sweep import PointResult, SweepResult, best_level
+from engine.sweep_answer import PointResult, SweepResult, best_level
 from tui.app import PrunelabApp
 from tui.messages import wrap
 from tui.screens.dialogs import ErrorDialog

@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
 from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
+from tui.formatting import fmt_bytes
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.screens.common import WIDE, one_line
 from tui.screens.dialogs import ConfirmDialog, ErrorDialog, MessageDialog
@@ -31,7 +32,6 @@ from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.sweep import SweepScreen
 from tui.screens.train import TrainScreen
-from tui.widgets.progress import format_bytes
 
 JOB_TITLES = {"train": "Training", "sweep": "Sweep", "export": "Export"}
 
@@ -387,10 +387,10 @@ class PrunelabApp(App[None]):
             f"wrote {result.path} ({result.format})",
             f"level {result.level_percent:g}% {result.method} · measured sparsity "
             f"{result.sparsity_percent:.1f}%",
-            f"file {format_bytes(result.file_bytes)} vs dense file "
-            f"{format_bytes(result.dense_file_bytes)} ({100 * result.ratio:.1f}%)",
-            f"dense tensors {format_bytes(result.dense_parameter_bytes)} · nonzero values "
-            f"{format_bytes(result.nonzero_bytes)} · sparse encoding "
-            f"{format_bytes(result.sparse_encoded_bytes)}",
+            f"file {fmt_bytes(result.file_bytes)} vs dense file "
+            f"{fmt_bytes(result.dense_file_bytes)} ({100 * result.ratio:.1f}%)",
+            f"dense tensors {fmt_bytes(result.dense_parameter_bytes)} · nonzero values "
+            f"{fmt_bytes(result.nonzero_bytes)} · sparse encoding "
+            f"{fmt_bytes(result.sparse_encoded_bytes)}",
         ]
         self.push_screen(MessageDialog("Exported", "\n".join(lines), kind="info"))

@@ -28,73 +28,17 @@ from engine.events import (
     SweepFinished,
     SweepPoint,
 )
+from tui.formatting import (
+    NONE,
+    fmt_bytes,
+    fmt_count,
+    fmt_duration,
+    fmt_level,
+    fmt_num,
+    fmt_pct,
+)
 
 SYNTHETIC_WARNING = "SYNTHETIC data (a learnable stand-in, not CIFAR-10): accuracies mean nothing"
-NONE = "-"
-
-# --------------------------------------------------------------------------------------------
-# Numbers
-
-
-def fmt_pct(value: float | None, digits: int = 2) -> str:
-    """`92.31%`, or `-` for a missing or non-finite value."""
-    if value is None or not math.isfinite(value):
-        return NONE
-    return f"{value:.{digits}f}%"
-
-
-def fmt_num(value: float | None, digits: int = 4) -> str:
-    if value is None or not math.isfinite(value):
-        return NONE
-    return f"{value:.{digits}f}"
-
-
-def fmt_level(value: float | None) -> str:
-    """A level or sparsity in percent, without needless decimals: `62.5%`, `60%`."""
-    if value is None or not math.isfinite(value):
-        return NONE
-    return f"{value:.4g}%" if value < 100 else f"{value:g}%"
-
-
-def fmt_count(value: int | None) -> str:
-    return NONE if value is None else f"{value:,}"
-
-
-def fmt_bytes(value: int | None) -> str:
-    """Decimal units (1 MB = 10^6 bytes), as file managers and `ls -h --si` show them."""
-    if value is None:
-        return NONE
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.2f} {unit}"
-        size /= 1000
-    return f"{size:.2f} GB"  # pragma: no cover - loop always returns
-
-
-def fmt_seconds(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return NONE
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, seconds = divmod(int(round(value)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
-
-
-def levels_text(levels: Sequence[float]) -> str:
-    """Levels as `start:stop:step` when evenly spaced (the way users type them), else a list."""
-    values = sorted(levels)
-    if len(values) >= 3:
-        step = values[1] - values[0]
-        if step > 0 and all(
-            math.isclose(b - a, step, abs_tol=1e-6)
-            for a, b in zip(values, values[1:], strict=False)
-        ):
-            return f"{values[0]:g}:{values[-1]:g}:{step:g}"
-    return ",".join(f"{v:g}" for v in values)
-
-
 # --------------------------------------------------------------------------------------------
 # One line per event (plain text: the CLI prints them without a TTY, the TUI can log them)
 
@@ -118,7 +62,7 @@ def epoch_line(event: EpochEnded) -> str:
         f"epoch {event.epoch:>{width}}/{event.epochs}  "
         f"train loss {event.train_loss:.4f} acc {fmt_pct(event.train_acc)}  "
         f"test loss {event.test_loss:.4f} acc {fmt_pct(event.test_acc)}  "
-        f"lr {event.lr:.6g}  {fmt_seconds(event.seconds)}  {event.images_per_s:,.0f} img/s"
+        f"lr {event.lr:.6g}  {fmt_duration(event.seconds)}  {event.images_per_s:,.0f} img/s"
     )
     if event.gpu_memory_mb is not None:
         line += f"  {event.gpu_memory_mb:,.0f} MiB"
@@ -148,7 +92,7 @@ def point_line(point: Any, baseline: float | None = None) -> str:
     line += (
         f"  loss {fmt_num(point.loss)}  nonzero {fmt_count(point.nonzero_parameters)}"
         f"  sparse {fmt_bytes(point.sparse_bytes)} of {fmt_bytes(point.dense_bytes)}"
-        f"  {fmt_seconds(point.seconds)}"
+        f"  {fmt_duration(point.seconds)}"
     )
     if getattr(point, "refined", False):
         line += "  (refined)"
@@ -251,7 +195,7 @@ def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> T
             fmt_num(h.get("test_loss")),
             fmt_pct(h.get("test_acc")),
             f"{h.get('lr', 0.0):.4g}",
-            fmt_seconds(h.get("seconds")),
+            fmt_duration(h.get("seconds")),
             style=style,
         )
     return table

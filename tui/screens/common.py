@@ -1,11 +1,11 @@
-"""Small helpers the screens share: checkpoint listing and number formatting."""
+"""Small helpers the screens share: checkpoint listing, error lines (numbers: tui.formatting)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from tui.widgets.progress import format_bytes
+from tui.formatting import fmt_bytes
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
 WIDE = 110  # columns from which the roomy layout is used (below it the form hides during runs)
@@ -31,20 +31,8 @@ def checkpoint_choices(folder: str | Path) -> list[tuple[str, str]]:
     for path in find_checkpoints(folder):
         stat = path.stat()
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(stat.st_mtime))
-        choices.append((str(path), f"{path.name}  {format_bytes(stat.st_size)}  {when}"))
+        choices.append((str(path), f"{path.name}  {fmt_bytes(stat.st_size)}  {when}"))
     return choices
-
-
-def fmt_acc(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def fmt_int(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
-def fmt_lr(value: float) -> str:
-    return f"{value:.3g}"
 
 
 def one_line(error: BaseException | None) -> str:

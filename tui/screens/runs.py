@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.errors import PrunelabError
 from engine.runs import RunListing, list_runs
-from tui.screens.common import fmt_acc
+from tui.formatting import fmt_acc
 from tui.screens.dialogs import ExportDialog
 from tui.widgets.charts import OverlayChart
 
@@ -116,7 +116,7 @@ class RunsScreen(Screen):
 
     def sweep(self, listing: RunListing) -> Any:
         """The SweepResult of a sweep run, cached while its files do not change."""
-        from engine.sweep import read_sweep
+        from engine.sweep_store import read_sweep
 
         name = listing.path.name
         marker = listing.path / "sweep.jsonl"

@@ -11,12 +11,13 @@ from textual.widgets import Button, DataTable, Static
 
 from engine.config import SweepConfig
 from engine.events import Event, SweepFinished, SweepPoint
-from tui.screens.common import checkpoint_choices, find_checkpoints, fmt_acc, fmt_int
+from tui.formatting import fmt_acc, fmt_bytes, fmt_count, fmt_duration
+from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
 from tui.screens.job import JobScreen, job_bindings
 from tui.widgets.charts import CurvePoint, SweepChart
 from tui.widgets.config_form import ConfigForm
-from tui.widgets.progress import ProgressPanel, format_bytes, format_duration
+from tui.widgets.progress import ProgressPanel
 
 SWEEP_GROUPS = ("Pruning", "Model", "Data", "Device", "Run")
 
@@ -124,7 +125,7 @@ class SweepScreen(JobScreen):
             left = max(event.total - event.index, 0) * mean
             self.progress_text = (
                 f"point {event.index}/{event.total} · level {event.level_percent:g}% · "
-                f"acc {fmt_acc(event.accuracy)}% · {mean:.1f} s/point · ETA {format_duration(left)}"
+                f"acc {fmt_acc(event.accuracy)}% · {mean:.1f} s/point · ETA {fmt_duration(left)}"
             )
             if self.ready:
                 self._add_level_row(event)
@@ -167,12 +168,12 @@ class SweepScreen(JobScreen):
         cells = [
             f"{p.level_percent:g}" + (" ★" if best else ""),
             f"{p.sparsity_percent:.1f}",
-            fmt_int(p.nonzero_parameters),
+            fmt_count(p.nonzero_parameters),
             fmt_acc(p.accuracy) if p.evaluated else "skip",
         ]
         if self.config is not None and self.config.bn_recalibrate > 0:
             cells.append(fmt_acc(p.accuracy_bn_recalibrated))
-        cells += [format_bytes(p.sparse_bytes), f"{p.seconds:.1f}"]
+        cells += [fmt_bytes(p.sparse_bytes), f"{p.seconds:.1f}"]
         table.add_row(*cells, key=key)
         table.move_cursor(row=table.row_count - 1)
 

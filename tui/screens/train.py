@@ -19,12 +19,13 @@ from textual.worker import Worker, WorkerState
 from engine.config import TrainConfig
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
 from engine.runs import read_jsonl
-from tui.screens.common import checkpoint_choices, fmt_acc, fmt_lr, one_line
+from tui.formatting import fmt_acc, fmt_duration, fmt_lr
+from tui.screens.common import checkpoint_choices, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
 from tui.screens.job import JobScreen, job_bindings
 from tui.widgets.charts import AccuracyChart, LossChart
 from tui.widgets.config_form import ConfigForm
-from tui.widgets.progress import ProgressPanel, format_duration
+from tui.widgets.progress import ProgressPanel
 
 TRAIN_GROUPS = ("Training", "Model", "Data", "Device", "Checkpoints", "Run")
 EPOCH_COLUMNS = ("epoch", "loss", "train%", "test%", "lr", "s")
@@ -160,7 +161,7 @@ class TrainScreen(JobScreen):
             self.fraction = event.epoch / max(event.epochs, 1)
             self.progress_text = (
                 f"epoch {event.epoch}/{event.epochs} done · test {event.test_acc:.2f}% · "
-                f"{event.images_per_s:,.0f} img/s · ETA {format_duration(self._eta(event.epoch, 0, 0))}"
+                f"{event.images_per_s:,.0f} img/s · ETA {fmt_duration(self._eta(event.epoch, 0, 0))}"
             )
             if self.ready:
                 self._add_epoch_row(entry)
@@ -194,7 +195,7 @@ class TrainScreen(JobScreen):
         eta = self._eta(event.epoch, event.batch, event.batches, event.images_per_s)
         self.progress_text = (
             f"epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · "
-            f"{event.images_per_s:,.0f} img/s · ETA {format_duration(eta)}"
+            f"{event.images_per_s:,.0f} img/s · ETA {fmt_duration(eta)}"
         )
 
     def _eta(

@@ -21,31 +21,6 @@ STATUS_STYLES = {
 }
 
 
-def format_duration(seconds: float | None) -> str:
-    """12s, 3m05s, 1h02m."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def format_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "—"
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 def bar(fraction: float, width: int) -> str:
     """A text progress bar that reads without colour."""
     fraction = min(max(fraction, 0.0), 1.0)

@@ -1,0 +1,229 @@
+"""Measuring a pruned model: the setup a sweep or a sensitivity run needs once (model on the
+device, test batches, optional BatchNorm recalibration batches) and the per-level evaluator
+(sparsity, sizes, accuracy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.checkpoints import load_state, read_checkpoint
+from engine.config import SweepConfig
+from engine.data import load_split
+from engine.device import Placement, resolve_placement
+from engine.errors import PrunelabError
+from engine.evaluate import EvalResult, evaluate
+from engine.events import EventCallback, Notice, RunFinished, RunStarted, StopSignal, SweepPoint
+from engine.imageset import ImageSet
+from engine.loader import BatchLoader
+from engine.models import build_model, count_parameters
+from engine.pruning import Pruner, measure_sparsity
+from engine.runs import RunRecord, now_iso, start_run
+from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
+from engine.sweep_answer import PointResult
+
+
+class Stopped(Exception):
+    """The stop signal fired in the middle of evaluating a level; that level is dropped."""
+
+
+def checked(result: EvalResult | None) -> EvalResult:
+    if result is None:
+        raise Stopped
+    return result
+
+
+BN_BATCH_SIZE = 128  # batch size for re-estimating BatchNorm statistics (the seed's training batch)
+
+
+@dataclass
+class Setup:
+    """Everything a sweep needs once: model on the device, test batches, the pruner."""
+
+    config: SweepConfig
+    placement: Placement
+    model: nn.Module
+    test_data: ImageSet
+    test_loader: BatchLoader
+    train_loader: BatchLoader | None
+    parameters: int
+
+
+def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallback) -> Setup:
+    config.validate()
+    placement = resolve_placement(config)
+    if model is None:
+        checkpoint = read_checkpoint(config.checkpoint)
+        if config.model == "auto":
+            if checkpoint.model is None:
+                raise PrunelabError(
+                    f"cannot tell which architecture {config.checkpoint} holds; pass --model"
+                )
+            config = dataclasses.replace(config, model=checkpoint.model)
+        if checkpoint.normalization and checkpoint.normalization != config.normalization:
+            on_event(
+                Notice(
+                    f"using the normalisation the checkpoint was trained with: {checkpoint.normalization}"
+                )
+            )
+            config = dataclasses.replace(config, normalization=checkpoint.normalization)
+    elif config.model == "auto":
+        config = dataclasses.replace(config, model=type(model).__name__)
+    test_data = load_split(config, train=False)
+    if model is None:
+        model = build_model(config.model, num_classes=len(test_data.classes))
+        load_state(model, checkpoint.state_dict, config.checkpoint)
+    model.to(placement.device, memory_format=placement.memory_format).eval()
+    loader_args = dict(
+        device=placement.device,
+        normalization=config.normalization,
+        channels_last=placement.channels_last,
+    )
+    test_loader = BatchLoader(
+        test_data, placement.eval_batch_size(config.eval_batch_size), **loader_args
+    )
+    train_loader = None
+    if config.bn_recalibrate > 0:
+        train_data = load_split(config, train=True)
+        train_loader = BatchLoader(
+            train_data, BN_BATCH_SIZE, shuffle=True, seed=config.seed, **loader_args
+        )
+    return Setup(
+        config, placement, model, test_data, test_loader, train_loader, count_parameters(model)
+    )
+
+
+def start_run_folder(setup: Setup, kind: str) -> tuple[Path, RunRecord]:
+    """A new run folder recording the config, the device and the data."""
+    return start_run(
+        setup.config.run_dir,
+        kind,
+        setup.config.model,
+        setup.config.to_dict(),
+        device=setup.placement.describe(),
+        data=setup.test_data.source,
+        synthetic=setup.test_data.synthetic,
+    )
+
+
+def announce(setup: Setup, kind: str, run_dir: Path, on_event: EventCallback) -> None:
+    on_event(
+        RunStarted(
+            kind=kind,  # type: ignore[arg-type]
+            run_dir=str(run_dir),
+            device=setup.placement.describe(),
+            model=setup.config.model,
+            parameters=setup.parameters,
+            config=setup.config.to_dict(),
+            synthetic=setup.test_data.synthetic,
+        )
+    )
+
+
+def state_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+class Evaluator:
+    """Measures one level: sparsity, sizes, accuracy (and with re-estimated BatchNorm)."""
+
+    def __init__(self, setup: Setup, pruner: Pruner, stop: StopSignal = None) -> None:
+        self.setup = setup
+        self.pruner = pruner
+        self.stop = stop
+        self.dense_bytes = state_bytes(setup.model)
+        self.prunable_bytes = sum(w.numel() * w.element_size() for w in pruner.weights)
+
+    def point(
+        self, level: float, *, evaluate_it: bool = True, refined: bool = False
+    ) -> PointResult:
+        started = time.perf_counter()
+        self.pruner.set_level(level)
+        sparsity = measure_sparsity(self.setup.model, self.pruner.layers)
+        result: EvalResult | None = None
+        recalibrated = None
+        if evaluate_it:
+            result = self.run_eval()
+            if self.setup.train_loader is not None:
+                recalibrated = self._recalibrated_accuracy()
+        return PointResult(
+            level_percent=level,
+            sparsity_percent=sparsity.percent,
+            total_sparsity_percent=sparsity.total_percent,
+            nonzero_parameters=sparsity.nonzero_parameters,
+            accuracy=result.accuracy if result else None,
+            loss=result.loss if result else None,
+            accuracy_bn_recalibrated=recalibrated,
+            dense_bytes=self.dense_bytes,
+            sparse_bytes=self._sparse_bytes(sparsity.layer_nonzero),
+            seconds=time.perf_counter() - started,
+            evaluated=evaluate_it,
+            refined=refined,
+            confusion=result.confusion if result else None,
+            per_layer=sparsity.per_layer,
+        )
+
+    def _sparse_bytes(self, layer_nonzero: dict[str, int]) -> int:
+        """Pruned tensors as bitmask + kept values, the rest dense (the compact file's layout
+        before compression; `prunelab export` reports the compressed file's real size)."""
+        total = self.dense_bytes - self.prunable_bytes
+        for (name, _), weight in zip(self.pruner.layers, self.pruner.weights, strict=True):
+            nonzero = layer_nonzero[name]
+            encoded = bitmask_bytes(weight.numel(), nonzero, weight.element_size())
+            dense = weight.numel() * weight.element_size()
+            zero_fraction = 1 - nonzero / max(weight.numel(), 1)
+            total += encoded if zero_fraction >= MIN_ZERO_FRACTION else dense
+        return total
+
+    @torch.no_grad()
+    def _recalibrated_accuracy(self) -> float:
+        """Re-estimate BatchNorm running statistics on K training batches (train mode, no
+        gradient steps), evaluate, then put the original statistics back."""
+        model, setup = self.setup.model, self.setup
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [
+            (m.momentum, {k: v.clone() for k, v in m._buffers.items() if v is not None})
+            for m in norms
+        ]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the recalibration batches
+        model.train()
+        assert setup.train_loader is not None
+        setup.train_loader.set_epoch(0)
+        with setup.placement.autocast():
+            for i, (images, _) in enumerate(setup.train_loader):
+                if i >= setup.config.bn_recalibrate:
+                    break
+                model(images)
+        model.eval()
+        try:
+            return self.run_eval().accuracy
+        finally:
+            for m, (momentum, buffers) in zip(norms, saved, strict=True):
+                m.momentum = momentum
+                for k, v in buffers.items():
+                    m._buffers[k].copy_(v)
+
+    def run_eval(self) -> EvalResult:
+        setup = self.setup
+        return checked(evaluate(setup.model, setup.test_loader, setup.placement, stop=self.stop))
+
+
+def emit_point(on_event: EventCallback, point: PointResult, index: int, total: int) -> None:
+    """The point as an event: every field they share, plus its place in the sweep."""
+    shared = {f.name for f in dataclasses.fields(SweepPoint)} & set(point.__dataclass_fields__)
+    on_event(SweepPoint(**{k: getattr(point, k) for k in shared}, index=index, total=total))
+
+
+def finish_failed(
+    record: RunRecord, run_dir: Path, kind: str, reason: str, on_event: EventCallback
+) -> None:
+    record.status, record.reason, record.finished = "failed", reason, now_iso()
+    record.save(run_dir)
+    on_event(RunFinished(kind=kind, status="failed", run_dir=str(run_dir), reason=reason))  # type: ignore[arg-type]

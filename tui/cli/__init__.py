@@ -1,0 +1,93 @@
+"""The `prunelab` console script: a typer app over the engine, for scripts, CI and tmux.
+
+With no sub-command in a terminal it opens the Textual app (`prunelab tui` does too). Every
+sub-command builds a config, calls one engine function with an event callback and a stop signal,
+and renders the events as live bars in a terminal, plain lines in a pipe, JSON with `--json` /
+`--json-lines`, or only the final line with `--quiet`. No training or pruning logic lives here.
+
+The package, by idea:
+- `options`: config dataclass fields become options (names, defaults, help, allowed values);
+- `output`: output modes, exit codes, one line per expected failure;
+- `reporter`: engine events rendered in a terminal, Ctrl-C as the stop signal;
+- `*_cmd`: the commands, one module per group. To add a command, write a function in one of them
+  (or a new one) and register it below with one `app.command()` line.
+
+Exit codes: 0 done; 1 an expected failure (one line on stderr, `--debug` adds the traceback);
+2 bad usage; 130 interrupted by Ctrl-C after the checkpoint or the finished sweep points were
+written (a second Ctrl-C aborts at once).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tui.cli import export_cmd, prune_cmd, runs_cmd, train_cmd
+from tui.cli.options import option_name
+from tui.cli.output import EXIT_FAILURE, error_line
+
+__all__ = ["app", "main", "option_name"]
+
+app = typer.Typer(
+    name="prunelab",
+    help=(
+        "Train ResNets on CIFAR-10 and measure what L1 magnitude pruning removes. "
+        "With no command in a terminal, opens the terminal app."
+    ),
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context) -> None:
+    """Opens the terminal app when run with no command in a terminal."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if interactive():
+        open_tui()
+        return
+    typer.echo(ctx.get_help())
+    raise typer.Exit(0)
+
+
+def interactive() -> bool:
+    """A person at a terminal (not a pipe, CI or nohup)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+@app.command()
+def tui() -> None:
+    """Open the terminal app (the same as `prunelab` with no command)."""
+    open_tui()
+
+
+def open_tui() -> None:
+    try:
+        from tui.app import PrunelabApp
+    except ImportError as exc:
+        error_line(f"the terminal app cannot start ({exc}); the commands work: prunelab --help")
+        raise typer.Exit(EXIT_FAILURE) from None
+    PrunelabApp().run()
+
+
+# The commands, in the order `prunelab --help` lists them.
+app.command("train")(train_cmd.train)
+app.command("sweep")(prune_cmd.sweep)
+app.command("find")(prune_cmd.find)
+app.command("sensitivity")(prune_cmd.sensitivity)
+app.command("export")(export_cmd.export)
+app.command("runs")(runs_cmd.runs)
+app.command("report")(runs_cmd.report)
+
+
+def main() -> None:
+    """The console script `prunelab`."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""`prunelab sweep`, `find` and `sensitivity`: prune a checkpoint and measure what it costs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Annotated, Any, Optional
+
+import typer
+
+from engine.config import FIND_COARSE_STEP, SENSITIVITY_LEVELS, SweepConfig
+from engine.errors import ConfigError, PrunelabError
+from tui import render
+from tui.cli.options import CheckpointArg, config_options, make_config
+from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
+from tui.cli.reporter import run_engine
+from tui.formatting import fmt_pct
+
+
+def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
+    out.document(
+        {**dataclasses.asdict(result), "sentence": result.sentence()}
+        if hasattr(result, "sentence")
+        else result
+    )
+    if result.points:
+        out.renderable(render.sweep_table(result))
+        if chart:
+            series, baselines = render.chart_data([result])
+            out.chart(series, baselines)
+
+
+@config_options(SweepConfig, skip=("checkpoint",))
+@output_options("json_out", "json_lines", "quiet")
+def sweep(
+    out: Output,
+    checkpoint: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs a runtime type here
+        typer.Argument(
+            metavar="CHECKPOINT",
+            help="the checkpoint to prune (not needed with --resume)",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="finish an interrupted sweep run (its folder or name under --run-dir) with "
+            "its own checkpoint and settings; only missing levels are computed",
+            rich_help_panel="Run",
+        ),
+    ] = None,
+    **options: Any,
+) -> None:
+    """Prune a checkpoint at each level and evaluate: accuracy vs sparsity, sizes, the answer.
+
+    Levels are percents of the original prunable weights removed, as start:stop:step with stop included (e.g. 0:50:10) or a list (e.g. 0,40,60.5).
+
+    Ctrl-C keeps every finished level and exits 130; --resume RUN computes only the missing ones.
+    """
+    from engine.runs import load_run, resolve_run
+    from engine.sweep import run_sweep
+
+    run = None
+    if resume is not None:
+        run = str(resolve_run(options["run_dir"], resume))
+        kind = load_run(run).kind
+        if kind != "sweep":
+            raise PrunelabError(f"cannot resume {run}: it is a {kind} run, not a sweep")
+    elif checkpoint is None:
+        error_line("missing argument CHECKPOINT (or --resume RUN)")
+        raise typer.Exit(EXIT_USAGE)
+    config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
+    result, _ = run_engine(out, run_sweep, config, resume_run=run)
+    _sweep_output(out, result)
+    finish(
+        out,
+        result.status,
+        render.sweep_line(result),
+        f"prunelab sweep --resume {result.run_dir}",
+    )
+
+
+@config_options(SweepConfig, skip=("checkpoint", "levels", "refine", "early_stop"))
+@output_options("json_out", "json_lines", "quiet")
+def find(
+    out: Output,
+    checkpoint: CheckpointArg,
+    coarse_step: Annotated[
+        float,
+        typer.Option(
+            "--coarse-step",
+            help="scan 0, step, 2*step, ... % until the first level outside the tolerance, "
+            "then bisect down to --resolution",
+            rich_help_panel="Pruning",
+        ),
+    ] = FIND_COARSE_STEP,
+    **options: Any,
+) -> None:
+    """The best-sparsity answer alone: the highest level within --tolerance of the dense baseline.
+
+    Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise run=...
+    """
+    from engine.sweep import find_best
+
+    if not (0 < coarse_step <= 100) or math.isnan(coarse_step):
+        raise ConfigError("coarse_step", f"{coarse_step:g} is out of range; allowed > 0 to 100")
+    config = make_config(SweepConfig, options, checkpoint=checkpoint)
+    result, _ = run_engine(out, find_best, config, coarse_step=coarse_step)
+    _sweep_output(out, result, chart=False)
+    if result.synthetic and out.human:
+        out.line(render.SYNTHETIC_WARNING, "bold yellow")
+    finish(out, result.status, render.find_line(result), None)
+
+
+@config_options(
+    SweepConfig,
+    skip=(
+        "checkpoint",
+        "method",
+        "refine",
+        "resolution",
+        "tolerance",
+        "early_stop",
+        "bn_recalibrate",
+        "min_density",
+    ),
+    defaults={"levels": SENSITIVITY_LEVELS},
+)
+@output_options("json_out", "json_lines", "quiet")
+def sensitivity(
+    out: Output,
+    checkpoint: CheckpointArg,
+    layers: Annotated[
+        str,
+        typer.Option(
+            "--layers",
+            help="comma-separated layer names to test (default: every prunable layer)",
+            rich_help_panel="Pruning",
+        ),
+    ] = "",
+    **options: Any,
+) -> None:
+    """Per-layer sensitivity: prune one layer at a time (layerwise L1), the others dense.
+
+    The layer x level accuracy table shows which layers tolerate pruning.
+    """
+    from engine.sensitivity import run_sensitivity
+
+    config = make_config(SweepConfig, options, checkpoint=checkpoint)
+    names = [n.strip() for n in layers.split(",") if n.strip()] or None
+    result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
+    out.document(result)
+    if result.layers:
+        out.renderable(render.sensitivity_table(result))
+    line = (
+        f"{len(result.layers)} layers x {len(result.levels)} levels, baseline "
+        f"{fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"
+    )
+    if synthetic:
+        line = "SYNTHETIC data: " + line
+    finish(out, result.status, line, None)

@@ -1,0 +1,117 @@
+"""`prunelab runs` and `report`: past runs listed, tabulated and charted."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Optional
+
+import typer
+
+from engine.errors import PrunelabError
+from tui import render
+from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
+from tui.cli.output import EXIT_FAILURE, Output, error_line, output_options
+
+
+@output_options("json_out")
+def runs(
+    out: Output,
+    run_dir: RunDirOpt = DEFAULT_RUN_DIR,
+    kind: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--kind", help="only runs of this kind (train, sweep, find, sensitivity)"),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="show at most N runs (0 = all)")] = 0,
+) -> None:
+    """The past runs, newest first: kind, model, date, status, best accuracy or best sparsity."""
+    from engine.runs import list_runs
+
+    listings = [r for r in list_runs(run_dir) if kind is None or r.record.kind == kind]
+    if limit:
+        listings = listings[:limit]
+    if out.json:
+        out.document(
+            [
+                {
+                    "run": item.path.name,
+                    "path": str(item.path),
+                    **dataclasses.asdict(item.record),
+                    "best": render.run_best(item.record),
+                }
+                for item in listings
+            ]
+        )
+        return
+    if not listings:
+        out.line(f"no runs under {run_dir}")
+        return
+    out.renderable(render.runs_table(listings, out.console.width))
+
+
+@output_options("json_out", "quiet")
+def report(
+    out: Output,
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN...", help="run folders, or their names (or unique prefixes) in --run-dir"
+        ),
+    ],
+    run_dir: RunDirOpt = DEFAULT_RUN_DIR,
+    png: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--png",
+            metavar="FILE",
+            help="also write the chart as an image (needs matplotlib: pip install 'prunelab[png]')",
+        ),
+    ] = None,
+) -> None:
+    """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
+    from engine.runs import load_run, read_jsonl, resolve_run
+    from engine.sweep_store import read_sensitivity, read_sweep
+
+    if png is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            error_line("--png needs matplotlib: pip install 'prunelab[png]'")
+            raise typer.Exit(EXIT_FAILURE) from None
+    sweeps, labels, documents, lines = [], [], [], []
+    for name in names:
+        path = resolve_run(run_dir, name)
+        record = load_run(path)
+        entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
+        entry["status"], entry["synthetic"] = record.status, record.synthetic
+        if record.kind in ("sweep", "find"):
+            result = read_sweep(path)
+            sweeps.append(result)
+            labels.append(f"{path.name} ({result.method})")
+            entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
+            out.renderable(render.sweep_table(result))
+            lines.append(render.sweep_line(result))
+        elif record.kind == "train":
+            history = read_jsonl(path / "metrics.jsonl")
+            entry["history"] = history
+            title = f"training {record.model}: {path}"
+            out.renderable(render.train_table(history, "SYNTHETIC " * record.synthetic + title))
+            lines.append(f"{path.name}: " + render.run_best(record))
+        elif record.kind == "sensitivity":
+            result = read_sensitivity(path)
+            entry["result"] = result
+            out.renderable(render.sensitivity_table(result))
+            lines.append(f"{path.name}: " + render.run_best(record))
+        else:
+            lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
+        documents.append(entry)
+    series, baselines = render.chart_data(sweeps, labels if len(sweeps) > 1 else None)
+    out.chart(series, baselines)
+    if png is not None:
+        if not sweeps:
+            raise PrunelabError("--png needs at least one sweep or find run among RUN...")
+        render.write_png(png, series, baselines)
+        lines.append(f"chart written to {png}")
+    out.document({"runs": documents, "png": png})
+    for line in lines[:-1]:
+        out.line(line)
+    out.final(lines[-1])
