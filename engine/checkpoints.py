@@ -3,9 +3,15 @@
 Formats read:
 - ours and the seed's: `{'net': state_dict, 'epoch': E, ...}` (ours add optimizer, scheduler,
   config, acc, history, ...), so the seed's code reads our files and we read theirs;
-- `{'state_dict': ...}` as in the pretrained CIFAR ResNet-20..110 files (keys `module.`-prefixed);
-- a bare state dict;
+- `{'state_dict': ..., 'best_prec1': ...}` as in the pretrained CIFAR ResNet-20..1202 files
+  (saved by PyTorch < 0.4.1: `module.` keys, BatchNorm without `num_batches_tracked`);
+- kuangliu/pytorch-cifar's `{'net', 'acc', 'epoch'}`; PyTorch Lightning's `{'state_dict':
+  {'model.…'}, 'epoch', 'global_step', ...}`; a bare state dict, also torch.compile's
+  (`_orig_mod.` keys); the key spellings are mapped in `engine.state_keys`;
 - our compact pruned format (`engine.sparse_format`), decoded back to plain weights.
+
+A whole pickled model (`torch.save(model)`) is refused with the one command that converts it:
+loading it would mean running code from the file.
 
 Loading always uses `weights_only=True`: a checkpoint is data, never code. Every failure is a
 one-line `CheckpointError` naming the file, so front ends can show it without a traceback.
@@ -17,6 +23,7 @@ import lzma
 import os
 import re
 import secrets
+import zipfile
 import zlib
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,6 +36,7 @@ import torch.nn as nn
 from engine import sparse_format
 from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError
+from engine.state_keys import fill_bn_counters, unwrap
 
 # Keys under which known formats keep the state dict, tried in this order.
 STATE_DICT_KEYS = ("net", "state_dict", "model_state_dict", "model")
@@ -42,7 +50,7 @@ _MAX_LISTED = 5
 @dataclass
 class Checkpoint:
     path: str
-    state_dict: dict[str, torch.Tensor]  # 'module.' prefixes stripped
+    state_dict: dict[str, torch.Tensor]  # 'module.' / '_orig_mod.' / Lightning prefixes stripped
     epoch: int | None = None
     model: str | None = None  # recorded architecture name, else inferred from the keys
     normalization: str | None = None  # recorded input normalisation, if any
@@ -54,7 +62,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = str(path)
     payload = _load_payload(path)
     state_dict, rest = _state_dict_from_payload(payload, path)
-    state_dict = _strip_module_prefix(state_dict)
+    state_dict, _ = unwrap(state_dict)
 
     config = rest.get("config") if isinstance(rest.get("config"), dict) else {}
     model = _pick_str(config, rest, "model") or infer_model_name(state_dict)
@@ -88,13 +96,46 @@ def _load_payload(path: str) -> Any:
         except Exception as exc:
             message = str(exc)
             if any(fragment in message for fragment in _REFUSED):
-                raise CheckpointError(
-                    f"{path} contains objects other than tensors and plain data; refusing to load "
-                    "it (only weights_only checkpoints are accepted)"
-                ) from exc
+                raise CheckpointError(_refusal(path, message)) from exc
             raise CheckpointError(
                 f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__})"
             ) from exc
+
+
+def _refusal(path: str, message: str) -> str:
+    """Why a file was refused, and the one command that turns it into a state dict."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    what = f"; it names {found[1]}" if found else ""
+    if _pickles_modules(path):
+        return (
+            f"{path} is a whole pickled model (torch.save(model)), not a state dict; loading it "
+            'would run code from the file. If you trust it, convert it once: python -c "import '
+            f"torch; torch.save(torch.load('{path}', weights_only=False).state_dict(), "
+            f"'{path}.state_dict.pth')\""
+        )
+    return (
+        f"{path} contains objects other than tensors and plain data; refusing to load it "
+        f"(only weights_only checkpoints are accepted{what}). If you trust it, keep only the weights: "
+        f"python -c \"import torch; c = torch.load('{path}', weights_only=False); "
+        f"torch.save(c['state_dict'], '{path}.state_dict.pth')\" (use the key that holds them)"
+    )
+
+
+_PICKLE_PEEK = 64 << 20  # bytes of a legacy-format file scanned for module class names
+
+
+def _pickles_modules(path: str) -> bool:
+    """Whether the file's pickle names torch.nn module classes, read as bytes (never unpickled)."""
+    marker = b"torch.nn.modules"
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                return any(marker in archive.read(n) for n in names)
+        with open(path, "rb") as f:
+            return marker in f.read(_PICKLE_PEEK)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _state_dict_from_payload(
@@ -133,11 +174,6 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
-def _strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """DataParallel saves keys as 'module.x'; the plain model wants 'x'."""
-    return {k.removeprefix("module."): v for k, v in state_dict.items()}
-
-
 def _pick_str(config: dict[str, Any], rest: dict[str, Any], key: str) -> str | None:
     """config[key], else a top-level string (removed from `rest`, it becomes a field)."""
     if isinstance(config.get(key), str):
@@ -149,15 +185,15 @@ def _pick_str(config: dict[str, Any], rest: dict[str, Any], key: str) -> str | N
 
 def infer_model_name(state_dict: dict[str, Any]) -> str | None:
     """Which registry architecture a state dict belongs to, from key names and shapes; None if unknown."""
+    state_dict, _ = unwrap(state_dict)
     blocks: dict[int, set[int]] = {}
     bottleneck = False
     for key in state_dict:
-        key = key.removeprefix("module.")
         m = re.match(r"layer(\d+)\.(\d+)\.", key)
         if m:
             blocks.setdefault(int(m[1]), set()).add(int(m[2]))
             bottleneck = bottleneck or key.split(".")[2] == "conv3"
-    stem = state_dict.get("conv1.weight", state_dict.get("module.conv1.weight"))
+    stem = state_dict.get("conv1.weight")
     width = tuple(stem.shape)[0] if hasattr(stem, "shape") and len(stem.shape) == 4 else None
     if sorted(blocks) != list(range(1, len(blocks) + 1)):
         return None
@@ -172,12 +208,21 @@ def infer_model_name(state_dict: dict[str, Any]) -> str | None:
     return None
 
 
-def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Strict load; on any mismatch a CheckpointError that lists the keys and suggests a --model."""
-    state_dict = _strip_module_prefix(state_dict)
+def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Strict load after mapping wrapper prefixes and filling legacy BatchNorm counters.
+
+    Returns the keys that were left out because they belong to no part of the model (e.g. a loss
+    module's buffer in a Lightning file), for the caller to name. Any key the model lacks under
+    its own module names, any missing key and any shape mismatch is a CheckpointError that
+    lists the keys and suggests a --model."""
     own = model.state_dict()
+    roots = {k.split(".", 1)[0] for k in own}
+    state_dict, _ = unwrap(state_dict, lambda name: name in roots)
+    state_dict, _ = fill_bn_counters(state_dict, own)
     missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
+    extra = [k for k in state_dict if k not in own]
+    unexpected = [k for k in extra if k.split(".", 1)[0] in roots]
+    ignored = [k for k in extra if k.split(".", 1)[0] not in roots]
     mismatched = [
         f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state_dict.items()
@@ -194,8 +239,8 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
         problems.append(f"{len(mismatched)} shape mismatches ({_listed(mismatched, '; ')})")
     if not problems:
         try:
-            model.load_state_dict(state_dict, strict=True)
-            return
+            model.load_state_dict({k: state_dict[k] for k in own}, strict=True)
+            return ignored
         except (RuntimeError, TypeError, ValueError) as exc:
             problems.append(str(exc).strip().splitlines()[0])
     model_name = infer_model_name(own) or type(model).__name__
@@ -204,6 +249,11 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
     if file_name and file_name != model_name:
         message += f" (the file looks like a {file_name} checkpoint: pass --model {file_name})"
     raise CheckpointError(message)
+
+
+def ignored_keys_notice(source: str, ignored: list[str]) -> str:
+    """One line naming the keys a load left out."""
+    return f"{source}: ignored {len(ignored)} key(s) that belong to no part of the model ({_listed(ignored)})"
 
 
 def _listed(items: list[str], sep: str = ", ") -> str:
