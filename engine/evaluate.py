@@ -1,4 +1,7 @@
-"""Top-1 evaluation shared by training and pruning: one host sync per pass, not per batch."""
+"""Top-1 evaluation shared by training and pruning: one host sync per pass, not per batch.
+
+Besides the confusion matrix it keeps whether each image was right, in the loader's order: a
+sweep compares levels image by image (paired intervals) and stores these bits."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ class EvalResult:
     correct: int
     total: int
     confusion: list[list[int]]  # [true class][predicted class]
+    per_image: torch.Tensor | None = None  # bool (total,) on the CPU: right or wrong, in order
 
 
 def evaluate(
@@ -38,6 +42,7 @@ def evaluate(
     device = placement.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    hits: list[torch.Tensor] = []
     with torch.inference_mode(), placement.autocast():
         for images, labels in batches:
             if stop_requested(stop):
@@ -46,6 +51,7 @@ def evaluate(
             logits = model(images).float()
             loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
             predicted = logits.argmax(dim=1)
+            hits.append(predicted == labels)
             confusion += torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
     model.train(was_training)
     matrix = confusion.view(num_classes, num_classes).cpu()
@@ -57,4 +63,5 @@ def evaluate(
         correct=correct,
         total=total,
         confusion=matrix.tolist(),
+        per_image=torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool),
     )
