@@ -54,6 +54,16 @@ def option(
     return field(default=default, metadata=meta)
 
 
+def same_as(cls: type, name: str, *, default: Any = MISSING, group: str | None = None) -> Any:
+    """A field with the help, choices and limits of `cls.name` (one source for both), optionally
+    with another default or form group."""
+    source = next(f for f in fields(cls) if f.name == name)
+    meta = dict(source.metadata)
+    if group is not None:
+        meta["group"] = group
+    return field(default=source.default if default is MISSING else default, metadata=meta)
+
+
 def describe_allowed(meta: dict[str, Any]) -> str:
     """'one of a, b', 'an integer >= 1', ... for help texts and error messages."""
     if meta.get("choices"):
@@ -257,6 +267,43 @@ class TrainConfig(DataOptions):
         group="Checkpoints",
     )
     checkpoint_dir: str = option("checkpoints", "folder for checkpoints", group="Checkpoints")
+    prune_to: float = option(
+        0.0,
+        "gradual pruning: percent of weights removed by --prune-end (0 = off), raised on "
+        "Zhu & Gupta's cubic schedule while training",
+        minimum=0.0,
+        maximum=100.0,
+        group="Gradual pruning",
+    )
+    prune_start: int = option(
+        1,
+        "gradual pruning begins with this epoch",
+        minimum=1,
+        maximum=10000,
+        group="Gradual pruning",
+    )
+    prune_end: int = option(
+        0,
+        "gradual pruning reaches --prune-to at the end of this epoch (0 = three quarters of "
+        "--epochs); the masks stay fixed after it",
+        minimum=0,
+        maximum=10000,
+        group="Gradual pruning",
+    )
+    prune_every: int = option(
+        0,
+        "raise the sparsity every N steps (0 = 20 increments over the pruning epochs)",
+        minimum=0,
+        maximum=1_000_000,
+        group="Gradual pruning",
+    )
+    prune_method: str = option(
+        "layerwise",
+        "gradual pruning's L1 method: layerwise = every layer alike (Zhu & Gupta's), global = "
+        "one threshold, structured = whole filters",
+        choices=METHODS,
+        group="Gradual pruning",
+    )
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()
@@ -267,7 +314,27 @@ class TrainConfig(DataOptions):
             )
         if not str(self.checkpoint_dir).strip():
             found.append(ConfigError("checkpoint_dir", "must not be empty"))
+        found += _gradual_problems(self)
         return found
+
+    def prune_epochs(self) -> tuple[int, int]:
+        """(first, last) epoch of gradual pruning, with the automatic end filled in."""
+        end = self.prune_end or max(self.prune_start, (3 * self.epochs) // 4)
+        return self.prune_start, end
+
+
+def _gradual_problems(config: TrainConfig) -> list[ConfigError]:
+    values = (config.prune_to, config.prune_start, config.prune_end, config.epochs)
+    if config.prune_to == 0 or not all(isinstance(v, (int, float)) for v in values):
+        return []
+    start, end = config.prune_epochs()
+    if start > config.epochs:
+        return [ConfigError("prune_start", f"{start} is after the last epoch ({config.epochs})")]
+    if end < start:
+        return [ConfigError("prune_end", f"{end} is before --prune-start ({start})")]
+    if end > config.epochs:
+        return [ConfigError("prune_end", f"{end} is after the last epoch ({config.epochs})")]
+    return []
 
 
 @dataclass
@@ -332,6 +399,36 @@ class SweepConfig(DataOptions):
         group="Pruning",
     )
 
+    finetune_epochs: int = option(
+        0,
+        "fine-tune every level for N epochs with its mask fixed (0 = one-shot only)",
+        minimum=0,
+        maximum=10000,
+        group="Recovery",
+    )
+    cumulative: bool = option(
+        False,
+        "fine-tune each level from the previous level's fine-tuned weights (iterative "
+        "magnitude pruning) instead of from the dense weights",
+        group="Recovery",
+    )
+    control: bool = option(
+        True,
+        "also fine-tune the dense model with the same recipe: recovered levels are measured "
+        "against it, since fine-tuning alone can raise accuracy",
+        group="Recovery",
+    )
+    batch_size: int = same_as(TrainConfig, "batch_size", group="Recovery")
+    lr: float = same_as(TrainConfig, "lr", group="Recovery")
+    momentum: float = same_as(TrainConfig, "momentum", group="Recovery")
+    weight_decay: float = same_as(TrainConfig, "weight_decay", group="Recovery")
+    lr_rewind: bool = option(
+        False,
+        "replay the checkpoint's own lr schedule over its last epochs (Renda et al. 2020) "
+        "instead of cosine from --lr to 0",
+        group="Recovery",
+    )
+
     def problems(self) -> list[ConfigError]:
         found = super().problems()
         if not str(self.checkpoint).strip():
@@ -340,6 +437,47 @@ class SweepConfig(DataOptions):
             parse_levels(self.levels)
         except ValueError as exc:
             found.append(ConfigError("levels", str(exc)))
+        return found
+
+
+@dataclass
+class FinetuneConfig(DataOptions):
+    """Prune a checkpoint once, then train it with the masks fixed (recovery)."""
+
+    model: str = same_as(SweepConfig, "model")
+    checkpoint: str = same_as(SweepConfig, "checkpoint")
+    level: float = option(
+        70.0,
+        "percent of the prunable weights removed before fine-tuning",
+        minimum=0.0,
+        maximum=100.0,
+        group="Pruning",
+    )
+    method: str = same_as(SweepConfig, "method")
+    include_classifier: bool = same_as(SweepConfig, "include_classifier")
+    min_density: float = same_as(SweepConfig, "min_density")
+    epochs: int = same_as(TrainConfig, "epochs", default=1)
+    batch_size: int = same_as(TrainConfig, "batch_size")
+    lr: float = option(
+        0.01,
+        "initial learning rate (SGD), annealed to 0 by a per-step cosine",
+        minimum=0.0,
+        maximum=10.0,
+        group="Training",
+    )
+    momentum: float = same_as(TrainConfig, "momentum")
+    weight_decay: float = same_as(TrainConfig, "weight_decay")
+    lr_rewind: bool = same_as(SweepConfig, "lr_rewind", group="Training")
+    compile: bool = same_as(TrainConfig, "compile")
+    checkpoint_every: int = same_as(TrainConfig, "checkpoint_every", default=1)
+    checkpoint_dir: str = same_as(TrainConfig, "checkpoint_dir")
+
+    def problems(self) -> list[ConfigError]:
+        found = super().problems()
+        if not str(self.checkpoint).strip():
+            found.append(ConfigError("checkpoint", "a checkpoint file is required"))
+        if not str(self.checkpoint_dir).strip():
+            found.append(ConfigError("checkpoint_dir", "must not be empty"))
         return found
 
 

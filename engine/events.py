@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-RunKind = Literal["train", "sweep", "find", "sensitivity", "export"]
+RunKind = Literal["train", "finetune", "sweep", "find", "sensitivity", "export"]
 RunStatus = Literal["completed", "stopped", "failed"]
 
 
@@ -52,6 +52,7 @@ class EpochEnded:
     seconds: float
     images_per_s: float
     gpu_memory_mb: float | None = None
+    sparsity: float | None = None  # measured percent of prunable weights at 0 (pruned runs)
 
 
 @dataclass(frozen=True)

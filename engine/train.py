@@ -39,6 +39,7 @@ from engine.events import (
 )
 from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
+from engine.recipe import Recipe, RunContext
 from engine.runs import RunRecord, append_jsonl, load_run, now_iso, start_run
 
 PROGRESS_INTERVAL_S = 0.25  # at most four batch events a second
@@ -55,12 +56,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     synthetic: bool = False
-
-
-def checkpoint_name(config: TrainConfig, epoch: int | None = None) -> str:
-    """The seed's naming: `cifar10_resnet50_ckpt_epoch60.pth`; a stopped run writes `..._stopped.pth`."""
-    tag = f"epoch{epoch}" if epoch is not None else "stopped"
-    return f"{config.dataset}_{config.model}_ckpt_{tag}.pth"
+    sparsity: float | None = None  # measured percent of prunable weights at 0, when pruned
 
 
 def resume_config(path: str | Path, **overrides: Any) -> TrainConfig:
@@ -92,53 +88,22 @@ def train(
 ) -> TrainResult:
     """Train `config.model` on `config.dataset`; see the module docstring for the guarantees."""
     config.validate()
+    return run_training(config, Recipe(config), on_event, stop, resume)
+
+
+def run_training(
+    config: Any,
+    recipe: Recipe,
+    on_event: EventCallback = no_events,
+    stop: StopSignal = None,
+    resume: str | Path | None = None,
+) -> TrainResult:
+    """The training lifecycle shared by every recipe: data, model, optimizer, run folder, loop,
+    failures mapped to one line. `config` has TrainConfig's training fields."""
     placement = resolve_placement(config)
     torch.manual_seed(config.seed)
     train_data = load_split(config, train=True)
     test_data = load_split(config, train=False)
-
-    model = build_model(config.model, num_classes=len(train_data.classes))
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=config.t_max, eta_min=config.eta_min
-    )
-    position = _Position()
-    history: list[dict[str, Any]] = []
-    run_dir: Path | None = None
-    if resume is not None:
-        position, history, run_dir = _restore(resume, config, model, optimizer, scheduler)
-        on_event(Notice(f"resuming {resume} at epoch {position.epoch}, batch {position.batch}"))
-    model.to(placement.device, memory_format=placement.memory_format)
-    _move_optimizer_state(optimizer, placement.device)
-
-    record: RunRecord
-    if run_dir is not None and run_dir.is_dir():
-        record = load_run(run_dir)
-        record.status, record.config = "running", config.to_dict()
-        record.save(run_dir)
-    else:
-        run_dir, record = start_run(
-            config.run_dir,
-            "train",
-            config.model,
-            config.to_dict(),
-            device=placement.describe(),
-            data=train_data.source,
-            synthetic=train_data.synthetic,
-        )
-    on_event(
-        RunStarted(
-            kind="train",
-            run_dir=str(run_dir),
-            device=placement.describe(),
-            model=config.model,
-            parameters=count_parameters(model),
-            config=config.to_dict(),
-            synthetic=train_data.synthetic,
-        )
-    )
     train_loader = BatchLoader(
         train_data,
         config.batch_size,
@@ -156,39 +121,94 @@ def train(
         normalization=config.normalization,
         channels_last=placement.channels_last,
     )
-    forward = _maybe_compile(model, config, test_loader, placement, on_event)
-    loop = _Loop(config, placement, model, forward, optimizer, scheduler, run_dir, on_event, stop)
+
+    model = build_model(config.model, num_classes=len(train_data.classes))
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    scheduler = recipe.scheduler(optimizer, len(train_loader))
+    position = _Position()
+    history: list[dict[str, Any]] = []
+    run_dir: Path | None = None
+    extra: dict[str, Any] | None = None
+    if resume is not None:
+        position, history, run_dir, extra = _restore(resume, config, model, optimizer, scheduler)
+        on_event(Notice(f"resuming {resume} at epoch {position.epoch}, batch {position.batch}"))
+    model.to(placement.device, memory_format=placement.memory_format)
+    _move_optimizer_state(optimizer, placement.device)
+    recipe.bind(model, len(train_loader))
+    if extra is not None:
+        recipe.restore(extra, str(resume))
+
+    record: RunRecord
+    if run_dir is not None and run_dir.is_dir():
+        record = load_run(run_dir)
+        record.status, record.config = "running", config.to_dict()
+        record.save(run_dir)
+    else:
+        run_dir, record = start_run(
+            config.run_dir,
+            recipe.kind,
+            config.model,
+            config.to_dict(),
+            device=placement.describe(),
+            data=train_data.source,
+            synthetic=train_data.synthetic,
+        )
+    on_event(
+        RunStarted(
+            kind=recipe.kind,  # type: ignore[arg-type]
+            run_dir=str(run_dir),
+            device=placement.describe(),
+            model=config.model,
+            parameters=count_parameters(model),
+            config=config.to_dict(),
+            synthetic=train_data.synthetic,
+        )
+    )
+    finish = _Finisher(record, run_dir, recipe, history, on_event)
+    loop = None
     try:
-        status = loop.run(train_loader, test_loader, position, history)
+        context = RunContext(model, placement, test_loader, on_event, stop, run_dir, train_data)
+        if resume is None and not recipe.begin(context):
+            status = "stopped"
+        else:
+            forward = _maybe_compile(model, config, test_loader, placement, on_event)
+            loop = _Loop(
+                config, placement, model, forward, optimizer, scheduler, run_dir, recipe, on_event
+            )
+            loop.stop = stop
+            status = loop.run(train_loader, test_loader, position, history)
     except torch.cuda.OutOfMemoryError:
         reason = (
             f"CUDA out of memory at batch size {config.batch_size}; "
             f"try --batch-size {max(1, config.batch_size // 2)}"
         )
-        _finish(record, run_dir, "failed", reason, history, on_event)
+        finish("failed", reason)
         raise PrunelabError(reason) from None
     except PrunelabError as exc:
-        _finish(record, run_dir, "failed", str(exc), history, on_event)
+        finish("failed", str(exc))
         raise
     except KeyboardInterrupt:
-        reason = "interrupted before a checkpoint could be written"
-        _finish(record, run_dir, "failed", reason, history, on_event)
+        finish("failed", "interrupted before a checkpoint could be written")
         raise
     except BaseException as exc:
-        _finish(record, run_dir, "failed", f"{type(exc).__name__}: {exc}", history, on_event)
+        finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     accs = [h["test_acc"] for h in history]
+    checkpoint = loop.last_checkpoint if loop is not None else None
     result = TrainResult(
         status=status,
         run_dir=str(run_dir),
         epochs_completed=history[-1]["epoch"] if history else 0,
-        checkpoint=loop.last_checkpoint,
+        checkpoint=checkpoint,
         final_test_acc=accs[-1] if accs else None,
         best_test_acc=max(accs) if accs else None,
         history=history,
         synthetic=train_data.synthetic,
+        sparsity=recipe.summary(history).get("sparsity"),
     )
-    _finish(record, run_dir, status, "", history, on_event, checkpoint=loop.last_checkpoint)
+    finish(status, "", checkpoint=checkpoint)
     return result
 
 
@@ -196,7 +216,7 @@ class _Loop:
     """The epoch loop; kept in a class so stop-and-save sees the same state as the loop."""
 
     def __init__(
-        self, config, placement, model, forward, optimizer, scheduler, run_dir, on_event, stop
+        self, config, placement, model, forward, optimizer, scheduler, run_dir, recipe, on_event
     ):
         self.config: TrainConfig = config
         self.placement: Placement = placement
@@ -205,8 +225,9 @@ class _Loop:
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.run_dir: Path = run_dir
+        self.recipe: Recipe = recipe
         self.on_event: EventCallback = on_event
-        self.stop = stop
+        self.stop: StopSignal = None
         self.last_checkpoint: str | None = None
 
     def run(self, train_loader, test_loader, position: _Position, history) -> str:
@@ -240,7 +261,10 @@ class _Loop:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self.recipe.per_step_schedule:
+                    self.scheduler.step()
                 step += 1
+                self.recipe.after_step(step)
                 detached = loss.detach()
                 loss_sum += detached * labels.numel()
                 report_loss += detached
@@ -271,7 +295,8 @@ class _Loop:
                 self._save(done, history, stopped=True)
                 return "stopped"
             seconds = time.perf_counter() - started
-            self.scheduler.step()
+            if not self.recipe.per_step_schedule:
+                self.scheduler.step()
             entry = {
                 "epoch": epoch,
                 "train_loss": float(loss_sum) / max(seen, 1),
@@ -282,6 +307,7 @@ class _Loop:
                 "seconds": seconds,
                 "images_per_s": trained_images / max(train_seconds, 1e-9),
                 "gpu_memory_mb": gpu_memory_mb(device),
+                **self.recipe.epoch_fields(),
             }
             history.append(entry)
             append_jsonl(self.run_dir / "metrics.jsonl", entry)
@@ -293,7 +319,7 @@ class _Loop:
     def _save(self, position: _Position, history, *, stopped: bool) -> None:
         """Write a resumable checkpoint the seed's code can also read (`net`, `epoch`)."""
         completed = position.epoch - 1
-        name = checkpoint_name(self.config, None if stopped else completed)
+        name = self.recipe.checkpoint_name(None if stopped else completed)
         path = Path(self.config.checkpoint_dir) / name
         payload = {
             "net": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
@@ -308,6 +334,8 @@ class _Loop:
             "config": self.config.to_dict(),
             "history": history,
             "run_dir": str(self.run_dir),
+            "kind": self.recipe.kind,
+            **self.recipe.state(),
         }
         write_checkpoint(path, payload)
         self.last_checkpoint = str(path)
@@ -338,7 +366,7 @@ def _restore(resume, config, model, optimizer, scheduler):
     history = list(extra.get("history", []))
     history = [h for h in history if h["epoch"] < position.epoch]
     run_dir = Path(extra["run_dir"]) if extra.get("run_dir") else None
-    return position, history, run_dir
+    return position, history, run_dir, extra
 
 
 def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -366,18 +394,33 @@ def _maybe_compile(model, config, test_loader, placement, on_event) -> nn.Module
     return compiled
 
 
-def _finish(record, run_dir, status, reason, history, on_event, checkpoint=None) -> None:
-    accs = [h["test_acc"] for h in history]
-    record.status, record.reason, record.finished = status, reason, now_iso()
-    record.summary = {
-        "epochs_completed": history[-1]["epoch"] if history else 0,
-        "final_test_acc": accs[-1] if accs else None,
-        "best_test_acc": max(accs) if accs else None,
-        "checkpoint": checkpoint,
-    }
-    record.save(run_dir)
-    on_event(
-        RunFinished(
-            kind="train", status=status, run_dir=str(run_dir), reason=reason, summary=record.summary
+class _Finisher:
+    """Records the run's end in run.json and announces it (every path out of a run)."""
+
+    def __init__(self, record, run_dir, recipe: Recipe, history, on_event) -> None:
+        self.record, self.run_dir, self.recipe = record, run_dir, recipe
+        self.history, self.on_event = history, on_event
+
+    def __call__(self, status: str, reason: str, checkpoint: str | None = None) -> None:
+        accs = [h["test_acc"] for h in self.history]
+        record = self.record
+        record.status, record.reason, record.finished = status, reason, now_iso()
+        summary = {
+            "epochs_completed": self.history[-1]["epoch"] if self.history else 0,
+            "final_test_acc": accs[-1] if accs else None,
+            "best_test_acc": max(accs) if accs else None,
+            "checkpoint": checkpoint,
+        }
+        if status != "failed":
+            summary.update(self.recipe.summary(self.history))
+        record.summary = summary
+        record.save(self.run_dir)
+        self.on_event(
+            RunFinished(
+                kind=self.recipe.kind,  # type: ignore[arg-type]
+                status=status,  # type: ignore[arg-type]
+                run_dir=str(self.run_dir),
+                reason=reason,
+                summary=record.summary,
+            )
         )
-    )

@@ -11,7 +11,8 @@ from engine.config import TrainConfig
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, RunFinished, RunStarted
 from engine.models import build_model
-from engine.train import checkpoint_name, resume_config, train
+from engine.recipe import checkpoint_name
+from engine.train import resume_config, train
 
 
 def tiny(tmp_path, **changes) -> TrainConfig:

@@ -1,0 +1,117 @@
+"""Fixed pruning masks for training: pruned weights stay exactly 0 at every step boundary.
+
+After each optimizer step the trainer calls `MaskSet.apply()`, which zeroes every pruned weight in
+place with one `masked_fill_` per tensor. Whatever the step did to those weights (gradient,
+momentum, weight decay) is undone before the next forward pass, so the network that trains is the
+pruned network. There are no forward hooks and no `weight_orig` copies: the model stays a plain
+model whose state dict loads anywhere. `masked_fill_` writes +0.0 (not -0.0, not NaN·0), so the
+zeros are bit-exact.
+
+Masks are stored in checkpoints packed 8 per byte, so a resumed run trains the very same mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.errors import CheckpointError
+from engine.pruning import Pruner
+
+_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+
+
+@dataclass
+class MaskSet:
+    """One boolean `pruned` tensor (True = held at 0) per prunable weight, by layer name."""
+
+    names: list[str]
+    weights: list[torch.Tensor]
+    pruned: list[torch.Tensor]
+
+    @classmethod
+    def from_pruner(cls, pruner: Pruner) -> MaskSet:
+        """The masks of the pruner's current level, on the weights' device."""
+        masks = pruner.masks()
+        return cls(
+            list(pruner.names),
+            list(pruner.weights),
+            [
+                ~masks[name].to(w.device)
+                for name, w in zip(pruner.names, pruner.weights, strict=True)
+            ],
+        )
+
+    @classmethod
+    def prune(
+        cls,
+        model: nn.Module,
+        level_percent: float,
+        method: str,
+        include_classifier: bool = False,
+        min_density: float = 0.0,
+    ) -> MaskSet:
+        """Prune `model` in place to `level_percent` (L1, ranked on its current weights) and
+        return the masks. Weights that are already 0 rank first, so pruning an already pruned
+        model further keeps every earlier zero (the masks only grow)."""
+        pruner = Pruner(model, method, include_classifier, min_density)
+        pruner.set_level(level_percent)
+        masks = cls.from_pruner(pruner)
+        del pruner  # keep the pruned weights: no restore()
+        return masks
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """Zero every pruned weight in place: one fused op per tensor."""
+        for weight, pruned in zip(self.weights, self.pruned, strict=True):
+            weight.masked_fill_(pruned, 0.0)
+
+    @property
+    def level_percent(self) -> float:
+        """Percent of the prunable weights held at zero by the masks."""
+        total = sum(p.numel() for p in self.pruned)
+        held = int(sum(int(p.sum()) for p in self.pruned))
+        return 100.0 * held / max(total, 1)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The masks packed 8 per byte (1/8 of a bool tensor), for a checkpoint."""
+        return {name: pack_bits(p.cpu()) for name, p in zip(self.names, self.pruned, strict=True)}
+
+    @classmethod
+    def from_state(cls, model: nn.Module, state: dict[str, torch.Tensor], source: str) -> MaskSet:
+        """Masks saved by `state()`, bound to `model`'s weights (on their device)."""
+        modules = dict(model.named_modules())
+        names, weights, pruned = [], [], []
+        for name, packed in state.items():
+            module = modules.get(name)
+            if module is None or not isinstance(getattr(module, "weight", None), torch.Tensor):
+                raise CheckpointError(f"{source}: its masks name layer {name!r}, not in the model")
+            weight = module.weight
+            mask = unpack_bits(packed, weight.numel()).view(weight.shape)
+            names.append(name)
+            weights.append(weight)
+            pruned.append(mask.to(weight.device).contiguous(memory_format=_format_of(weight)))
+        return cls(names, weights, pruned)
+
+
+def _format_of(tensor: torch.Tensor) -> torch.memory_format:
+    if tensor.dim() == 4 and not tensor.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """A bool tensor as uint8, 8 values per byte, most significant bit first."""
+    flat = mask.reshape(-1).to(torch.uint8)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    return (flat.view(-1, 8) * _BIT_WEIGHTS).sum(dim=1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, count: int) -> torch.Tensor:
+    """The inverse of `pack_bits`: a flat bool tensor of `count` values."""
+    bits = packed.reshape(-1, 1).bitwise_and(_BIT_WEIGHTS) != 0
+    return bits.reshape(-1)[:count]
