@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from engine.config import TrainConfig
-from engine.data import BatchLoader, ImageSet
 from engine.device import Placement
 from engine.errors import CheckpointError
 from engine.events import EventCallback, StopSignal
 from engine.gradual import CubicSchedule, GradualPruning
+from engine.imageset import ImageSet
+from engine.loader import BatchLoader
 from engine.pruning import measure_sparsity, prunable_layers
 
 

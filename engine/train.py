@@ -57,6 +57,8 @@ class TrainResult:
     reason: str = ""
     synthetic: bool = False
     sparsity: float | None = None  # measured percent of prunable weights at 0, when pruned
+    train_images: int = 0  # images per epoch: what each epoch cost
+    data: str = ""  # where they came from
 
 
 def resume_config(path: str | Path, **overrides: Any) -> TrainConfig:
@@ -207,6 +209,8 @@ def run_training(
         history=history,
         synthetic=train_data.synthetic,
         sparsity=recipe.summary(history).get("sparsity"),
+        train_images=len(train_data),
+        data=train_data.source,
     )
     finish(status, "", checkpoint=checkpoint)
     return result

@@ -66,6 +66,8 @@ def epoch_line(event: EpochEnded) -> str:
     )
     if event.gpu_memory_mb is not None:
         line += f"  {event.gpu_memory_mb:,.0f} MiB"
+    if event.sparsity is not None:
+        line += f"  sparsity {fmt_level(event.sparsity)}"
     return line
 
 
@@ -182,13 +184,16 @@ def sweep_line(result: Any) -> str:
 
 
 def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> Table:
+    """One row per epoch; a `sparsity` column when the run pruned (gradual or fine-tuning)."""
     table = Table(title=title, title_justify="left")
-    for name in ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "time"):
+    pruned = any(h.get("sparsity") is not None for h in history)
+    columns = ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "time")
+    for name in columns + ("sparsity",) * pruned:
         table.add_column(name, justify="right")
     best = max((h.get("test_acc") or 0.0 for h in history), default=None)
     for h in history:
         style = "bold" if best is not None and h.get("test_acc") == best else None
-        table.add_row(
+        row = [
             str(h["epoch"]),
             fmt_num(h.get("train_loss")),
             fmt_pct(h.get("train_acc")),
@@ -196,8 +201,10 @@ def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> T
             fmt_pct(h.get("test_acc")),
             f"{h.get('lr', 0.0):.4g}",
             fmt_duration(h.get("seconds")),
-            style=style,
-        )
+        ]
+        if pruned:
+            row.append(fmt_level(h["sparsity"]) if h.get("sparsity") is not None else NONE)
+        table.add_row(*row, style=style)
     return table
 
 
@@ -304,6 +311,11 @@ def run_best(record: Any) -> str:
     summary = record.summary or {}
     if record.kind == "train" and summary.get("best_test_acc") is not None:
         return f"{fmt_pct(summary['best_test_acc'])} ({summary.get('epochs_completed', 0)} ep)"
+    if record.kind == "finetune" and summary.get("recovered_accuracy") is not None:
+        return (
+            f"{fmt_level(summary['level_percent'])}: {fmt_pct(summary['oneshot_accuracy'])}"
+            f" -> {fmt_pct(summary['recovered_accuracy'])}"
+        )
     if record.kind in ("sweep", "find") and summary.get("best_level_percent") is not None:
         return (
             f"{fmt_level(summary['best_level_percent'])} @ {fmt_pct(summary.get('best_accuracy'))}"

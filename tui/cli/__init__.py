@@ -23,7 +23,7 @@ import sys
 
 import typer
 
-from tui.cli import export_cmd, prune_cmd, runs_cmd, train_cmd
+from tui.cli import export_cmd, finetune_cmd, prune_cmd, runs_cmd, train_cmd
 from tui.cli.options import option_name
 from tui.cli.output import EXIT_FAILURE, error_line
 
@@ -76,6 +76,7 @@ def open_tui() -> None:
 
 # The commands, in the order `prunelab --help` lists them.
 app.command("train")(train_cmd.train)
+app.command("finetune")(finetune_cmd.finetune)
 app.command("sweep")(prune_cmd.sweep)
 app.command("find")(prune_cmd.find)
 app.command("sensitivity")(prune_cmd.sensitivity)
