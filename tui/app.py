@@ -21,19 +21,20 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
+from engine.config import SEED_LEVELS, FinetuneConfig, SweepConfig, TrainConfig
 from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
 from tui.formatting import fmt_bytes
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.screens.common import WIDE, one_line
 from tui.screens.dialogs import ConfirmDialog, ErrorDialog, MessageDialog
+from tui.screens.finetune import FinetuneScreen
 from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.sweep import SweepScreen
 from tui.screens.train import TrainScreen
 
-JOB_TITLES = {"train": "Training", "sweep": "Sweep", "export": "Export"}
+JOB_TITLES = {"train": "Training", "finetune": "Fine-tuning", "sweep": "Sweep", "export": "Export"}
 
 
 class PrunelabCommands(Provider):
@@ -57,6 +58,11 @@ class PrunelabCommands(Provider):
                 "Runs screen",
                 "past runs, overlay sweeps, export (F4)",
                 partial(app.switch_mode, "runs"),
+            ),
+            (
+                "Fine-tune screen",
+                "prune a checkpoint, then train it with the mask fixed (F7)",
+                partial(app.switch_mode, "finetune"),
             ),
             ("Help", "keys and what each screen does (F1)", app.action_help),
         ]
@@ -117,6 +123,7 @@ class PrunelabApp(App[None]):
         Binding("f2", "switch_mode('train')", "Train"),
         Binding("f3", "switch_mode('sweep')", "Sweep"),
         Binding("f4", "switch_mode('runs')", "Runs"),
+        Binding("f7", "switch_mode('finetune')", "Fine-tune", show=False),
     ]
 
     def __init__(
@@ -151,12 +158,18 @@ class PrunelabApp(App[None]):
             devices=devices,
             checkpoint_dir=checkpoint_dir,
         )
+        self.finetune_screen = FinetuneScreen(
+            {**shared, "checkpoint_dir": checkpoint_dir},
+            devices=devices,
+            checkpoint_dir=checkpoint_dir,
+        )
         self.runs_screen = RunsScreen(run_root)
         self._modes.update(
             {
                 "train": lambda: self.train_screen,
                 "sweep": lambda: self.sweep_screen,
                 "runs": lambda: self.runs_screen,
+                "finetune": lambda: self.finetune_screen,
             }
         )
 
@@ -169,7 +182,12 @@ class PrunelabApp(App[None]):
 
     def _fit(self, width: int) -> None:
         """Compact layout below WIDE columns, roomier panels above."""
-        for screen in (self.train_screen, self.sweep_screen, self.runs_screen):
+        for screen in (
+            self.train_screen,
+            self.sweep_screen,
+            self.runs_screen,
+            self.finetune_screen,
+        ):
             screen.set_class(width >= WIDE, "-wide")
 
     # -- commands --------------------------------------------------------------------------------
@@ -200,16 +218,29 @@ class PrunelabApp(App[None]):
     def start_train(self, config: TrainConfig, resume: str | None = None) -> Worker | None:
         from engine.train import train
 
-        self.train_screen.begin(config, resume)
-        loss_log = self.train_screen.loss_log
+        return self._start_training(self.train_screen, train, config, resume)
+
+    def start_finetune(self, config: FinetuneConfig, resume: str | None = None) -> Worker | None:
+        from engine.finetune import finetune
+
+        return self._start_training(self.finetune_screen, finetune, config, resume)
+
+    def _start_training(
+        self, screen: TrainScreen, entry: Callable[..., Any], config: Any, resume: str | None
+    ) -> Worker | None:
+        if self.job is not None:
+            self.notify(f"a {self.job} job is running; stop it first", severity="warning")
+            return None
+        screen.begin(config, resume)
+        loss_log = screen.loss_log
 
         def record_loss(event: Event) -> None:  # runs in the worker thread; list.append is atomic
             if isinstance(event, BatchProgress):
                 loss_log.append((event.step, event.loss))
 
         return self._start_job(
-            "train",
-            lambda on_event, stop: train(config, on_event, stop, resume=resume),
+            screen.JOB,
+            lambda on_event, stop: entry(config, on_event, stop, resume=resume),
             hook=record_loss,
         )
 
@@ -270,19 +301,19 @@ class PrunelabApp(App[None]):
         return self.worker
 
     def _job_changed(self) -> None:
-        for screen in (self.train_screen, self.sweep_screen):
+        for screen in (self.train_screen, self.sweep_screen, self.finetune_screen):
             screen._update_buttons()
         self.refresh_bindings()
 
     def action_stop_job(self) -> None:
         """Ask, then stop the running job (the engine saves what it has)."""
-        if self.job not in ("train", "sweep"):
+        if self.job not in ("train", "finetune", "sweep"):
             return
         job = self.job
         what = (
-            "Training stops after the current batch and writes a resumable checkpoint."
-            if job == "train"
-            else "The sweep stops after the current level; finished points are kept."
+            "The sweep stops after the current level; finished points are kept."
+            if job == "sweep"
+            else "Training stops after the current batch and writes a resumable checkpoint."
         )
 
         def answer(yes: bool | None) -> None:
@@ -298,6 +329,8 @@ class PrunelabApp(App[None]):
         self.stop_signal.set()
         if self.job == "train":
             self.train_screen.set_stopping()
+        elif self.job == "finetune":
+            self.finetune_screen.set_stopping()
         elif self.job == "sweep":
             self.sweep_screen.set_stopping()
 
@@ -320,7 +353,11 @@ class PrunelabApp(App[None]):
             ConfirmDialog(
                 "Quit prunelab?",
                 f"A {self.job} job is running. Stop it and quit? "
-                + ("Training writes a resumable checkpoint first." if self.job == "train" else ""),
+                + (
+                    "Training writes a resumable checkpoint first."
+                    if self.job in ("train", "finetune")
+                    else ""
+                ),
                 yes="Stop and quit",
                 no="Keep running",
             ),
@@ -338,6 +375,10 @@ class PrunelabApp(App[None]):
     def _route(self, job: str, event: Event) -> None:
         if job == "train":
             self.train_screen.apply(event)
+            if isinstance(event, CheckpointSaved):
+                self.sweep_screen.checkpoint_written(event.path)
+        elif job == "finetune":
+            self.finetune_screen.apply(event)
             if isinstance(event, CheckpointSaved):
                 self.sweep_screen.checkpoint_written(event.path)
         elif job == "sweep":
@@ -366,6 +407,8 @@ class PrunelabApp(App[None]):
         self.worker = None
         if job == "train":
             self.train_screen.finish(message.result, message.error)
+        elif job == "finetune":
+            self.finetune_screen.finish(message.result, message.error)
         elif job == "sweep":
             self.sweep_screen.finish(message.result, message.error)
         self.runs_screen.refresh_runs()

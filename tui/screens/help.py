@@ -20,6 +20,7 @@ Runs are recorded under `runs/` exactly as the `prunelab` CLI records them.
 |---|---|
 | F1, ? | this help |
 | F2 / F3 / F4 | Train / Sweep / Runs screen |
+| F7 | Fine-tune screen: prune a checkpoint, then train it with the mask fixed |
 | ctrl+p | command palette (every action by name) |
 | Tab, shift+Tab | next / previous field |
 | ctrl+q | quit (asks first while a run is going; stopping leaves a resumable checkpoint) |

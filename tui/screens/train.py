@@ -55,13 +55,16 @@ class TrainScreen(JobScreen):
     def compose_above_form(self) -> ComposeResult:
         yield Static(self._resume_text(), id="resume-line", classes="resume-line")
 
+    CONFIG: type = TrainConfig  # the form's dataclass
+    GROUPS: tuple[str, ...] = TRAIN_GROUPS
+
     def make_form(self) -> ConfigForm:
         return ConfigForm(
-            TrainConfig,
+            self.CONFIG,
             self.initial_values,
-            groups=TRAIN_GROUPS,
+            groups=self.GROUPS,
             choices={"device": self.devices},
-            id="train-form",
+            id=f"{self.JOB}-form",
         )
 
     def compose_live(self) -> ComposeResult:
@@ -234,15 +237,20 @@ class TrainScreen(JobScreen):
         key = str(entry["epoch"])
         if key in table.rows:
             table.remove_row(key)
-        table.add_row(
+        cells = [
             str(entry["epoch"]),
             f"{entry['train_loss']:.4f}",
             f"{entry['train_acc']:.2f}",
             f"{entry['test_acc']:.2f}",
             fmt_lr(entry["lr"]),
             f"{entry['seconds']:.1f}",
-            key=key,
-        )
+        ]
+        sparsity = entry.get("sparsity")
+        if sparsity is not None and "sparsity" not in table.columns:
+            table.add_column("sparse%", key="sparsity")  # pruned runs only
+        if "sparsity" in table.columns:
+            cells.append(f"{sparsity:.1f}" if sparsity is not None else "-")
+        table.add_row(*cells, key=key)
         table.move_cursor(row=table.row_count - 1)
 
     def _redraw_charts(self) -> None:

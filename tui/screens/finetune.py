@@ -1,0 +1,53 @@
+"""Fine-tune screen: the FinetuneConfig form and the same live panels as training.
+
+Pruning then masked fine-tuning is a training run to the engine (engine.finetune), so this screen
+is the Train screen with another form, another job and a result that says what pruning cost and
+what fine-tuning won back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.config import FinetuneConfig
+from tui.formatting import fmt_acc
+from tui.screens.train import TrainScreen
+
+FINETUNE_GROUPS = ("Pruning", "Training", "Model", "Data", "Device", "Checkpoints", "Run")
+
+
+class FinetuneScreen(TrainScreen):
+    """Prune a checkpoint to a level, then train it with the mask fixed."""
+
+    JOB = "finetune"
+    TITLE_TEXT = "Fine-tune"
+    IDLE_HEADLINE = "nothing running: pick a checkpoint and a level, F5 prunes and fine-tunes"
+    CONFIG = FinetuneConfig
+    GROUPS = FINETUNE_GROUPS
+
+    def start(self, config: FinetuneConfig) -> None:  # type: ignore[override]
+        self.app.start_finetune(config, resume=self.resume_path)
+
+    @staticmethod
+    def _load_resume_config(path: str) -> FinetuneConfig:  # type: ignore[override]
+        from engine.finetune import finetune_resume_config
+
+        return finetune_resume_config(path)
+
+    def begin(self, config: FinetuneConfig, resume: str | None) -> None:  # type: ignore[override]
+        super().begin(config, resume)  # type: ignore[arg-type]
+        if not resume:
+            self.progress_text = (
+                f"pruning {config.level:g}% {config.method}: measuring dense and one-shot accuracy…"
+            )
+            if self.ready:
+                self._show_progress()
+
+    def _take_result(self, result: Any) -> None:
+        super()._take_result(result)
+        if result.status == "completed":
+            self.progress_text = (
+                f"done: {result.level_percent:g}% {result.method} · one-shot "
+                f"{fmt_acc(result.oneshot_accuracy)}% → {fmt_acc(result.recovered_accuracy)}% "
+                f"after {result.epochs_completed} epoch(s) · sparsity {result.sparsity:.2f}%"
+            )
