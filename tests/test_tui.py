@@ -7,6 +7,7 @@ layout). Engine work runs in the app's thread worker exactly as for a user.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from tui.screens.dialogs import (
     MessageDialog,
     PickDialog,
 )
+from tui.screens.train import LOSS_REDRAW_S
 from tui.widgets.charts import AccuracyChart, LossChart, OverlayChart, SweepChart
+from tui.widgets.progress import ProgressPanel
 
 SIZE = (80, 24)
 TINY = dict(
@@ -124,10 +127,14 @@ async def test_bad_value_shows_engine_message_and_disables_start(tmp_path):
         assert str(error.render()) == expected
         assert error.display
         assert start.disabled
-        assert screen.check_action("start", ()) is None  # dimmed in the footer
+        lr_input = screen.query_one("#f-lr", Input)
+        lr_input.focus()
         await pilot.press("f5")
         await pilot.pause()
         assert app.job is None, "F5 must not start an invalid config"
+        said = [n.message for n in app._notifications]
+        assert said and said[-1] == f"epochs: {expected}", "F5 says which field to fix"
+        assert app.focused is epochs, "and takes the cursor there"
 
         lr = screen.query_one("#f-lr", Input)
         lr.focus()
@@ -152,10 +159,12 @@ async def test_tiny_training_run_updates_table_and_charts(tmp_path):
         await pilot.pause()
         acc, loss = screen.query_one(AccuracyChart), screen.query_one(LossChart)
         redraws = acc.redraws, loss.redraws
+        started = time.monotonic()
         await pilot.press("f5")
         await pilot.pause()
         assert screen.status != "idle", "F5 started the run"
         await finish_job(app, pilot)
+        seconds = time.monotonic() - started
 
         rows = table_rows(screen.query_one("#epoch-table", DataTable))
         assert [r[0] for r in rows] == ["1", "2"]
@@ -164,8 +173,11 @@ async def test_tiny_training_run_updates_table_and_charts(tmp_path):
         assert loss.steps[-1] == 4 and len(loss.steps) >= 2, (
             "the (throttled) losses reach the chart"
         )
-        # charts get new data when the run starts (cleared) and once per epoch, never per batch
-        assert (acc.redraws - redraws[0], loss.redraws - redraws[1]) == (3, 3)
+        # accuracy: cleared at the start, then once per epoch; loss: also at the first batch
+        # report and then at most every LOSS_REDRAW_S, never per batch
+        assert acc.redraws - redraws[0] == 3
+        live = loss.redraws - redraws[1] - 3
+        assert 1 <= live <= 1 + seconds / LOSS_REDRAW_S
         assert screen.status == "completed"
 
         runs = list_runs(tmp_path / "runs")
@@ -177,6 +189,26 @@ async def test_tiny_training_run_updates_table_and_charts(tmp_path):
         await pilot.press("f3")
         await wait_for(pilot, lambda: app.screen is app.sweep_screen and app.sweep_screen.ready)
         assert app.sweep_screen.form.raw_values()["checkpoint"] == checkpoint
+
+
+async def test_loss_is_on_screen_before_the_first_epoch_ends(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.train_screen
+        # one long epoch (250 batches of 8): the first loss report comes long before its end
+        screen.form.set_values({**TINY, "train_subset": 2000, "batch_size": 8, "epochs": 1})
+        await pilot.pause()
+        await press_busy(app, pilot, "f5")
+        await wait_for(pilot, lambda: screen.last_loss is not None)
+        await pilot.pause(0.1)
+        panel = str(screen.query_one(ProgressPanel).render())
+        chart = screen.query_one(LossChart)
+        assert not screen.epochs, "epoch 1 has not ended yet"
+        assert re.search(r"loss \d+\.\d{4}", panel), panel
+        assert chart.losses and chart.chart_title.startswith("loss ")
+        app.request_stop()
+        await finish_job(app, pilot)
+        assert screen.status == "stopped"
 
 
 async def test_stop_midway_leaves_resumable_checkpoint(tmp_path):
@@ -284,6 +316,23 @@ async def test_tiny_sweep_draws_curve_and_sentence(tmp_path, tiny_checkpoint):
         assert list_runs(tmp_path / "runs")[0].record.kind == "sweep"
 
 
+async def test_sweeping_a_synthetic_checkpoint_needs_no_dataset_change(tmp_path, tiny_checkpoint):
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.sweep_screen
+        assert screen.form.raw_values()["dataset"] == "cifar10", "the form's default"
+        # only the checkpoint and what makes the test small: dataset is left alone
+        screen.form.set_values(
+            {"checkpoint": tiny_checkpoint, "levels": "0,50", "test_subset": 32, "device": "cpu"}
+        )
+        await wait_for(pilot, lambda: screen.form.raw_values()["dataset"] == "synthetic")
+        assert screen.checkpoint_text.startswith("resnet20 · synthetic · epoch 1/1")
+        await pilot.press("f5")
+        await finish_job(app, pilot)
+        assert screen.status == "completed", screen.headline
+        assert list_runs(tmp_path / "runs")[0].record.synthetic
+
+
 async def test_runs_screen_overlays_two_sweeps_and_exports(tmp_path, tiny_checkpoint):
     runs = tmp_path / "runs"
     for levels in ((0.0, 50.0), (0.0, 30.0, 60.0)):
@@ -295,11 +344,23 @@ async def test_runs_screen_overlays_two_sweeps_and_exports(tmp_path, tiny_checkp
                 run_dir=str(runs),
             )
         )
+    train(TrainConfig(**{**TINY, "epochs": 1}, run_dir=str(runs), checkpoint_dir=str(tmp_path)))
     app = make_app(tmp_path, mode="runs")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.runs_screen
         table = screen.query_one("#runs-table", DataTable)
-        assert table.row_count == 2
+        assert table.row_count == 3
+        # the newest run is the training run: export, continue and layers are not offered
+        assert screen.selected().record.kind == "train"
+        for action in ("export", "continue_sweep", "layers"):
+            assert screen.check_action(action, ()) is False, action
+        chart = screen.query_one(OverlayChart)
+        assert chart.kind == "train" and [label for label, _, _ in chart.series] == [
+            "test",
+            "train",
+        ], "a training run shows its curves"
+        table.move_cursor(row=1)
+        await pilot.pause()
         table.focus()
         await pilot.press("space", "down", "space")
         await pilot.pause()
@@ -374,3 +435,96 @@ def test_progress_messages_coalesce_but_others_do_not():
     assert not older.can_replace(wrap("sweep", progress[1])), "only the same job's progress"
     epoch = wrap("train", EpochEnded(1, 2, 0.5, 50.0, 0.6, 40.0, 0.01, 1.0, 100.0))
     assert not older.can_replace(epoch) and not epoch.can_replace(newer)
+
+
+async def test_command_palette_finds_every_action_once(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        from textual.command import CommandPalette
+
+        from tui.app import PrunelabCommands
+
+        provider = PrunelabCommands(app.screen)
+        names = [name for name, _, _ in provider._commands()]
+        assert len(names) == len(set(names))
+        assert any("export" in n for n in names) and any("form" in n for n in names)
+        assert not any(n == "Quit" for n in names), "Textual's own Quit is the only one"
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"hide or show the form")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.train_screen.form_hidden)
+
+
+async def test_f1_on_a_field_shows_its_full_help(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.train_screen.query_one("#f-epochs", Input).focus()
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        text = str(app.screen.query_one("#dialog-message", Static).render())
+        assert text.startswith("epochs: ") and "default: 60" in text and "--epochs" in text
+        await pilot.press("escape")
+        app.train_screen.query_one("#start", Button).focus()
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+
+
+async def test_layers_sensitivity_and_png_from_the_sweep_screen(tmp_path, tiny_checkpoint):
+    from tui.screens.layers import LayerView
+
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.sweep_screen
+        screen.form.set_values(
+            {"checkpoint": tiny_checkpoint, "levels": "0,50", "test_subset": 32, "device": "cpu"}
+        )
+        await wait_for(pilot, lambda: screen.form.raw_values()["dataset"] == "synthetic")
+        await pilot.press("f5")
+        await finish_job(app, pilot)
+        screen.query_one("#level-table", DataTable).focus()
+        await pilot.pause()
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LayerView), timeout=30)
+        view = app.screen
+        percents = [layer.percent for layer in view.rows]
+        assert len(percents) > 10 and all(abs(p - 50) < 1 for p in percents), "layerwise 50%"
+        assert view.sensitivity is None
+        await pilot.press("escape")
+
+        await pilot.press("ctrl+s")
+        png = Path(screen.run_dir) / "sweep.png"
+        await wait_for(pilot, png.is_file, timeout=60)
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+        await pilot.press("s")  # sensitivity: one layer at a time at 50%
+        await wait_for(pilot, lambda: app.job is None and isinstance(app.screen, LayerView), 120)
+        sens = app.screen.sensitivity
+        assert sens is not None and sens.levels == [50.0]
+        assert set(sens.accuracy) == {layer.name for layer in app.screen.rows}
+        kinds = sorted(r.record.kind for r in list_runs(tmp_path / "runs"))
+        assert kinds == ["sensitivity", "sweep"]
+
+
+async def test_resume_picker_offers_only_resumable_checkpoints(tmp_path, tiny_checkpoint):
+    import shutil
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copy(tiny_checkpoint, folder / "finished.pth")
+    torch.save({"net": read_checkpoint(tiny_checkpoint).state_dict}, folder / "weights.pth")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog), timeout=30)
+        labels = [description for _, description in app.screen.choices]
+        assert labels[0].startswith("(none)") and len(labels) == 2, labels
+        assert labels[1].startswith("finished.pth · resnet20 · synthetic · epoch 1/1")
+        assert "raise epochs" in labels[1]
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: app.train_screen.resume_epochs_done == 1)
+        await pilot.press("f5")  # epochs is still 1: nothing to resume
+        await pilot.pause()
+        assert app.job is None
+        assert "set epochs above 1" in [n.message for n in app._notifications][-1]

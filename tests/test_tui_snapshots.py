@@ -24,11 +24,14 @@ from engine.events import (
     SweepFinished,
     SweepPoint,
 )
+from engine.layers import LayerSparsity
 from engine.runs import RunRecord, append_jsonl, write_json
 from engine.sweep_answer import PointResult, SweepResult, best_level
+from engine.sweep_store import SensitivityResult
+from engine.train import TrainResult
 from tui.app import PrunelabApp
-from tui.messages import wrap
-from tui.screens.dialogs import ErrorDialog
+from tui.messages import JobFinished, wrap
+from tui.screens.layers import LayerView
 
 SIZES = [(80, 24), (120, 40)]
 DEVICE = "cuda:0 (NVIDIA H100 80GB HBM3), bf16, channels_last"
@@ -105,6 +108,8 @@ def write_runs(root: Path) -> None:
         finished="2025-01-01T09:00:40",
     )
     train.save(root / TRAIN_RUN)
+    for epoch in range(1, 61):
+        append_jsonl(root / TRAIN_RUN / "metrics.jsonl", asdict(epoch_event(epoch)))
     for name, method, curve, hour in (
         (SWEEP_RUN, "layerwise", SEED_CURVE, "10"),
         ("runs/20250102-110000-sweep-resnet50", "global", GLOBAL_CURVE, "11"),
@@ -153,6 +158,12 @@ def make_app(mode: str = "train") -> PrunelabApp:
     return PrunelabApp(devices=["auto", "cpu", "cuda:0"], mode=mode)
 
 
+async def settle(pilot) -> None:
+    """Let background readers (the Sweep form reads its checkpoint's metadata) finish."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def no_blink(app: PrunelabApp) -> None:
     for widget in app.screen.query(Input):
         widget.cursor_blink = False
@@ -182,6 +193,7 @@ async def feed_training(pilot) -> None:
 async def feed_sweep(pilot) -> None:
     """The seed's layerwise sweep, finished."""
     app: PrunelabApp = pilot.app
+    await settle(pilot)
     config = SweepConfig(checkpoint=CHECKPOINT)
     app.sweep_screen.begin(config)
     points = seed_points(SEED_CURVE)
@@ -222,24 +234,121 @@ async def mark_two_sweeps(pilot) -> None:
     await pilot.pause()
 
 
+async def feed_sweep_running(pilot) -> None:
+    """The seed's layerwise sweep at its 9th of 21 levels."""
+    app: PrunelabApp = pilot.app
+    await settle(pilot)
+    config = SweepConfig(checkpoint=CHECKPOINT)
+    app.sweep_screen.begin(config)
+    app.job = "sweep"
+    app._job_changed()
+    points = seed_points(SEED_CURVE)[:9]
+    app.post_message(
+        wrap("sweep", RunStarted("sweep", SWEEP_RUN, DEVICE, "resnet50", PARAMS, config.to_dict()))
+    )
+    for i, p in enumerate(points, start=1):
+        fields = {k: v for k, v in asdict(p).items() if k in SweepPoint.__dataclass_fields__}
+        app.post_message(wrap("sweep", SweepPoint(**fields, index=i, total=21)))
+    while len(app.sweep_screen.points) < len(points):
+        await pilot.pause(0.05)
+    await settle(pilot)
+    app.sweep_screen._redraw_all()  # column widths from all rows at once, as on any redraw
+    await pilot.pause()
+
+
+async def train_stopped(pilot) -> None:
+    """The same run stopped at epoch 24: F5 resumes from the checkpoint written."""
+    await feed_training(pilot)
+    app: PrunelabApp = pilot.app
+    app.job = None
+    result = TrainResult(
+        status="stopped",
+        run_dir=TRAIN_RUN,
+        epochs_completed=23,
+        final_test_acc=90.95,
+        best_test_acc=90.95,
+        checkpoint="checkpoints/cifar10_resnet50_ckpt_epoch24_stopped.pth",
+        history=[],
+    )
+    app.post_message(JobFinished("train", result=result))
+    await pilot.pause()
+
+
+async def layer_view(pilot) -> None:
+    """ResNet-20-like layers at layerwise 60%, with a sensitivity run beside them."""
+    await settle(pilot)
+    names = ["conv1"] + [
+        f"layer{s}.{b}.conv{c}" for s in (1, 2, 3) for b in (0, 1, 2) for c in (1, 2)
+    ]
+    sizes = [432] + [2304] * 6 + [4608] + [9216] * 5 + [18432] + [36864] * 5
+    rows = [LayerSparsity(n, w, 60.0) for n, w in zip(names, sizes, strict=True)]
+    levels = [30.0, 50.0, 70.0, 90.0]
+    drop = {n: (40.0 if n == "conv1" else 8.0 if "layer1" in n else 1.5) for n in names}
+    sensitivity = SensitivityResult(
+        "runs/20250103-090000-sensitivity-resnet20",
+        names,
+        levels,
+        92.0,
+        {n: {lv: round(92.0 - drop[n] * (lv / 90) ** 2, 2) for lv in levels} for n in names},
+    )
+    pilot.app.push_screen(
+        LayerView(
+            "layerwise 60% · pruned share of each layer · cifar10_resnet20_ckpt_epoch60.pth",
+            rows,
+            sensitivity=sensitivity,
+            tolerance=1.0,
+        )
+    )
+    await pilot.pause()
+
+
+async def select_train_run(pilot) -> None:
+    table = pilot.app.runs_screen.query_one("#runs-table")
+    table.focus()
+    table.move_cursor(row=2)
+    await pilot.pause()
+
+
+async def select_sweep_run(pilot) -> None:
+    table = pilot.app.runs_screen.query_one("#runs-table")
+    table.focus()
+    table.move_cursor(row=1)
+    await pilot.pause()
+
+
+async def field_help(pilot) -> None:
+    no_blink(pilot.app)
+    pilot.app.screen.query_one("#f-lr", Input).focus()
+    await pilot.press("f1")
+
+
+async def general_help(pilot) -> None:
+    pilot.app.screen.query_one("#start").focus()
+    await pilot.press("f1")
+
+
+SCENES = {
+    "train_idle": ("train", None),
+    "train_running": ("train", feed_training),
+    "train_stopped": ("train", train_stopped),
+    "sweep_running": ("sweep", feed_sweep_running),
+    "sweep_finished": ("sweep", feed_sweep),
+    "layer_view": ("sweep", layer_view),
+    "runs_train_row": ("runs", select_train_run),
+    "runs_sweep_row": ("runs", select_sweep_run),
+    "runs_overlay": ("runs", mark_two_sweeps),
+    "help": ("train", general_help),
+    "field_help": ("train", field_help),
+}
+
+
+@pytest.mark.parametrize("scene", list(SCENES))
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
-def test_train_running(snap_compare, workdir, size):
-    assert snap_compare(make_app("train"), terminal_size=size, run_before=feed_training)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
-def test_sweep_finished(snap_compare, workdir, size):
-    assert snap_compare(make_app("sweep"), terminal_size=size, run_before=feed_sweep)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
-def test_runs_overlay(snap_compare, workdir, size):
-    assert snap_compare(make_app("runs"), terminal_size=size, run_before=mark_two_sweeps)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
-def test_help(snap_compare, workdir, size):
-    assert snap_compare(make_app("train"), terminal_size=size, press=["f1"])
+def test_screen(snap_compare, workdir, size, scene):
+    mode, before = SCENES[scene]
+    if before is None:
+        before = settle
+    assert snap_compare(make_app(mode), terminal_size=size, run_before=before)
 
 
 def test_train_form_invalid(snap_compare, workdir):
@@ -251,14 +360,22 @@ def test_train_form_invalid(snap_compare, workdir):
     assert snap_compare(make_app("train"), terminal_size=(80, 24), run_before=bad_epochs)
 
 
-def test_error_dialog(snap_compare, workdir):
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_error_dialog(snap_compare, workdir, size):
     async def fail(pilot) -> None:
-        pilot.app.push_screen(
-            ErrorDialog(
-                "Sweep failed",
-                "checkpoint not found: checkpoints/missing.pth (pick one with ctrl+o)",
+        await settle(pilot)
+        app: PrunelabApp = pilot.app
+        app.sweep_screen.begin(SweepConfig(checkpoint=CHECKPOINT))
+        app.job = "sweep"
+        # the engine's words (CLI flags) become the form's: "set dataset to synthetic"
+        app.post_message(
+            JobFinished(
+                "sweep",
+                error="CIFAR-10 not found in data: download it with `prunelab train --download "
+                "--data-dir data` (or use --dataset synthetic for a demo)",
+                title="Sweep failed",
             )
         )
         await pilot.pause()
 
-    assert snap_compare(make_app("sweep"), terminal_size=(80, 24), run_before=fail)
+    assert snap_compare(make_app("sweep"), terminal_size=size, run_before=fail)

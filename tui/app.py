@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import SEED_LEVELS, FinetuneConfig, SweepConfig, TrainConfig
@@ -26,87 +24,23 @@ from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
 from tui.formatting import fmt_bytes
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
-from tui.screens.common import WIDE, one_line
+from tui.palette import PrunelabCommands
+from tui.screens.common import NARROW, WIDE, form_words, one_line
 from tui.screens.dialogs import ConfirmDialog, ErrorDialog, MessageDialog
 from tui.screens.finetune import FinetuneScreen
 from tui.screens.help import HelpScreen
+from tui.screens.job import JobScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.sweep import SweepScreen
 from tui.screens.train import TrainScreen
 
-JOB_TITLES = {"train": "Training", "finetune": "Fine-tuning", "sweep": "Sweep", "export": "Export"}
-
-
-class PrunelabCommands(Provider):
-    """The main actions by name in the command palette (ctrl+p)."""
-
-    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
-        app = self.app
-        assert isinstance(app, PrunelabApp)
-        commands = [
-            (
-                "Train screen",
-                "the training form and live panels (F2)",
-                partial(app.switch_mode, "train"),
-            ),
-            (
-                "Sweep screen",
-                "prune a checkpoint level by level (F3)",
-                partial(app.switch_mode, "sweep"),
-            ),
-            (
-                "Runs screen",
-                "past runs, overlay sweeps, export (F4)",
-                partial(app.switch_mode, "runs"),
-            ),
-            (
-                "Fine-tune screen",
-                "prune a checkpoint, then train it with the mask fixed (F7)",
-                partial(app.switch_mode, "finetune"),
-            ),
-            ("Help", "keys and what each screen does (F1)", app.action_help),
-        ]
-        if app.job is None:
-            commands += [
-                (
-                    "Start training",
-                    "start a run with the Train form (F5 on Train)",
-                    app.action_start_train,
-                ),
-                (
-                    "Start sweep",
-                    "start a sweep with the Sweep form (F5 on Sweep)",
-                    app.action_start_sweep,
-                ),
-            ]
-        else:
-            commands.append(
-                (
-                    f"Stop {app.job}",
-                    "stop the running job; training writes a resumable checkpoint (F6)",
-                    app.action_stop_job,
-                )
-            )
-        commands += [
-            (
-                "Resume training from a checkpoint",
-                "pick a checkpoint (ctrl+o on Train)",
-                app.action_pick_resume,
-            ),
-            ("Quit", "leave prunelab (ctrl+q)", app.action_quit),
-        ]
-        return commands
-
-    async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, callback in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+JOB_TITLES = {
+    "train": "Training",
+    "finetune": "Fine-tuning",
+    "sweep": "Sweep",
+    "sensitivity": "Sensitivity",
+    "export": "Export",
+}
 
 
 class PrunelabApp(App[None]):
@@ -117,8 +51,9 @@ class PrunelabApp(App[None]):
     COMMANDS = App.COMMANDS | {PrunelabCommands}
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("f1", "help", "Help"),
+        # ctrl+q is left out of the footer (80 columns are few); Help and the palette name it
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+        Binding("f1", "field_help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
         Binding("f2", "switch_mode('train')", "Train"),
         Binding("f3", "switch_mode('sweep')", "Sweep"),
@@ -189,6 +124,7 @@ class PrunelabApp(App[None]):
             self.finetune_screen,
         ):
             screen.set_class(width >= WIDE, "-wide")
+            screen.set_class(width < NARROW, "-narrow")
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -196,17 +132,33 @@ class PrunelabApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def action_start_train(self) -> None:
-        self.switch_mode("train")
-        self.train_screen.action_start()
+    def run_on(self, mode: str, action: str) -> None:
+        """Go to screen `mode` and run its `action` (for the command palette)."""
+        self.switch_mode(mode)
+        getattr(self.screens_by_mode()[mode], f"action_{action}")()
 
-    def action_start_sweep(self) -> None:
-        self.switch_mode("sweep")
-        self.sweep_screen.action_start()
+    def screens_by_mode(self) -> dict[str, Any]:
+        return {
+            "train": self.train_screen,
+            "sweep": self.sweep_screen,
+            "runs": self.runs_screen,
+            "finetune": self.finetune_screen,
+        }
 
-    def action_pick_resume(self) -> None:
-        self.switch_mode("train")
-        self.train_screen.action_pick_resume()
+    def action_field_help(self) -> None:
+        """F1 on a form field: its full help; elsewhere, the keys."""
+        screen = self.screen
+        if isinstance(screen, MessageDialog) and screen.title_text.startswith("Help on"):
+            screen.dismiss(None)  # F1 again: every key
+            self.action_help()
+            return
+        text = screen.field_help() if isinstance(screen, JobScreen) else ""
+        if text:
+            name = text.split(":", 1)[0]
+            text += "\n\nF1 again: every key · Esc closes"
+            self.push_screen(MessageDialog(f"Help on {name}", text, kind="info"))
+        else:
+            self.action_help()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # the footer shows where you can go, not where you are
@@ -251,6 +203,17 @@ class PrunelabApp(App[None]):
         return self._start_job(
             "sweep",
             lambda on_event, stop: run_sweep(config, on_event, stop, resume_run=resume_run),
+        )
+
+    def start_sensitivity(self, config: SweepConfig) -> Worker | None:
+        from engine.sensitivity import run_sensitivity
+
+        if self.job is not None:
+            self.notify(f"a {self.job} job is running; stop it first", severity="warning")
+            return None
+        self.sweep_screen.begin_sensitivity(config)
+        return self._start_job(
+            "sensitivity", lambda on_event, stop: run_sensitivity(config, on_event, stop)
         )
 
     def start_export(self, checkpoint: str, level_percent: float, **kwargs: Any) -> Worker | None:
@@ -307,14 +270,15 @@ class PrunelabApp(App[None]):
 
     def action_stop_job(self) -> None:
         """Ask, then stop the running job (the engine saves what it has)."""
-        if self.job not in ("train", "finetune", "sweep"):
+        if self.job not in ("train", "finetune", "sweep", "sensitivity"):
             return
         job = self.job
-        what = (
-            "The sweep stops after the current level; finished points are kept."
-            if job == "sweep"
-            else "Training stops after the current batch and writes a resumable checkpoint."
-        )
+        what = {
+            "train": "Training stops after the current batch and writes a resumable checkpoint.",
+            "finetune": "Fine-tuning stops after the current batch and writes a resumable checkpoint.",
+            "sweep": "The sweep stops after the current level; finished points are kept.",
+            "sensitivity": "Sensitivity stops after the current layer and level; done ones are kept.",
+        }[job]
 
         def answer(yes: bool | None) -> None:
             if yes and self.job == job:
@@ -331,7 +295,7 @@ class PrunelabApp(App[None]):
             self.train_screen.set_stopping()
         elif self.job == "finetune":
             self.finetune_screen.set_stopping()
-        elif self.job == "sweep":
+        elif self.job in ("sweep", "sensitivity"):
             self.sweep_screen.set_stopping()
 
     async def action_quit(self) -> None:
@@ -381,7 +345,7 @@ class PrunelabApp(App[None]):
             self.finetune_screen.apply(event)
             if isinstance(event, CheckpointSaved):
                 self.sweep_screen.checkpoint_written(event.path)
-        elif job == "sweep":
+        elif job in ("sweep", "sensitivity"):
             self.sweep_screen.apply(event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -405,12 +369,23 @@ class PrunelabApp(App[None]):
         job = message.job
         self.job = None
         self.worker = None
+        screen = {
+            "train": self.train_screen,
+            "finetune": self.finetune_screen,
+            "sweep": self.sweep_screen,
+            "sensitivity": self.sweep_screen,
+        }.get(job)
+        if message.error is not None and screen is not None and screen.ready:
+            # the fix in the words of the form the user sees, not the CLI's flags
+            message.error = form_words(message.error, screen.form.field_kinds())
         if job == "train":
             self.train_screen.finish(message.result, message.error)
         elif job == "finetune":
             self.finetune_screen.finish(message.result, message.error)
         elif job == "sweep":
             self.sweep_screen.finish(message.result, message.error)
+        elif job == "sensitivity":
+            self.sweep_screen.finish_sensitivity(message.result, message.error)
         self.runs_screen.refresh_runs()
         self._job_changed()
         if self.quit_after_job:

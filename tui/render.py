@@ -415,23 +415,38 @@ def chart_data(
     return series, [Baseline(f"dense {label} {b:.2f}%", b) for label, b in found]
 
 
+CLI_MARKERS = (("hd", "▀"), ("dot", "•"), ("x", "x"), ("+", "+"), ("*", "*"), ("o", "o"))
+
+
 def draw_accuracy_chart(plt: Any, series: Sequence[Series], baselines: Sequence[Baseline]) -> None:
-    """Draw onto a plotext-like object (the `plotext` module, or textual-plotext's `self.plt`)."""
+    """Draw onto a plotext-like object (the `plotext` module, or textual-plotext's `self.plt`).
+
+    The y axis ends at 100 at most and there is no plotext legend (it would sit on the curves,
+    which start top left): `chart_legend` says which marker is which, under the chart."""
     xs = [x for s in series for x in s.x] or [0.0, 100.0]
     lo, hi = min(min(xs), 0.0), max(max(xs), 1.0)
     ys = [y for s in series for y in s.y] + [b.accuracy for b in baselines]
-    if ys:  # headroom above the highest point, so the legend does not hide the curves
+    if ys:
         bottom, top = min(ys), max(ys)
         span = max(top - bottom, 1.0)
-        plt.ylim(max(bottom - 0.05 * span, 0.0), top + 0.25 * span)
+        plt.ylim(max(bottom - 0.05 * span, 0.0), min(top + 0.05 * span, 100.0))
     for b in baselines:
-        plt.plot([lo, hi], [b.accuracy, b.accuracy], label=b.label, marker="dot", color="gray")
-    for s in series:
+        plt.plot([lo, hi], [b.accuracy, b.accuracy], marker="-", color="gray")
+    for i, s in enumerate(series):
         if s.x:
-            plt.plot(s.x, s.y, label=s.label, marker="hd")
+            plt.plot(s.x, s.y, marker=CLI_MARKERS[i % len(CLI_MARKERS)][0])
     plt.title("top-1 accuracy vs sparsity")
     plt.xlabel("weights removed (%)")
     plt.ylabel("top-1 (%)")
+
+
+def chart_legend(series: Sequence[Series], baselines: Sequence[Baseline]) -> str:
+    """Which line is which: `── dense 93.10% · ▀ resnet20 layerwise · • resnet20 global`."""
+    parts = [f"── {b.label}" for b in baselines]
+    parts += [
+        f"{CLI_MARKERS[i % len(CLI_MARKERS)][1]} {s.label}" for i, s in enumerate(series) if s.x
+    ]
+    return " · ".join(parts)
 
 
 def accuracy_chart(
@@ -442,7 +457,7 @@ def accuracy_chart(
     height: int = 20,
     color: bool = False,
 ) -> str:
-    """The chart as text (ANSI colours only when `color`), built with plotext."""
+    """The chart as text (ANSI colours only when `color`), built with plotext, legend below."""
     import plotext as plt
 
     plt.clear_figure()
@@ -450,7 +465,8 @@ def accuracy_chart(
     draw_accuracy_chart(plt, series, baselines)
     text = plt.build()
     plt.clear_figure()
-    return text if color else plt.uncolorize(text)
+    text = text if color else plt.uncolorize(text)
+    return f"{text}\n{chart_legend(series, baselines)}"
 
 
 def write_png(

@@ -15,6 +15,7 @@ class MessageDialog(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape,enter", "close", "Close"),
+        Binding("f1", "app.field_help", "Help", show=False),
     ]
 
     def __init__(self, title: str, message: str, *, kind: str = "error") -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from engine.config import FinetuneConfig
 from tui.formatting import fmt_acc
 from tui.screens.train import TrainScreen
+from tui.widgets.text import plural
 
 FINETUNE_GROUPS = ("Pruning", "Training", "Model", "Data", "Device", "Checkpoints", "Run")
 
@@ -21,7 +22,7 @@ class FinetuneScreen(TrainScreen):
 
     JOB = "finetune"
     TITLE_TEXT = "Fine-tune"
-    IDLE_HEADLINE = "nothing running: pick a checkpoint and a level, F5 prunes and fine-tunes"
+    IDLE_HEADLINE = "pick a checkpoint and a level · F5 prunes and fine-tunes"
     CONFIG = FinetuneConfig
     GROUPS = FINETUNE_GROUPS
 
@@ -49,5 +50,6 @@ class FinetuneScreen(TrainScreen):
             self.progress_text = (
                 f"done: {result.level_percent:g}% {result.method} · one-shot "
                 f"{fmt_acc(result.oneshot_accuracy)}% → {fmt_acc(result.recovered_accuracy)}% "
-                f"after {result.epochs_completed} epoch(s) · sparsity {result.sparsity:.2f}%"
+                f"after {plural(result.epochs_completed, 'epoch')} · "
+                f"sparsity {result.sparsity:.2f}%"
             )

@@ -18,7 +18,9 @@ Runs are recorded under `runs/` exactly as the `prunelab` CLI records them.
 
 | key | action |
 |---|---|
-| F1, ? | this help |
+| F1 | help on the focused field (description, range, default); elsewhere this help |
+| ? | this help (outside a text field) |
+| ctrl+s | save the chart as a PNG (`pip install 'prunelab[png]'`); says where it went |
 | F2 / F3 / F4 | Train / Sweep / Runs screen |
 | F7 | Fine-tune screen: prune a checkpoint, then train it with the mask fixed |
 | ctrl+p | command palette (every action by name) |
@@ -34,7 +36,7 @@ refuses shows why in red and Start stays disabled.
 |---|---|
 | F5 | start (or resume, when a checkpoint is picked) |
 | F6 | stop after the current batch; a resumable `*_stopped.pth` is written |
-| ctrl+o | pick a checkpoint to resume from (fills the form from it) |
+| ctrl+o | pick a checkpoint to resume from: only resumable ones, with model, data, epoch, accuracy |
 | ctrl+f | hide / show the form (it hides itself while running below 110 columns) |
 
 The epoch table shows the learning rate per epoch: the seed's cosine schedule cycles
@@ -48,17 +50,21 @@ dense baseline, the tolerance band below it, the best level (X) and the answer i
 | key | action |
 |---|---|
 | F5 / F6 | start / stop (stops between levels; finished points are kept) |
-| ctrl+o | pick the checkpoint (defaults to the newest in `checkpoints/`) |
+| ctrl+o | pick the checkpoint (the newest is the default; its dataset and normalisation fill the form) |
 | ctrl+f | hide / show the form |
+| z | chart y axis: zoomed on the baseline and tolerance band, or 0-100 |
+| l | the selected level layer by layer (pruned share of each layer) |
+| s | per-layer sensitivity: one layer pruned at a time, at the form's levels |
 
 ## Runs
 
 | key | action |
 |---|---|
 | up / down | select a run; its details show below |
-| space | mark / unmark a sweep for the overlay chart |
+| space | mark / unmark a run for the overlay chart (sweeps, or training runs) |
 | e | export the selected sweep at a level (the best one by default) |
 | c | continue an interrupted (stopped or failed) sweep in its own folder |
+| l | the per-layer view of the selected sweep's best level |
 | r | re-read the run folder |
 
 ## Over SSH

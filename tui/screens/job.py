@@ -37,12 +37,19 @@ class JobScreen(Screen):
     """A screen that runs one kind of job (`JOB`, as the app's `job` names it)."""
 
     JOB = ""
+    JOBS: tuple[str, ...] = ()  # the app's jobs this screen shows (JOB and any others)
     TITLE_TEXT = ""  # the screen's sub-title
     PICK_ACTION = ""  # the picker's action (without `action_`) ...
     PICK_BUTTON = ""  # ... its button's id ...
     PICK_LABEL = ""  # ... and label
     STOPPING_TEXT = ""
     IDLE_HEADLINE = ""
+    HINT = "Tab: next field · F5: start · F1: help on a field"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.JOB and cls.JOB not in cls.JOBS:
+            cls.JOBS = (cls.JOB, *cls.JOBS)
 
     def __init__(
         self,
@@ -80,9 +87,7 @@ class JobScreen(Screen):
                 yield from self.compose_above_form()
                 with VerticalScroll(classes="form-scroll"):
                     yield self.make_form()
-                yield Static(
-                    "Tab: next field · F5: start · F1: help", classes="hint", id=f"{self.JOB}-hint"
-                )
+                yield Static(self.HINT, classes="hint", id=f"{self.JOB}-hint")
             with Vertical(classes="live", id=f"{self.JOB}-live"):
                 yield from self.compose_live()
         yield Footer(compact=True)
@@ -116,24 +121,28 @@ class JobScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         job = getattr(self.app, "job", None)
         if action == "start":
-            if job == self.JOB:
-                return False
-            return True if (self.valid and job is None) else None
+            # offered whenever this screen is not running: F5 on a bad form says what to fix
+            return job not in self.JOBS
         if action == "stop":
-            return job == self.JOB
+            return job in self.JOBS
         if action == self.PICK_ACTION:
-            return None if job == self.JOB else True
+            return None if job in self.JOBS else True
         return True
 
     def action_start(self) -> None:
-        if self.check_action("start", ()) is not True:
-            if not self.valid:
-                self.app.bell()
-                self.notify("fix the fields marked in red first", severity="warning")
+        job = getattr(self.app, "job", None)
+        if job is not None:
+            self.app.bell()
+            what = "this" if job in self.JOBS else f"the {job}"
+            self.notify(f"{what} job is running: wait for it or stop it (F6)", severity="warning")
             return
         config = self.form.config
-        if config is not None:
-            self.start(config)
+        if config is None or not self.valid:
+            self.app.bell()
+            self.notify(self.form.first_problem(), title="Cannot start", severity="warning")
+            self.form.focus_first_problem()
+            return
+        self.start(config)
 
     def start(self, config: Any) -> None:
         """Ask the app to run the job with `config`."""
@@ -159,6 +168,14 @@ class JobScreen(Screen):
         self.valid = not event.problems
         self._update_buttons()
         self.app.refresh_bindings()
+        self._values_changed()
+
+    def _values_changed(self) -> None:
+        """A form value changed (a subclass reacts to the fields it cares about)."""
+
+    def field_help(self) -> str:
+        """The focused field's full help (F1), or "" when no field has the focus."""
+        return self.form.help_for(self.app.focused, full=True) if self.ready else ""
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         text = self.form.help_for(event.widget) if self.ready else ""
@@ -170,8 +187,15 @@ class JobScreen(Screen):
             return
         job = getattr(self.app, "job", None)
         self.query_one("#start", Button).disabled = not (self.valid and job is None)
-        self.query_one("#stop", Button).disabled = job != self.JOB
-        self.query_one(f"#{self.PICK_BUTTON}", Button).disabled = job == self.JOB
+        self.query_one("#stop", Button).disabled = job not in self.JOBS
+        self.query_one(f"#{self.PICK_BUTTON}", Button).disabled = job in self.JOBS
+        # the form is what the running job was started with: locked until it ends
+        self.form.disabled = job in self.JOBS
+        self.query_one(f"#{self.JOB}-hint", Static).update(
+            "the form is locked while this job runs (F6 stops it)"
+            if job in self.JOBS
+            else self.HINT
+        )
 
     # -- engine events -----------------------------------------------------------------------------
 
@@ -179,7 +203,7 @@ class JobScreen(Screen):
         """A job is about to start (the subclass has cleared its own state): show it."""
         self.config = config
         self.status = "starting"
-        self.headline = self.IDLE_HEADLINE
+        self.headline = headline
         self.progress_text = progress
         self.fraction = None
         self.run_dir = ""
@@ -223,6 +247,8 @@ class JobScreen(Screen):
         if error is not None:
             self.status = "failed"
             self.headline = error
+            self.progress_text = "nothing running: change the field the message names, then F5"
+            self.fraction = None
         elif result is not None:
             self.status = result.status
             self._take_result(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -12,17 +13,22 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.errors import PrunelabError
-from engine.runs import RunListing, list_runs
+from engine.runs import RunListing, list_runs, read_jsonl
 from tui.formatting import fmt_acc
 from tui.screens.dialogs import ExportDialog
+from tui.screens.layers import open_layer_view
+from tui.screens.save import chart_path, save_chart
+from tui.screens.sweep import answer_text
 from tui.widgets.charts import OverlayChart
+from tui.widgets.text import cut_words, elide_middle, plural
 
 SWEEP_KINDS = ("sweep", "find")
 RUN_COLUMNS = ("✓", "run", "status", "result")
 
 
-def result_line(listing: RunListing) -> str:
-    """One line per run for the table, from what run.json records."""
+def result_line(listing: RunListing, sweep: Any = None) -> str:
+    """One line per run for the table, from what run.json records; a sweep's answer from its
+    points (`sweep`, a SweepResult) when given, so the list and the details agree mid-run."""
     record = listing.record
     summary = record.summary or {}
     if record.status == "failed" and record.reason:
@@ -32,7 +38,9 @@ def result_line(listing: RunListing) -> str:
         epochs = summary.get("epochs_completed")
         if acc is None:
             return ""
-        return f"test {fmt_acc(acc)}% after {epochs} epochs"
+        return f"test {fmt_acc(acc)}% after {plural(epochs or 0, 'epoch')}"
+    if record.kind in SWEEP_KINDS and sweep is not None:
+        return sweep_answer(record, sweep)
     if record.kind in SWEEP_KINDS and summary.get("sentence"):
         return str(summary["sentence"])
     if record.kind == "export" and summary.get("path"):
@@ -48,7 +56,9 @@ class RunsScreen(Screen):
         Binding("space", "toggle_mark", "Mark"),
         Binding("e", "export", "Export"),
         Binding("c", "continue_sweep", "Continue"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),  # runs are re-read on each visit
+        Binding("ctrl+s", "save_chart", "Save PNG", show=False),
+        Binding("l", "layers", "Layers"),
     ]
 
     def __init__(self, run_root: str, *, name: str | None = None) -> None:
@@ -89,6 +99,11 @@ class RunsScreen(Screen):
         names = {listing.path.name for listing in self.listings}
         self.marked = [m for m in self.marked if m in names]
         table.clear()
+        # the result column gets the width left (whole words only: no horizontal scrolling)
+        names = max((len(item.path.name) for item in self.listings), default=3)
+        statuses = max((len(item.record.status) for item in self.listings), default=6)
+        room = (table.size.width or self.app.size.width) - names - statuses - 1 - 4 * 2 - 2
+        room = max(room, 12)
         for listing in self.listings:
             record = listing.record
             name = listing.path.name
@@ -96,7 +111,7 @@ class RunsScreen(Screen):
                 "✓" if name in self.marked else "",
                 name,
                 record.status,
-                result_line(listing),
+                cut_words(_compact(result_line(listing, self._sweep_or_none(listing))), room),
                 key=name,
             )
         if self.listings:
@@ -127,18 +142,31 @@ class RunsScreen(Screen):
             self._sweeps[name] = cached
         return cached[1]
 
+    def _sweep_or_none(self, listing: RunListing) -> Any:
+        if listing.record.kind not in SWEEP_KINDS:
+            return None
+        try:
+            return self.sweep(listing)
+        except (PrunelabError, OSError, ValueError):
+            return None
+
     # -- events / actions ----------------------------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_selected()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("toggle_mark", "export", "continue_sweep"):
+        if action == "toggle_mark":
+            listing = self.selected() if self.ready else None
+            return listing is not None and listing.record.kind in ("train", *SWEEP_KINDS)
+        if action == "layers":
+            return (self.selected_sweep() is not None) if self.ready else None
+        if action in ("export", "continue_sweep"):
             if not self.ready:
                 return None
             listing = self.selected_sweep()
             if listing is None:
-                return None
+                return False  # only sweeps are marked, exported from or continued
             if action == "continue_sweep" and listing.record.status not in ("stopped", "failed"):
                 return False  # only an interrupted sweep can be continued
             if action != "toggle_mark" and getattr(self.app, "job", None) is not None:
@@ -157,22 +185,66 @@ class RunsScreen(Screen):
         self.app.switch_mode("sweep")
         self.app.start_sweep(config, resume_run=str(listing.path))
 
+    def action_layers(self) -> None:
+        """The selected sweep's best level (else its highest), layer by layer."""
+        listing = self.selected_sweep()
+        result = self._sweep_or_none(listing) if listing is not None else None
+        if listing is None or result is None or not result.points:
+            self.app.bell()
+            return
+        config = listing.record.config or {}
+        level = result.best_level_percent
+        if level is None:
+            level = max(p.level_percent for p in result.points)
+        open_layer_view(
+            self,
+            checkpoint=str(config.get("checkpoint", "")),
+            level=level,
+            method=str(config.get("method", result.method)),
+            include_classifier=bool(config.get("include_classifier", False)),
+            model=result.model,
+            tolerance=float(config.get("tolerance", result.tolerance)),
+            run_root=self.run_root,
+        )
+
+    def action_save_chart(self) -> None:
+        """The chart as shown: a run's own curves go in its folder, an overlay under charts/."""
+        chart = self.query_one(OverlayChart)
+        selected = self.selected()
+        if self.marked or selected is None:
+            path = chart_path("", "overlay")
+        else:
+            path = chart_path(str(selected.path), "chart")
+        save_chart(self, [chart.spec()], path)
+
     def action_refresh(self) -> None:
         self.refresh_runs()
 
     def action_toggle_mark(self) -> None:
-        listing = self.selected_sweep()
-        if listing is None:
+        listing = self.selected()
+        if listing is None or listing.record.kind not in ("train", *SWEEP_KINDS):
             self.app.bell()
             return
         name = listing.path.name
+        table = self.query_one("#runs-table", DataTable)
         if name in self.marked:
             self.marked.remove(name)
         else:
+            # one chart compares one kind: marking a training run clears marked sweeps
+            is_train = listing.record.kind == "train"
+            others = [m for m in self.marked if self._is_train(m) != is_train]
+            for other in others:
+                self.marked.remove(other)
+                table.update_cell(other, table.ordered_columns[0].key, "")
+            if others:
+                self.notify("the overlay compares one kind of run: other marks cleared")
             self.marked.append(name)
-        table = self.query_one("#runs-table", DataTable)
         table.update_cell(name, table.ordered_columns[0].key, "✓" if name in self.marked else "")
         self._show_overlay()
+
+    def _is_train(self, name: str) -> bool:
+        listing = next((item for item in self.listings if item.path.name == name), None)
+        return listing is not None and listing.record.kind == "train"
 
     def action_export(self) -> None:
         listing = self.selected_sweep()
@@ -221,6 +293,14 @@ class RunsScreen(Screen):
         self._show_overlay()
         self.app.refresh_bindings()
 
+    def _path_line(self, label: str, path: str) -> str:
+        """`label path` in one line of the details pane: a long path loses its middle."""
+        width = self.query_one("#run-details", Static).size.width or 58
+        return f"{label} {escape(elide_middle(path, width - len(label) - 1))}"
+
+    def on_resize(self) -> None:
+        self.refresh_runs()
+
     def _details(self, listing: RunListing) -> str:
         record = listing.record
         config = record.config or {}
@@ -246,19 +326,20 @@ class RunsScreen(Screen):
                 f"T_max {config.get('t_max')}"
             )
             if s.get("checkpoint"):
-                lines.append(f"checkpoint {s['checkpoint']}")
+                lines.append(self._path_line("checkpoint", s["checkpoint"]))
         elif record.kind in SWEEP_KINDS:
             try:
                 result = self.sweep(listing)
             except (PrunelabError, OSError, ValueError) as exc:
                 lines.append(f"cannot read the sweep: {exc}")
             else:
-                lines.append(f"[b]{result.sentence()}[/b]")
+                lines.append(f"[b]{sweep_answer(record, result)}[/b]")
                 lines.append(
-                    f"{result.method} · {len(result.points)} levels · "
-                    f"tolerance {result.tolerance:g} · checkpoint {config.get('checkpoint', '?')}"
+                    f"{result.method} · {plural(len(result.points), 'level')} · "
+                    f"tolerance {result.tolerance:g}"
                 )
-                hint = "space marks it for the overlay · e exports a level"
+                lines.append(self._path_line("checkpoint", str(config.get("checkpoint", "?"))))
+                hint = "space marks it for the overlay · e exports a level · l per layer"
                 if record.status in ("stopped", "failed"):
                     hint += " · c continues it"
                 lines.append(hint)
@@ -267,37 +348,71 @@ class RunsScreen(Screen):
         return "\n".join(lines)
 
     def _show_overlay(self) -> None:
+        """The marked runs overlaid (sweeps: accuracy vs sparsity; training runs: test
+        accuracy per epoch), else the selected run's own curves."""
         chart = self.query_one(OverlayChart)
-        names = list(self.marked)
-        if not names:
-            listing = self.selected_sweep()
-            if listing is not None:
-                names = [listing.path.name]
-        series = []
-        for name in names:
-            listing = next((item for item in self.listings if item.path.name == name), None)
-            if listing is None:
-                continue
-            try:
-                result = self.sweep(listing)
-            except (PrunelabError, OSError, ValueError):
-                continue
-            points = [p for p in result.points if p.evaluated and p.accuracy is not None]
-            series.append(
-                (
-                    _short(name),
-                    [p.sparsity_percent for p in points],
-                    [p.accuracy for p in points],
-                )
-            )
-        if [s[0] for s in series] != [s[0] for s in chart.series] or series != chart.series:
-            chart.set_data(series)
+        by_name = {item.path.name: item for item in self.listings}
+        marked = [by_name[name] for name in self.marked if name in by_name]
+        selected = self.selected()
+        kind = "sweep"
+        series: list[tuple[str, list[float], list[float]]] = []
+        if marked:
+            kind = "train" if marked[0].record.kind == "train" else "sweep"
+            for listing in marked:
+                series += self._curves(listing, label=_label(listing), train_too=False)
+        elif selected is not None and selected.record.kind in ("train", *SWEEP_KINDS):
+            kind = "train" if selected.record.kind == "train" else "sweep"
+            series = self._curves(selected, label=_label(selected), train_too=True)
+        if series != chart.series or kind != chart.kind:
+            chart.set_data(series, kind)
+
+    def _curves(
+        self, listing: RunListing, *, label: str, train_too: bool
+    ) -> list[tuple[str, list[float], list[float]]]:
+        """A run's curves for the chart: a sweep's accuracy vs sparsity, or a training run's
+        test accuracy per epoch (and its train accuracy when shown alone)."""
+        if listing.record.kind == "train":
+            epochs = read_jsonl(listing.path / "metrics.jsonl")
+            xs = [float(e["epoch"]) for e in epochs]
+            curves = [("test" if train_too else label, xs, [float(e["test_acc"]) for e in epochs])]
+            if train_too:
+                curves.append(("train", xs, [float(e["train_acc"]) for e in epochs]))
+            return curves if xs else []
+        result = self._sweep_or_none(listing)
+        if result is None:
+            return []
+        points = [p for p in result.points if p.evaluated and p.accuracy is not None]
+        return [(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])]
 
     def marked_paths(self) -> list[Path]:
         return [Path(self.run_root) / name for name in self.marked]
 
 
-def _short(name: str) -> str:
-    """A legend label: the run folder name without its date (the time tells runs apart)."""
-    parts = name.split("-", 2)
-    return f"{parts[1]}-{parts[2]}" if len(parts) == 3 and parts[0].isdigit() else name
+def _compact(text: str) -> str:
+    """The table's shorter wording of an answer (the details keep the full sentence)."""
+    for long, short in (
+        (" of weights removed within ", " removed within "),
+        (" points of ", " pts of "),
+        (" point of ", " pt of "),
+    ):
+        text = text.replace(long, short)
+    return text
+
+
+def sweep_answer(record: Any, result: Any) -> str:
+    """A sweep's answer in words; partial (`running after 3 of 21 levels, so far: …`) until
+    every level is done."""
+    levels = (record.config or {}).get("levels")
+    total = len(levels) if isinstance(levels, list | tuple) else len(result.points)
+    status = record.status if record.status != "completed" else result.status
+    return answer_text(status, result.sentence(), len(result.points), total)
+
+
+def _label(listing: RunListing) -> str:
+    """A legend label: a sweep's method and a run's start time (`layerwise 01-02 10:00`)."""
+    record = listing.record
+    created = record.created.replace("T", " ")[5:16] if record.created else listing.path.name
+    if record.kind in SWEEP_KINDS:
+        method = (record.config or {}).get("method", record.kind)
+        return f"{method} {created}"
+    return f"{record.model} {created}"

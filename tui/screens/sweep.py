@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, DataTable, Static
+from textual.worker import Worker, WorkerState
 
+from engine.checkpoint_info import checkpoint_info
 from engine.config import SweepConfig
-from engine.events import Event, SweepFinished, SweepPoint
+from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from tui.formatting import fmt_acc, fmt_bytes, fmt_count, fmt_duration
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
 from tui.screens.job import JobScreen, job_bindings
+from tui.screens.layers import open_layer_view
+from tui.screens.save import chart_path, save_chart
 from tui.widgets.charts import CurvePoint, SweepChart
-from tui.widgets.config_form import ConfigForm
+from tui.widgets.config_form import ConfigForm, label_for
+from tui.widgets.line import FitLine
 from tui.widgets.progress import ProgressPanel
+from tui.widgets.text import plural
 
 SWEEP_GROUPS = ("Pruning", "Model", "Data", "Device", "Run")
 
@@ -26,11 +34,18 @@ class SweepScreen(JobScreen):
     """Everything about one pruning sweep."""
 
     JOB = "sweep"
+    JOBS = ("sweep", "sensitivity")
     TITLE_TEXT = "Sweep"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Checkpoint… ^o"
-    IDLE_HEADLINE = "nothing running: pick a checkpoint and press F5 to start"
+    IDLE_HEADLINE = "pick a checkpoint (^o) · F5 starts"
     STOPPING_TEXT = "stopping after this level; finished points are kept"
-    BINDINGS = job_bindings(Binding("ctrl+o", "pick_checkpoint", "Checkpoint…"))
+    BINDINGS = [
+        *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Checkpoint…")),
+        Binding("z", "zoom", "Zoom", show=False),  # the chart's title says z
+        Binding("ctrl+s", "save_chart", "Save PNG", show=False),
+        Binding("l", "layers", "Layers"),
+        Binding("s", "sensitivity", "Sensitivity", show=False),
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +61,11 @@ class SweepScreen(JobScreen):
         self.best_level: float | None = None
         self.best_accuracy: float | None = None
         self.sentence = ""
+        self.checkpoint_seen = ""  # the checkpoint whose data fields were last taken
+        self.checkpoint_text = ""
+
+    def compose_above_form(self) -> ComposeResult:
+        yield FitLine(self.checkpoint_text, id="checkpoint-line", classes="resume-line")
 
     def make_form(self) -> ConfigForm:
         return ConfigForm(
@@ -94,6 +114,88 @@ class SweepScreen(JobScreen):
         if not self.form.raw_values().get("checkpoint"):
             self.form.set_values({"checkpoint": path})
 
+    def action_zoom(self) -> None:
+        """The chart's y axis: the band around the baseline, or all of 0-100."""
+        self.query_one(SweepChart).toggle_zoom()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "layers":
+            return bool(self.points)
+        if action == "sensitivity":
+            return getattr(self.app, "job", None) is None or None
+        return super().check_action(action, parameters)
+
+    def action_layers(self) -> None:
+        """The selected level row (else the best level) layer by layer."""
+        config = self.config
+        if not self.points or config is None:
+            self.notify("run a sweep first: the view shows one of its levels", severity="warning")
+            return
+        table = self.query_one("#level-table", DataTable)
+        level = self.best_level if self.best_level is not None else self.points[-1].level_percent
+        if table.row_count and table.cursor_row >= 0:
+            level = float(str(table.get_row_at(table.cursor_row)[0]).split()[0])
+        open_layer_view(
+            self,
+            checkpoint=config.checkpoint,
+            level=level,
+            method=config.method,
+            include_classifier=config.include_classifier,
+            model=config.model,
+            tolerance=config.tolerance,
+            run_root=config.run_dir,
+        )
+
+    def action_sensitivity(self) -> None:
+        """Per-layer sensitivity of the form's checkpoint at the form's levels (one layer pruned
+        at a time); the per-layer view shows it when done."""
+        config = self.form.config
+        if config is None:
+            self.app.bell()
+            self.notify(self.form.first_problem(), title="Cannot start", severity="warning")
+            return
+        self.app.start_sensitivity(config)
+
+    def action_save_chart(self) -> None:
+        save_chart(self, [self.query_one(SweepChart).spec()], chart_path(self.run_dir, "sweep"))
+
+    def _values_changed(self) -> None:
+        path = str(self.form.raw_values().get("checkpoint") or "")
+        if path == self.checkpoint_seen:
+            return
+        self.checkpoint_seen = path
+        if not path or not Path(path).is_file():
+            self._show_checkpoint("" if not path else "no such file yet")
+            return
+        self._show_checkpoint("reading the checkpoint…")
+        self.run_worker(
+            partial(checkpoint_info, path),
+            thread=True,
+            exit_on_error=False,
+            group="checkpoint-info",
+            exclusive=True,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "checkpoint-info":
+            return
+        event.stop()
+        info = event.worker.result if event.state == WorkerState.SUCCESS else None
+        if info is None or info.path != self.checkpoint_seen:
+            return  # failed, or an older checkpoint than the one in the field now
+        self._show_checkpoint(info.describe())
+        # evaluate on the data the checkpoint was trained on: no dataset change needed
+        taken = {k: v for k, v in info.data.items() if self.form.raw_values().get(k) != v}
+        if taken and getattr(self.app, "job", None) != self.JOB:
+            self.form.set_values(taken)
+            names = ", ".join(label_for(k) for k in taken)
+            self.notify(f"{names} taken from the checkpoint", timeout=4)
+
+    def _show_checkpoint(self, text: str) -> None:
+        self.checkpoint_text = text
+        if self.ready:
+            self.query_one("#checkpoint-line", FitLine).update(text)
+
     @on(Button.Pressed, "#pick")
     def _pick_pressed(self) -> None:
         self.action_pick_checkpoint()
@@ -125,12 +227,20 @@ class SweepScreen(JobScreen):
             left = max(event.total - event.index, 0) * mean
             self.progress_text = (
                 f"point {event.index}/{event.total} · level {event.level_percent:g}% · "
-                f"acc {fmt_acc(event.accuracy)}% · {mean:.1f} s/point · ETA {fmt_duration(left)}"
+                f"ETA {fmt_duration(left)} · acc {fmt_acc(event.accuracy)}% · "
+                f"{mean:.1f} s/point"
             )
             if self.ready:
                 self._add_level_row(event)
                 self._redraw_chart()
                 self._show_progress()
+        elif isinstance(event, SensitivityPoint):
+            self.fraction = event.index / max(event.total, 1)
+            self.progress_text = (
+                f"sensitivity {event.index}/{event.total} · {event.layer} · "
+                f"level {event.level_percent:g}% · acc {event.accuracy:.2f}%"
+            )
+            self._show_progress()
         elif isinstance(event, SweepFinished):
             self.baseline = event.baseline_accuracy
             self.best_level = event.best_level_percent
@@ -139,22 +249,83 @@ class SweepScreen(JobScreen):
             if self.ready:
                 self._redraw_chart()
 
+    def begin_sensitivity(self, config: SweepConfig) -> None:
+        self._begin(
+            config,
+            f"sensitivity of {config.checkpoint}",
+            "loading the checkpoint and test data…",
+        )
+
+    def finish_sensitivity(self, result: Any = None, error: str | None = None) -> None:
+        """A sensitivity run ended: say so, and open the per-layer view with it."""
+        if error is not None or result is None:
+            self.finish(None, error)
+            return
+        self.status = result.status
+        self.fraction = 1.0 if result.status == "completed" else self.fraction
+        self.progress_text = (
+            f"sensitivity {result.status}: {plural(len(result.accuracy), 'layer')} · "
+            "l shows them with a level's sparsity"
+        )
+        if self.ready:
+            self._show_progress()
+            self._update_buttons()
+        config = self.config
+        if config is not None:
+            level = self.best_level if self.best_level is not None else max(config.levels)
+            open_layer_view(
+                self,
+                checkpoint=config.checkpoint,
+                level=level,
+                method=config.method,
+                include_classifier=config.include_classifier,
+                model=config.model,
+                tolerance=config.tolerance,
+                run_root=config.run_dir,
+            )
+
     def _take_result(self, result: Any) -> None:
-        self.sentence = result.sentence()
+        total = len(self.config.levels) if self.config is not None else len(result.points)
+        self.sentence = answer_text(result.status, result.sentence(), len(result.points), total)
         if result.synthetic:
             self.sentence += " (SYNTHETIC data)"
         self.baseline = result.baseline_accuracy
         self.best_level = result.best_level_percent
         self.best_accuracy = result.best_accuracy
-        self.progress_text = f"{len(result.points)} levels · results in {result.run_dir}"
+        done = plural(len(result.points), "level")
+        if result.status == "completed":
+            self.progress_text = f"done: {done} · l per layer · F4 Runs compares and exports"
+        else:
+            self.progress_text = f"{result.status} after {done} of {total} · c on Runs continues it"
 
     def _show_finished(self) -> None:
         self._redraw_all()
 
     # -- drawing -------------------------------------------------------------------------------
 
+    def _narrow(self) -> bool:
+        """The live panel is beside the form in a narrow terminal: no room for `nonzero`."""
+        return self.app.size.width - (0 if self.form_hidden else 48) < 70
+
+    def on_resize(self) -> None:
+        self._check_columns()
+
+    def action_toggle_form(self) -> None:
+        super().action_toggle_form()
+        self._check_columns()
+
+    def _check_columns(self) -> None:
+        if self.ready:
+            table = self.query_one("#level-table", DataTable)
+            if [str(c.label) for c in table.ordered_columns] != self._columns():
+                self._redraw_all()
+
     def _columns(self) -> list[str]:
-        columns = ["level%", "sparsity%", "nonzero", "acc%"]
+        columns = (
+            ["level%", "sparsity%", "acc%"]
+            if self._narrow()
+            else ["level%", "sparsity%", "nonzero", "acc%"]
+        )
         if self.config is not None and self.config.bn_recalibrate > 0:
             columns.append("BN acc%")
         return columns + ["compact", "s"]
@@ -168,7 +339,7 @@ class SweepScreen(JobScreen):
         cells = [
             f"{p.level_percent:g}" + (" ★" if best else ""),
             f"{p.sparsity_percent:.1f}",
-            fmt_count(p.nonzero_parameters),
+            *([] if self._narrow() else [fmt_count(p.nonzero_parameters)]),
             fmt_acc(p.accuracy) if p.evaluated else "skip",
         ]
         if self.config is not None and self.config.bn_recalibrate > 0:
@@ -199,3 +370,10 @@ class SweepScreen(JobScreen):
             self._add_level_row(p)
         self._redraw_chart()
         self._show_progress()
+
+
+def answer_text(status: str, sentence: str, done: int, total: int) -> str:
+    """The answer in words, marked as partial when the sweep did not finish its levels."""
+    if status == "completed":
+        return sentence
+    return f"{status} after {done} of {plural(total, 'level')}, so far: {sentence}"

@@ -6,6 +6,8 @@ visible; the app feeds it engine events with `apply` and never trains anything i
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +15,27 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable
 from textual.worker import Worker, WorkerState
 
 from engine.config import TrainConfig
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
 from engine.runs import read_jsonl
-from tui.formatting import fmt_acc, fmt_duration, fmt_lr
-from tui.screens.common import checkpoint_choices, one_line
+from tui.formatting import fmt_acc, fmt_duration
+from tui.screens.common import find_checkpoints, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
 from tui.screens.job import JobScreen, job_bindings
+from tui.screens.save import chart_path, save_chart
 from tui.widgets.charts import AccuracyChart, LossChart
 from tui.widgets.config_form import ConfigForm
+from tui.widgets.line import FitLine
 from tui.widgets.progress import ProgressPanel
+from tui.widgets.text import plural
+
+LOSS_REDRAW_S = 2.0  # the loss chart follows the batches at most this often (SSH-friendly)
 
 TRAIN_GROUPS = ("Training", "Model", "Data", "Device", "Checkpoints", "Run")
-EPOCH_COLUMNS = ("epoch", "loss", "train%", "test%", "lr", "s")
+EPOCH_COLUMNS = ("ep", "loss", "train%", "test%", "lr", "s")  # fits 41 columns beside the form
 
 
 class TrainScreen(JobScreen):
@@ -37,9 +44,12 @@ class TrainScreen(JobScreen):
     JOB = "train"
     TITLE_TEXT = "Train"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_resume", "resume", "Resume… ^o"
-    IDLE_HEADLINE = "nothing running: fill the form and press F5 to start"
+    IDLE_HEADLINE = "fill the form · F5 starts"
     STOPPING_TEXT = "stopping after this batch; a resumable checkpoint is written"
-    BINDINGS = job_bindings(Binding("ctrl+o", "pick_resume", "Resume…"))
+    BINDINGS = [
+        *job_bindings(Binding("ctrl+o", "pick_resume", "Resume…")),
+        Binding("ctrl+s", "save_chart", "Save PNG", show=False),
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,11 +59,14 @@ class TrainScreen(JobScreen):
         self.loss_log: list[tuple[int, float]] = []  # appended by the worker thread
         self.last_checkpoint = ""
         self.gpu_memory: float | None = None
+        self.last_loss: float | None = None
+        self.resume_epochs_done: int | None = None  # epochs the resume checkpoint has done
+        self._loss_drawn = 0.0  # monotonic time of the last live loss-chart redraw
 
     # -- layout --------------------------------------------------------------------------------
 
     def compose_above_form(self) -> ComposeResult:
-        yield Static(self._resume_text(), id="resume-line", classes="resume-line")
+        yield FitLine(self._resume_text(), id="resume-line", classes="resume-line")
 
     CONFIG: type = TrainConfig  # the form's dataclass
     GROUPS: tuple[str, ...] = TRAIN_GROUPS
@@ -79,13 +92,43 @@ class TrainScreen(JobScreen):
     # -- actions ---------------------------------------------------------------------------------
 
     def start(self, config: TrainConfig) -> None:
+        done = self.resume_epochs_done if self.resume_path else None
+        if done is not None and config.epochs <= done:
+            self.app.bell()
+            self.notify(
+                f"epochs: the checkpoint has {plural(done, 'epoch')} done; set epochs above "
+                f"{done} to train on (or ^o → (none) for a fresh run)",
+                title="Nothing to resume",
+                severity="warning",
+            )
+            self.query_one("#f-epochs").focus()
+            return
         self.app.start_train(config, resume=self.resume_path)
 
     def action_pick_resume(self) -> None:
+        """Read the checkpoints' metadata (a worker: files can be large), then offer the ones
+        training can continue, with their model, data, epoch and accuracy."""
         folder = str(self.form.raw_values().get("checkpoint_dir") or self.checkpoint_dir)
-        choices = [("", "(none) start a fresh run")] + checkpoint_choices(folder)
+        self.notify(f"reading the checkpoints in {folder}/…", timeout=2)
+        self.run_worker(
+            partial(resumable_choices, folder),
+            thread=True,
+            exit_on_error=False,
+            group="resume-list",
+            exclusive=True,
+        )
+
+    def action_save_chart(self) -> None:
+        """Both charts side by side as a PNG, in the run's folder."""
+        specs = [self.query_one(LossChart).spec(), self.query_one(AccuracyChart).spec()]
+        save_chart(self, specs, chart_path(self.run_dir, "training"))
+
+    def _offer_resume(self, folder: str, choices: list[tuple[str, str]]) -> None:
         self.app.push_screen(
-            PickDialog(f"Resume from a checkpoint in {folder}/", choices),
+            PickDialog(
+                f"Resume training from a checkpoint in {folder}/",
+                [("", "(none) start a fresh run"), *choices],
+            ),
             self._resume_picked,
         )
 
@@ -97,7 +140,7 @@ class TrainScreen(JobScreen):
             return
         self.set_resume(path)
         self.run_worker(
-            lambda: self._load_resume_config(path),
+            lambda: (self._load_resume_config(path), _epochs_done(path)),
             thread=True,
             exit_on_error=False,
             group="load",
@@ -111,11 +154,19 @@ class TrainScreen(JobScreen):
         return resume_config(path)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "resume-list":
+            event.stop()
+            if event.state == WorkerState.SUCCESS:
+                folder, choices = event.worker.result
+                self._offer_resume(folder, choices)
+            elif event.state == WorkerState.ERROR:
+                self.app.push_screen(ErrorDialog("Cannot list", one_line(event.worker.error)))
+            return
         if event.worker.group != "load":
             return
         event.stop()
         if event.state == WorkerState.SUCCESS:
-            config = event.worker.result
+            config, self.resume_epochs_done = event.worker.result
             values = config.to_dict()
             self.form.set_values(values)
             self.notify(f"form filled from {Path(self.resume_path or '').name}; F5 resumes")
@@ -126,12 +177,12 @@ class TrainScreen(JobScreen):
     def set_resume(self, path: str | None) -> None:
         self.resume_path = path or None
         if self.ready:
-            self.query_one("#resume-line", Static).update(self._resume_text())
+            self.query_one("#resume-line", FitLine).update(self._resume_text())
 
     def _resume_text(self) -> str:
         if self.resume_path:
-            return f"resume: {self.resume_path}"
-        return "fresh run (^o picks a checkpoint to resume)"
+            return f"resume {self.resume_path}"
+        return "fresh run · ^o resumes a checkpoint"
 
     @on(Button.Pressed, "#resume")
     def _resume_pressed(self) -> None:
@@ -145,17 +196,25 @@ class TrainScreen(JobScreen):
         self.loss_log.clear()
         self.last_checkpoint = ""
         self.gpu_memory = None
+        self.last_loss = None
+        self._loss_drawn = 0.0
         self._begin(
             config,
-            f"{config.model} on {config.dataset}, {config.epochs} epochs",
-            f"resuming from {resume}" if resume else "loading data…",
+            f"{config.model} on {config.dataset} · {plural(config.epochs, 'epoch')}",
+            f"resuming · from {resume}" if resume else "loading data…",
         )
 
     def _apply(self, event: Event) -> None:
         """Record one engine event and show it (cheaply: charts only per epoch)."""
         if isinstance(event, BatchProgress):
+            self.last_loss = event.loss
             self._progress(event)
             self._show_progress()
+            # the loss chart follows the batches too (the first at once, then every few seconds)
+            now = time.monotonic()
+            if self.ready and (not self._loss_drawn or now - self._loss_drawn >= LOSS_REDRAW_S):
+                self._loss_drawn = now
+                self._redraw_loss()
         elif isinstance(event, EpochEnded):
             entry = {k: getattr(event, k) for k in event.__dataclass_fields__}
             self.epochs = [e for e in self.epochs if e["epoch"] < event.epoch] + [entry]
@@ -164,7 +223,9 @@ class TrainScreen(JobScreen):
             self.fraction = event.epoch / max(event.epochs, 1)
             self.progress_text = (
                 f"epoch {event.epoch}/{event.epochs} done · test {event.test_acc:.2f}% · "
-                f"{event.images_per_s:,.0f} img/s · ETA {fmt_duration(self._eta(event.epoch, 0, 0))}"
+                f"loss {event.train_loss:.4f} · "
+                f"ETA {fmt_duration(self._eta(event.epoch, 0, 0))} · "
+                f"{event.images_per_s:,.0f} img/s"
             )
             if self.ready:
                 self._add_epoch_row(entry)
@@ -185,20 +246,27 @@ class TrainScreen(JobScreen):
     def _take_result(self, result: Any) -> None:
         if result.status == "stopped" and result.checkpoint:
             self.set_resume(result.checkpoint)
-            self.progress_text = "stopped: F5 resumes from the checkpoint below"
+            self.progress_text = f"stopped: F5 resumes · from {result.checkpoint}"
+        elif result.status == "stopped":
+            self.progress_text = "stopped before a checkpoint was written: F5 starts afresh"
         elif result.status == "completed":
             self.set_resume(None)
             acc = fmt_acc(result.final_test_acc)
-            self.progress_text = f"done: {result.epochs_completed} epochs, test {acc}%"
+            self.progress_text = (
+                f"done: {plural(result.epochs_completed, 'epoch')}, test {acc}% · "
+                "F3 sweeps the checkpoint"
+            )
 
     def _progress(self, event: BatchProgress) -> None:
         self.fraction = ((event.epoch - 1) * event.batches + event.batch) / max(
             event.epochs * event.batches, 1
         )
         eta = self._eta(event.epoch, event.batch, event.batches, event.images_per_s)
+        # most wanted first: parts that do not fit are dropped from the end
         self.progress_text = (
-            f"epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · "
-            f"{event.images_per_s:,.0f} img/s · ETA {fmt_duration(eta)}"
+            f"epoch {event.epoch}/{event.epochs} · loss {event.loss:.4f} · "
+            f"ETA {fmt_duration(eta)} · batch {event.batch}/{event.batches} · "
+            f"{event.images_per_s:,.0f} img/s"
         )
 
     def _eta(
@@ -242,7 +310,7 @@ class TrainScreen(JobScreen):
             f"{entry['train_loss']:.4f}",
             f"{entry['train_acc']:.2f}",
             f"{entry['test_acc']:.2f}",
-            fmt_lr(entry["lr"]),
+            f"{entry['lr']:.2g}",
             f"{entry['seconds']:.1f}",
         ]
         sparsity = entry.get("sparsity")
@@ -258,6 +326,9 @@ class TrainScreen(JobScreen):
         self.query_one(AccuracyChart).set_data(
             epochs, [e["train_acc"] for e in self.epochs], [e["test_acc"] for e in self.epochs]
         )
+        self._redraw_loss()
+
+    def _redraw_loss(self) -> None:
         log = list(self.loss_log)
         self.query_one(LossChart).set_data([s for s, _ in log], [v for _, v in log])
 
@@ -268,3 +339,25 @@ class TrainScreen(JobScreen):
             self._add_epoch_row(entry)
         self._redraw_charts()
         self._show_progress()
+
+
+def resumable_choices(folder: str) -> tuple[str, list[tuple[str, str]]]:
+    """(path, `name · model · data · epoch · accuracy`) for each checkpoint in `folder` that
+    training can continue, newest first; finished ones say that more epochs are needed."""
+    from engine.checkpoint_info import checkpoint_info
+
+    choices = []
+    for path in find_checkpoints(folder):
+        info = checkpoint_info(path)
+        if info.error or not info.resumable:
+            continue  # exports and weights-only files cannot be resumed
+        note = " (raise epochs to go on)" if info.finished else ""
+        choices.append((str(path), f"{path.name} · {info.describe()}{note}"))
+    return folder, choices
+
+
+def _epochs_done(path: str) -> int | None:
+    """How many epochs a checkpoint has done (F5 refuses to "resume" a finished one)."""
+    from engine.checkpoint_info import checkpoint_info
+
+    return checkpoint_info(path).epoch

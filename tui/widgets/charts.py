@@ -8,14 +8,18 @@ Series differ by marker as well as by colour, so they stay apart under NO_COLOR.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual.app import RenderResult
 from textual_plotext import Plot, PlotextPlot
 
+from tui.widgets.chart_png import ChartSpec
+
 SERIES_COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow")
 SERIES_MARKERS = ("hd", "dot", "x", "+", "*", "o", "#")
+SERIES_SYMBOLS = ("▀", "•", "x", "+", "*", "o", "#")  # how each marker looks, for legends
 PERCENT_TICKS = [0, 25, 50, 75, 100]
 
 
@@ -35,12 +39,46 @@ def downsample(
     return out_x, out_y
 
 
-def percent_axes(plt: Plot, top: float = 100) -> None:
-    """Both axes in percent: x from 0 to 100, y from 0 to `top`, ticks every 25."""
+def percent_axes(plt: Plot, bottom: float = 0, top: float = 100) -> None:
+    """Both axes in percent: x from 0 to 100, y from `bottom` to `top` (never past 100)."""
     plt.xlim(0, 100)
-    plt.ylim(0, top)
-    plt.yticks(PERCENT_TICKS)
     plt.xticks(PERCENT_TICKS)
+    top = min(top, 100.0)
+    plt.ylim(bottom, top)
+    if bottom == 0 and top == 100:
+        plt.yticks(PERCENT_TICKS)
+
+
+def legend(labels: Sequence[str]) -> str:
+    """A one-line legend for a title (plotext's own legend sits on the curves): `▀ a · • b`."""
+    return " · ".join(
+        f"{SERIES_SYMBOLS[i % len(SERIES_SYMBOLS)]} {label}" for i, label in enumerate(labels)
+    )
+
+
+def fit_title(width: int, *candidates: str) -> str:
+    """The first title that fits `width` (plotext drops a title that does not)."""
+    for text in candidates:
+        if len(text) <= width - 2:
+            return text
+    return candidates[-1][: max(width - 3, 0)] + "…"
+
+
+def nice_ticks(low: float, high: float, rows: int) -> list[float]:
+    """Round y ticks (every 1, 2 or 5 points) for a zoomed range a few rows tall."""
+    span = max(high - low, 1e-9)
+    for step in (0.5, 1, 2, 5, 10, 25):
+        if span / step <= max(rows // 2, 2):
+            break
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 2) for i in range(int((high - first) / step) + 1)]
+
+
+def zoom_range(baseline: float, tolerance: float) -> tuple[float, float]:
+    """The y range around the baseline where the answer is decided: the tolerance band takes
+    about a fifth of it, so it stays visible in a chart a few rows tall."""
+    band = max(tolerance, 0.5)
+    return max(0.0, baseline - 4 * band), min(100.0, baseline + band)
 
 
 class Chart(PlotextPlot):
@@ -53,6 +91,7 @@ class Chart(PlotextPlot):
     def __init__(self, title: str, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.chart_title = title
+        self.short_titles: tuple[str, ...] = ()  # shorter titles for narrow charts, in order
         self.redraws = 0  # how many times new data arrived (tests check charts are not per batch)
 
     def changed(self) -> None:
@@ -62,10 +101,14 @@ class Chart(PlotextPlot):
     def draw(self, plt: Plot) -> None:
         raise NotImplementedError
 
+    def spec(self) -> ChartSpec:
+        """The chart's data for an image (`tui.widgets.chart_png`)."""
+        raise NotImplementedError
+
     def render(self) -> RenderResult:
         plt = self.plt
         plt.clear_figure()
-        plt.title(self.chart_title)
+        plt.title(fit_title(self.size.width, self.chart_title, *self.short_titles))
         self.draw(plt)
         return super().render()
 
@@ -74,7 +117,8 @@ class AccuracyChart(Chart):
     """Train and test accuracy per epoch."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("accuracy %", **kwargs)
+        super().__init__(f"accuracy % · {legend(['test', 'train'])}", **kwargs)
+        self.short_titles = (f"acc % · {legend(['test', 'train'])}", legend(["test", "train"]))
         self.epochs: list[int] = []
         self.train_acc: list[float] = []
         self.test_acc: list[float] = []
@@ -88,11 +132,20 @@ class AccuracyChart(Chart):
             plt.xlim(1, 2)
             plt.ylim(0, 100)
             return
-        plt.plot(self.epochs, self.train_acc, label="train", marker="dot", color="orange")
-        plt.plot(self.epochs, self.test_acc, label="test", marker="hd", color="cyan")
+        plt.plot(self.epochs, self.test_acc, marker=SERIES_MARKERS[0], color=SERIES_COLORS[0])
+        plt.plot(self.epochs, self.train_acc, marker=SERIES_MARKERS[1], color=SERIES_COLORS[1])
         plt.ylim(max(0.0, min(self.train_acc + self.test_acc) - 5), 100)
         if len(self.epochs) == 1:
             plt.xlim(self.epochs[0] - 1, self.epochs[0] + 1)
+
+    def spec(self) -> ChartSpec:
+        xs = [float(e) for e in self.epochs]
+        return ChartSpec(
+            "accuracy per epoch",
+            "epoch",
+            "accuracy (%)",
+            [("test", xs, list(self.test_acc)), ("train", xs, list(self.train_acc))],
+        )
 
 
 class LossChart(Chart):
@@ -105,6 +158,8 @@ class LossChart(Chart):
 
     def set_data(self, steps: Sequence[float], losses: Sequence[float]) -> None:
         self.steps, self.losses = list(steps), list(losses)
+        # the latest value in the title: readable even when the curve is a few cells
+        self.chart_title = f"loss {self.losses[-1]:.4f}" if self.losses else "loss / step"
         self.changed()
 
     def draw(self, plt: Plot) -> None:
@@ -114,9 +169,19 @@ class LossChart(Chart):
             return
         width = max(self.size.width * 2, 20)
         xs, ys = downsample(self.steps, self.losses, width)
-        plt.plot(xs, ys, marker="braille", color="orange")
+        plt.plot(xs, ys, marker="hd", color="orange")
+        # explicit limits: the curve spans the whole frame
         if len(xs) == 1:
             plt.xlim(xs[0] - 1, xs[0] + 1)
+        else:
+            plt.xlim(min(xs), max(xs))
+        low, high = min(ys), max(ys)
+        plt.ylim(low, high if high > low else low + 1)
+
+    def spec(self) -> ChartSpec:
+        return ChartSpec(
+            "training loss", "optimiser step", "loss", [("loss", self.steps, self.losses)]
+        )
 
 
 @dataclass(frozen=True)
@@ -126,14 +191,22 @@ class CurvePoint:
 
 
 class SweepChart(Chart):
-    """Accuracy vs measured sparsity, point by point, with the baseline and tolerance band."""
+    """Accuracy vs measured sparsity, point by point, with the baseline and tolerance band.
+
+    Zoomed (the default) the y axis spans the band around the baseline, where the answer is
+    decided; `z` switches to the whole 0-100 range, where the collapse shows."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("accuracy % vs sparsity % (── baseline, X best)", **kwargs)
+        super().__init__("accuracy % vs sparsity %", **kwargs)
         self.points: list[CurvePoint] = []
         self.baseline: float | None = None
         self.tolerance: float | None = None
         self.best: CurvePoint | None = None
+        self.zoomed = True
+
+    def toggle_zoom(self) -> None:
+        self.zoomed = not self.zoomed
+        self.changed()
 
     def set_data(
         self,
@@ -147,11 +220,29 @@ class SweepChart(Chart):
         self.changed()
 
     def draw(self, plt: Plot) -> None:
-        percent_axes(plt)
+        tolerance = self.tolerance or 0.0
+        zoom = self.zoomed and self.baseline is not None
+        if zoom:
+            low, high = zoom_range(self.baseline, tolerance)
+            percent_axes(plt, low, high)
+            plt.yticks(nice_ticks(low, high, self.size.height - 4))
+        else:
+            percent_axes(plt)
         if self.baseline is not None:
+            # the band: baseline (green) down to baseline - tolerance (yellow)
             plt.hline(self.baseline, "green")
-            if self.tolerance:
-                plt.hline(self.baseline - self.tolerance, "gray")
+            if tolerance:
+                plt.hline(self.baseline - tolerance, "yellow")
+            view = "z: 0-100" if zoom else "z: zoom"
+            band = f" ── −{tolerance:g} pt" if tolerance else ""
+            plt.title(
+                fit_title(
+                    self.size.width,
+                    f"acc % vs sparsity % · ── baseline{band} · X best · {view}",
+                    f"acc % · ── baseline{band} · X best · {view}",
+                    f"── baseline{band} · X best",
+                )
+            )
         if self.points:
             xs = [p.sparsity for p in self.points]
             ys = [p.accuracy for p in self.points]
@@ -159,27 +250,86 @@ class SweepChart(Chart):
         if self.best is not None:
             plt.scatter([self.best.sparsity], [self.best.accuracy], marker="X", color="red")
 
+    def spec(self) -> ChartSpec:
+        spec = ChartSpec(
+            "top-1 accuracy vs sparsity",
+            "weights removed (%)",
+            "top-1 accuracy (%)",
+            [("accuracy", [p.sparsity for p in self.points], [p.accuracy for p in self.points])],
+            xlim=(0, 100),
+        )
+        if self.baseline is not None:
+            spec.lines.append((f"dense {self.baseline:.2f}%", self.baseline))
+            if self.tolerance:
+                spec.band = (self.baseline - self.tolerance, self.baseline)
+            if self.zoomed:
+                spec.ylim = zoom_range(self.baseline, self.tolerance or 0.0)
+        if self.best is not None:
+            spec.points.append(
+                (f"best {self.best.sparsity:.1f}%", self.best.sparsity, self.best.accuracy)
+            )
+        return spec
+
 
 class OverlayChart(Chart):
-    """Several sweeps' curves in one chart, for comparison."""
+    """Several runs' curves in one chart: sweeps (accuracy vs sparsity) or training runs
+    (accuracy per epoch). The legend is the title, so it never covers a curve."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("accuracy % vs sparsity %", **kwargs)
         self.series: list[tuple[str, list[float], list[float]]] = []
+        self.kind = "sweep"
 
-    def set_data(self, series: Sequence[tuple[str, Sequence[float], Sequence[float]]]) -> None:
+    def set_data(
+        self, series: Sequence[tuple[str, Sequence[float], Sequence[float]]], kind: str = "sweep"
+    ) -> None:
         self.series = [(label, list(xs), list(ys)) for label, xs, ys in series]
+        self.kind = kind
         self.changed()
 
     def draw(self, plt: Plot) -> None:
-        # headroom above 100% keeps the legend (top left) off the curves, which start high
-        percent_axes(plt, top=100 + 12 * max(len(self.series), 1))
-        for i, (label, xs, ys) in enumerate(self.series):
+        what = "accuracy % per epoch" if self.kind == "train" else "accuracy % vs sparsity %"
+        labels = [label for label, _, _ in self.series]
+        # the legend is the title; without room for the times, the methods alone
+        short = [label.split(" ")[0] for label in labels]
+        if len(set(short)) < len(short):
+            short = labels
+        plt.title(
+            fit_title(
+                self.size.width,
+                f"{what} · {legend(labels)}" if labels else what,
+                f"accuracy % · {legend(labels)}",
+                legend(labels),
+                legend(short),
+            )
+        )
+        ys_all = [y for _, _, ys in self.series for y in ys]
+        if self.kind == "train":
+            xs_all = [x for _, xs, _ in self.series for x in xs]
+            if xs_all:
+                low, high = min(xs_all), max(xs_all)
+                if low == high:
+                    low, high = low - 1, high + 1
+                plt.xlim(low, high)
+            plt.ylim(max(0.0, min(ys_all, default=0.0) - 5), 100)
+        else:
+            percent_axes(plt)
+        for i, (_, xs, ys) in enumerate(self.series):
             if xs:
                 plt.plot(
                     xs,
                     ys,
-                    label=label,
                     marker=SERIES_MARKERS[i % len(SERIES_MARKERS)],
                     color=SERIES_COLORS[i % len(SERIES_COLORS)],
                 )
+
+    def spec(self) -> ChartSpec:
+        if self.kind == "train":
+            return ChartSpec("accuracy per epoch", "epoch", "accuracy (%)", list(self.series))
+        return ChartSpec(
+            "top-1 accuracy vs sparsity",
+            "weights removed (%)",
+            "top-1 accuracy (%)",
+            list(self.series),
+            xlim=(0, 100),
+        )

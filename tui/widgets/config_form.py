@@ -24,6 +24,8 @@ from textual.widgets.select import InvalidSelectValueError
 from engine.config import describe_allowed, format_levels, parse_levels
 from engine.errors import ConfigError
 
+PATH_FIELDS = ("checkpoint",)
+
 
 def label_for(name: str) -> str:
     """The label of a field: its CLI option name (`batch_size` -> `batch-size`)."""
@@ -57,6 +59,12 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _show_end(control: Input) -> None:
+    """Scroll a long value to its end (a path's file name); the cursor moves there too."""
+    control.cursor_position = 0  # a change of position is what scrolls the view
+    control.action_end()
+
+
 class Flag(Checkbox):
     """A compact checkbox that reads without colour: `[X] on` / `[ ] off`."""
 
@@ -74,7 +82,9 @@ class FieldRow(Vertical):
     """Label + control on one line, the field's problem (if any) below."""
 
     def __init__(self, name: str, control: Widget, help_text: str) -> None:
-        super().__init__(id=f"row-{name}", classes="field")
+        # a path gets the whole width under its label: its end is what tells files apart
+        path = name in PATH_FIELDS or name.endswith("_dir")
+        super().__init__(id=f"row-{name}", classes="field -path" if path else "field")
         self.field_name = name
         self.control = control
         self.help_text = help_text
@@ -185,6 +195,11 @@ class ConfigForm(Vertical):
     def on_mount(self) -> None:
         self._ready = True
         self.revalidate()
+        self.call_after_refresh(self._show_ends)
+
+    def _show_ends(self) -> None:
+        for control in self.query(Input):
+            _show_end(control)
 
     # -- values --------------------------------------------------------------------------------
 
@@ -229,6 +244,7 @@ class ConfigForm(Vertical):
                 control.value = bool(value)
             elif isinstance(control, Input):
                 control.value = _show(tuple(value) if isinstance(value, list) else value)
+                _show_end(control)
         self.revalidate()
 
     def set_choices(self, name: str, choices: list[str]) -> None:
@@ -242,14 +258,50 @@ class ConfigForm(Vertical):
         control = self.query_one(f"#f-{name}", Input)
         control.suggester = SuggestFromList(suggestions, case_sensitive=True)
 
-    def help_for(self, widget: Widget | None) -> str:
+    def help_for(self, widget: Widget | None, *, full: bool = False) -> str:
+        """The help of the field whose control is `widget` ("" for anything else); `full`
+        adds the default and the CLI spelling, for F1."""
         for row in self.query(FieldRow):
             if row.control is widget:
                 f = self._fields[row.field_name]
                 allowed = describe_allowed(f.metadata)
                 text = f"{label_for(row.field_name)}: {row.help_text}"
-                return f"{text} ({allowed})" if allowed else text
+                text = f"{text} ({allowed})" if allowed else text
+                if full:
+                    default = _show(f.default) if f.default != "" else "empty"
+                    text += (
+                        f"\n\ndefault: {default}\n"
+                        f"command line: prunelab … --{label_for(row.field_name)}"
+                    )
+                    if row.control.has_class("-invalid") or row.has_class("-invalid"):
+                        problem = str(row.query_one(".field-error", Static).render())
+                        text += f"\n\nnow: {problem}"
+                return text
         return ""
+
+    def field_kinds(self) -> dict[str, bool]:
+        """Each field's label (its CLI spelling) and whether it is an on/off flag."""
+        return {
+            label_for(name): f.type == "bool" or isinstance(self._initial[name], bool)
+            for name, f in self._fields.items()
+        }
+
+    def first_problem(self) -> str:
+        """The first problem as one line naming its field (what F5 on a bad form says)."""
+        if not self.problems:
+            return ""
+        problem = self.problems[0]
+        more = len(self.problems) - 1
+        text = (
+            f"{label_for(problem.field)}: {problem.message}" if problem.field else problem.message
+        )
+        return text + (f" (and {more} more marked in red)" if more else "")
+
+    def focus_first_problem(self) -> None:
+        for problem in self.problems:
+            if problem.field in self._fields:
+                self.query_one(f"#f-{problem.field}").focus()
+                return
 
     # -- validation ----------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
+from tui.widgets.text import fit_line
+
+_UNSET = object()
+
 STATUS_STYLES = {
     "idle": "dim",
     "starting": "bold",
@@ -49,16 +53,17 @@ class ProgressPanel(Widget):
         *,
         status: str | None = None,
         headline: str | None = None,
-        fraction: float | None = None,
+        fraction: float | None | object = _UNSET,
         progress: str | None = None,
         detail: str | None = None,
     ) -> None:
+        """Change what is given; `fraction=None` removes the bar (a new run has none yet)."""
         if status is not None:
             self.status = status
         if headline is not None:
             self.headline = headline
-        if fraction is not None:
-            self.fraction = fraction
+        if fraction is not _UNSET:
+            self.fraction = fraction  # type: ignore[assignment]
         if progress is not None:
             self.progress = progress
         if detail is not None:
@@ -72,15 +77,14 @@ class ProgressPanel(Widget):
 
     def render(self) -> RenderResult:
         width = self.size.width or 80
+        # each line is `a · b · c` parts: whole parts are dropped to fit, never half a word
         first = Text()
-        first.append(f"{self.status:<9}", STATUS_STYLES.get(self.status, ""))
-        first.append(" " + self.headline)
+        first.append(f"{self.status:<10}", STATUS_STYLES.get(self.status, ""))
+        first.append(fit_line(self.headline, width - 10))
         second = Text()
         if self.fraction is not None:
             second.append(bar(self.fraction, max(8, min(30, width // 4))), "green")
             second.append(f" {100 * self.fraction:3.0f}% ")
-        second.append(self.progress)
-        third = Text(self.detail, "dim")
-        for line in (first, second, third):
-            line.truncate(width, overflow="ellipsis")
+        second.append(fit_line(self.progress, width - len(second.plain)))
+        third = Text(fit_line(self.detail, width), "dim")
         return Text("\n").join([first, second, third])

@@ -1,0 +1,51 @@
+"""Fitting text at 80 columns: paths keep their distinguishing end, lines lose whole parts."""
+
+from __future__ import annotations
+
+from tui.screens.common import form_words
+from tui.widgets.text import cut_words, elide_middle, fit_line, plural
+
+CKPT = "checkpoints/synthetic_resnet20_ckpt_epoch2.pth"
+
+
+def test_elide_middle_keeps_the_file_name_from_a_word_start():
+    assert elide_middle(CKPT, 60) == CKPT
+    short = elide_middle(CKPT, 26)
+    assert short == "…resnet20_ckpt_epoch2.pth" and len(short) <= 26
+    for width in range(2, len(CKPT)):
+        text = elide_middle(CKPT, width)
+        assert len(text) <= width and "…" in text
+        tail = text.split("…")[1]
+        start = len(CKPT) - len(tail)
+        assert CKPT.endswith(tail) and (start == 0 or CKPT[start - 1] in "/_-. " or width < 8)
+
+
+def test_fit_line_drops_whole_parts_and_elides_paths():
+    line = f"epoch 1/60 · batch 5/391 · loss 2.3026 · ETA 3m05s · 1,234 img/s · saved {CKPT}"
+    assert fit_line(line, 200) == line
+    fitted = fit_line(line, 52)
+    assert fitted == "epoch 1/60 · batch 5/391 · loss 2.3026 · ETA 3m05s"
+    assert fit_line(f"run runs/x · saved {CKPT}", 46).endswith("resnet20_ckpt_epoch2.pth")
+    assert cut_words("checkpoint not found: it moved", 24) == "checkpoint not found…"
+
+
+def test_plural():
+    assert plural(1, "level") == "1 level" and plural(2, "epoch") == "2 epochs"
+    assert plural(0, "epoch") == "0 epochs"
+
+
+def test_form_words_names_fields_not_flags():
+    fields = {"dataset": False, "download": True, "data-dir": False, "model": False}
+    said = form_words(
+        "CIFAR-10 not found: download it with `prunelab train --download --data-dir data` "
+        "(or use --dataset synthetic for a demo)",
+        fields,
+    )
+    assert said == (
+        "CIFAR-10 not found: download it: turn download on and set data-dir to data "
+        "(or set dataset to synthetic for a demo)"
+    )
+    assert form_words("looks like resnet20: pass --model resnet20", fields).endswith(
+        "set model to resnet20"
+    )
+    assert form_words("see --json-lines", fields) == "see --json-lines", "unknown flags stay"
