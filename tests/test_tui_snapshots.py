@@ -331,6 +331,7 @@ SCENES = {
     "train_idle": ("train", None),
     "train_running": ("train", feed_training),
     "train_stopped": ("train", train_stopped),
+    "finetune_idle": ("finetune", None),
     "sweep_running": ("sweep", feed_sweep_running),
     "sweep_finished": ("sweep", feed_sweep),
     "layer_view": ("sweep", layer_view),
