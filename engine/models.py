@@ -1,4 +1,4 @@
-"""CIFAR ResNets, a registry by name, and parameter / MAC counts.
+"""CIFAR ResNets, a registry by name, and parameter counts (MACs: engine.cost).
 
 Two families share one `CifarResNet`:
 - resnet18 / resnet50: kuangliu/pytorch-cifar, the seed's model. Module names and the state dict
@@ -203,43 +203,6 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: nn.Module, input_size: tuple[int, ...] = (3, 32, 32)) -> int:
-    """Multiply-accumulates of every Conv2d and Linear for one image (BN, ReLU, adds not counted).
-
-    Measured with forward hooks on a dummy image, so it follows the real output shapes. The model
-    is run in eval mode (so BatchNorm statistics are left untouched) and put back as it was.
-    """
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        per_image = output.numel() // output.shape[0]
-        if isinstance(module, nn.Conv2d):
-            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-            total += per_image * k
-        else:
-            total += per_image * module.in_features
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
-    was_training = model.training
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None else torch.float32
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_size, device=device, dtype=dtype))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return total
 
 
 def classifier_name(model: nn.Module) -> str:

@@ -8,8 +8,10 @@ what remains. The masks equal `torch.nn.utils.prune`'s:
 - layerwise: every tensor loses `round(level * numel)` smallest |w| (`prune.l1_unstructured`);
 - global: one ranking over all tensors (`prune.global_unstructured(..., L1Unstructured)`);
 - structured: every tensor loses `round(level * out_channels)` filters of smallest L1 norm
-  (`prune.ln_structured(n=1, dim=0)`). This only saves compute once the channels are physically
-  removed; reports say so rather than claiming a speedup.
+  (`prune.ln_structured(n=1, dim=0)`), and each removed filter's BatchNorm channel loses its
+  scale and shift too. Without that the channel would still emit `relu(beta - gamma*mean/std)`;
+  with it the channel emits exactly 0, so the evaluated network is the one `engine.slim`
+  builds by taking the channels out.
 
 No pruning hooks or `weight_orig`/`weight_mask` are ever attached: the weights themselves hold
 the zeros, so a pruned model is a plain model that saves and loads as one.
@@ -24,14 +26,15 @@ import torch
 from torch import nn
 
 from engine.config import METHODS
+from engine.slim import norm_after
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 
 # What a method's zeros do NOT buy, said wherever its results are shown.
 METHOD_CAVEATS = {
-    "structured": "filters are zeroed, not removed: FLOPs and latency fall only once the "
-    "channels are physically taken out",
+    "structured": "accuracy of the network with those channels removed; "
+    "`prunelab export --format slim` writes it",
 }
 
 
@@ -76,6 +79,14 @@ class Pruner:
         self._units = [len(order) for order in self._orders]
         self._pruned = [0] * len(self.layers)
         self._global_layer_of_rank: torch.Tensor | None = None
+        # Structured: each filter's BatchNorm channel (scale, shift) goes with it.
+        self.norms = [
+            norm_after(model, name) if method == "structured" else None for name, _ in self.layers
+        ]
+        self._norm_dense = [
+            None if bn is None else (bn.weight.detach().clone(), bn.bias.detach().clone())
+            for bn in self.norms
+        ]
         if method == "global":
             self._rank_globally()
 
@@ -143,11 +154,17 @@ class Pruner:
             if target == current:
                 continue
             flat = self._units_view(self.weights[i])
+            bn, saved = self.norms[i], self._norm_dense[i]
             if target > current:
-                flat[self._orders[i][current:target]] = 0
+                idx = self._orders[i][current:target]
+                flat[idx] = 0
+                if bn is not None:
+                    bn.weight[idx], bn.bias[idx] = 0, 0
             else:
                 idx = self._orders[i][target:current]
                 flat[idx] = self._units_view(self.dense[i])[idx]
+                if bn is not None and saved is not None:
+                    bn.weight[idx], bn.bias[idx] = saved[0][idx], saved[1][idx]
             self._pruned[i] = target
 
     def _units_view(self, weight: torch.Tensor) -> torch.Tensor:
@@ -161,6 +178,10 @@ class Pruner:
         with torch.no_grad():
             for weight, dense in zip(self.weights, self.dense, strict=True):
                 weight.copy_(dense)
+            for bn, saved in zip(self.norms, self._norm_dense, strict=True):
+                if bn is not None and saved is not None:
+                    bn.weight.copy_(saved[0])
+                    bn.bias.copy_(saved[1])
         self._pruned = [0] * len(self.layers)
         self.level_percent = 0.0
 
@@ -176,10 +197,24 @@ class Pruner:
             masks[name] = mask
         return masks
 
+    def norm_masks(self) -> dict[str, torch.Tensor]:
+        """Structured only: per pruned conv, the keep-mask of its BatchNorm channels, to apply to
+        the scale and the shift alike (so fine-tuning cannot revive a removed channel)."""
+        masks = {}
+        for (name, _), bn, order, pruned in zip(
+            self.layers, self.norms, self._orders, self._pruned, strict=True
+        ):
+            if bn is not None:
+                mask = torch.ones_like(bn.weight, dtype=torch.bool)
+                mask[order[:pruned]] = False
+                masks[name] = mask
+        return masks
+
     def release(self) -> None:
         """Restore the dense weights and free the ranking and the dense copy."""
         self.restore()
         self.dense, self._orders, self._global_layer_of_rank = [], [], None
+        self._norm_dense = [None] * len(self.norms)
 
 
 def _argsort(scores: torch.Tensor) -> torch.Tensor:

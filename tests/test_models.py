@@ -10,11 +10,11 @@ import torch
 import torch.nn as nn
 
 from engine.config import MODEL_NAMES
+from engine.cost import count_macs
 from engine.models import (
     MODELS,
     build_model,
     classifier_name,
-    count_macs,
     count_parameters,
 )
 

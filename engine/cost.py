@@ -1,0 +1,102 @@
+"""What a level costs to run, measured: parameters, multiply-accumulates and latency.
+
+MACs come from torch's own `torch.utils.flop_counter.FlopCounterMode` (it counts 2 FLOPs per
+multiply-accumulate of every convolution and matrix product; BatchNorm, ReLU and adds are not
+counted), on the network that actually runs: the slim one for structured levels, the dense one
+(zeros included, dense kernels do the work) otherwise. A model on the meta device is counted
+without computing anything.
+
+Latency is the median of timed forward passes after warm-up, on the run's device, precision and
+memory layout, at batch 1 and at a throughput batch. It is opt-in for sweeps: a few seconds per
+level on a CPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from engine.device import Placement, synchronize
+from engine.models import count_parameters
+
+INPUT_SIZE = (3, 32, 32)
+LATENCY_WARMUP = 3  # untimed passes first: allocator, oneDNN/cuDNN kernel choice
+LATENCY_REPEATS = 10  # timed passes; the median is reported
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> int:
+    """Multiply-accumulates of one image's forward pass, counted by FlopCounterMode.
+
+    Runs in eval mode (BatchNorm statistics untouched) and puts the mode back."""
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(1, *input_size, device=param.device, dtype=param.dtype)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+@torch.inference_mode()
+def measure_latency(
+    model: nn.Module,
+    placement: Placement,
+    batch_size: int,
+    *,
+    warmup: int = LATENCY_WARMUP,
+    repeats: int = LATENCY_REPEATS,
+    input_size: tuple[int, ...] = INPUT_SIZE,
+) -> float:
+    """Median milliseconds of one forward pass of `batch_size` images (after `warmup` passes)."""
+    was_training = model.training
+    model.eval()
+    x = torch.randn(batch_size, *input_size, device=placement.device)
+    x = x.contiguous(memory_format=placement.memory_format)
+    times = []
+    with placement.autocast():
+        for i in range(warmup + repeats):
+            synchronize(placement.device)
+            started = time.perf_counter()
+            model(x)
+            synchronize(placement.device)
+            if i >= warmup:
+                times.append(1000.0 * (time.perf_counter() - started))
+    model.train(was_training)
+    return statistics.median(times)
+
+
+@dataclass
+class Cost:
+    """One network's measured cost; latencies are None when not measured."""
+
+    parameters: int
+    macs: int
+    latency_ms: float | None = None  # batch 1
+    latency_batch: float | None = None  # milliseconds per throughput batch
+
+    def speedup_over(self, dense: Cost) -> float | None:
+        """Throughput-batch speedup against `dense` (batch-1 when only that was measured)."""
+        for mine, theirs in (
+            (self.latency_batch, dense.latency_batch),
+            (self.latency_ms, dense.latency_ms),
+        ):
+            if mine and theirs:
+                return theirs / mine
+        return None
+
+
+def measure_cost(model: nn.Module, placement: Placement | None = None, batch_size: int = 0) -> Cost:
+    """Parameters and MACs of `model`; latency too when a placement and batch size are given."""
+    cost = Cost(count_parameters(model), count_macs(model))
+    if placement is not None and batch_size > 0:
+        cost.latency_ms = measure_latency(model, placement, 1)
+        cost.latency_batch = measure_latency(model, placement, batch_size)
+    return cost

@@ -1,0 +1,44 @@
+"""Costs are measured on the network that runs: slim MACs fall with the level, dense ones do not."""
+
+import torch
+
+from engine.cost import Cost, count_macs, measure_cost, measure_latency
+from engine.device import Placement
+from engine.models import build_model
+from engine.pruning import Pruner
+from engine.slim import build_slim, kept_channels, slim_model
+
+CPU = Placement(torch.device("cpu"), "fp32", channels_last=False)
+
+
+def test_slim_macs_fall_and_meta_counts_equal_real_ones():
+    model = build_model("resnet20").eval()
+    dense = count_macs(model)
+    pruner = Pruner(model, "structured")
+    previous = dense
+    for level in (25, 50, 75):
+        pruner.set_level(level)
+        slim = slim_model(model)
+        macs = count_macs(slim)
+        assert macs < previous
+        assert count_macs(build_slim("resnet20", kept_channels(model))) == macs  # meta, no compute
+        previous = macs
+    # half the filters of every conv: roughly a quarter of the MACs (inputs halve too)
+    pruner.set_level(50)
+    assert 0.2 < count_macs(slim_model(model)) / dense < 0.4
+    # masked but not removed (unstructured): dense kernels, the same MACs
+    pruner.release()
+    Pruner(model, "layerwise").set_level(50)
+    assert count_macs(model) == dense
+
+
+def test_latency_is_a_positive_median_and_speedup_is_a_ratio():
+    model = build_model("resnet20")
+    assert measure_latency(model, CPU, 2, warmup=1, repeats=3) > 0
+    assert model.training  # mode put back
+    cost = measure_cost(model)
+    assert cost.latency_ms is None and cost.parameters == 269722
+    dense = Cost(100, 10, latency_ms=4.0, latency_batch=40.0)
+    assert Cost(50, 5, latency_ms=2.0, latency_batch=20.0).speedup_over(dense) == 2.0
+    assert Cost(50, 5, latency_ms=2.0).speedup_over(Cost(1, 1, latency_ms=3.0)) == 1.5
+    assert Cost(50, 5).speedup_over(dense) is None
