@@ -8,7 +8,9 @@ Formats read:
 - kuangliu/pytorch-cifar's `{'net', 'acc', 'epoch'}`; PyTorch Lightning's `{'state_dict':
   {'model.…'}, 'epoch', 'global_step', ...}`; a bare state dict, also torch.compile's
   (`_orig_mod.` keys); the key spellings are mapped in `engine.state_keys`;
-- our compact pruned format (`engine.sparse_format`), decoded back to plain weights.
+- our compact pruned format (`engine.sparse_format`), decoded back to plain weights;
+- our slim format (`engine.slim`: channels physically removed), expanded back to the dense
+  shapes with the removed channels zero, which computes exactly what the slim network does.
 
 A whole pickled model (`torch.save(model)`) is refused with the one command that converts it:
 loading it would mean running code from the file.
@@ -33,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from engine import sparse_format
+from engine import slim, sparse_format
 from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError
 from engine.state_keys import fill_bn_counters, unwrap
@@ -144,6 +146,14 @@ def _state_dict_from_payload(
     """Split a loaded payload into (state dict, the other top-level keys)."""
     if _is_state_dict(payload):
         return dict(payload), {}
+    if slim.is_slim_payload(payload):
+        try:
+            name, spec, state, classes = slim.slim_payload_parts(payload)
+            state_dict = slim.dense_state_dict(name, spec, state, classes)
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{path} is a damaged slim file ({exc})") from None
+        rest = {k: v for k, v in payload.items() if k not in ("format", "net")}
+        return state_dict, rest
     if isinstance(payload, dict) and payload.get("format") == sparse_format.FORMAT:
         try:
             state_dict = sparse_format.decode_state_dict(payload)
@@ -301,3 +311,15 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_slim(path: str | Path) -> nn.Module:
+    """The slim network a `--format slim` export holds, rebuilt from its channel spec."""
+    path = str(path)
+    payload = _load_payload(path)
+    if not slim.is_slim_payload(payload):
+        raise CheckpointError(f"{path} is not a slim file (write one with export --format slim)")
+    try:
+        return slim.load_slim(*slim.slim_payload_parts(payload))
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is a damaged slim file ({exc})") from None

@@ -20,7 +20,7 @@ DATASETS = ("cifar10", "imagefolder", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
 METHODS = ("layerwise", "global", "structured")
-EXPORT_FORMATS = ("sparse", "dense")  # the first is the default
+EXPORT_FORMATS = ("sparse", "dense", "slim")  # the first is the default
 
 # Per-channel normalisation. "cifar" is the seed's; "imagenet" is what the widely used pretrained
 # CIFAR ResNet-20..110 checkpoints were trained with. Recorded in every checkpoint we write.

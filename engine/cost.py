@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from engine.device import Placement, synchronize
 from engine.models import count_parameters
+from engine.slim import kept_channels, skeleton, slim_model
 
 INPUT_SIZE = (3, 32, 32)
 LATENCY_WARMUP = 3  # untimed passes first: allocator, oneDNN/cuDNN kernel choice
@@ -100,3 +101,42 @@ def measure_cost(model: nn.Module, placement: Placement | None = None, batch_siz
         cost.latency_ms = measure_latency(model, placement, 1)
         cost.latency_batch = measure_latency(model, placement, batch_size)
     return cost
+
+
+class LevelCoster:
+    """Per sweep level, the cost of the network that level really runs.
+
+    Structured levels: the slim network (dead channels taken out), MACs counted on its meta
+    skeleton, latency timed on the real slim model. Other methods: zeros do not change what
+    dense kernels compute, so MACs and parameters are the dense network's and latency is timed
+    on the masked model as it is (no speedup is claimed, one is measured)."""
+
+    def __init__(
+        self, model: nn.Module, method: str, placement: Placement, latency_batch: int = 0
+    ) -> None:
+        self.model = model
+        self.structured = method == "structured"
+        self.placement = placement
+        self.latency_batch = latency_batch
+        self.dense = self._measure(model, skeleton(model))
+
+    def _measure(self, model: nn.Module, counted: nn.Module) -> Cost:
+        cost = Cost(count_parameters(counted), count_macs(counted))
+        if self.latency_batch > 0:
+            model.to(self.placement.device, memory_format=self.placement.memory_format)
+            cost.latency_ms = measure_latency(model, self.placement, 1)
+            cost.latency_batch = measure_latency(model, self.placement, self.latency_batch)
+        return cost
+
+    def at_level(self) -> Cost:
+        """The current level's cost (the model holds the level's weights)."""
+        if not self.structured:
+            return (
+                self._measure(self.model, skeleton(self.model))
+                if self.latency_batch
+                else self.dense
+            )
+        spec = kept_channels(self.model)
+        counted = slim_model(skeleton(self.model), spec)
+        runs = slim_model(self.model, spec) if self.latency_batch > 0 else counted
+        return self._measure(runs, counted)

@@ -27,6 +27,7 @@ from torch import nn
 from engine.models import Bottleneck, CifarResNet, PadShortcut, build_model
 
 ChannelSpec = dict[str, list[int]]  # conv name -> kept output channel indices, ascending
+SLIM_FORMAT = "prunelab-slim/1"  # `format` of a slim file: model name + channels + slim weights
 
 
 @dataclass
@@ -290,6 +291,24 @@ def slim_model(model: nn.Module, spec: ChannelSpec | None = None) -> SlimResNet:
     return slim.train(model.training)
 
 
+def skeleton(model: nn.Module) -> CifarResNet:
+    """The same architecture on the meta device: shapes without data, for counting MACs."""
+    _require_resnet(model)
+    assert isinstance(model, CifarResNet)
+    layers = [getattr(model, f"layer{k}") for k in range(1, model.num_stages + 1)]
+    block = type(layers[0][0])
+    option = "A" if any(isinstance(b.shortcut, PadShortcut) for lay in layers for b in lay) else "B"
+    with torch.device("meta"):
+        return CifarResNet(
+            block,
+            [len(layer) for layer in layers],
+            [layer[0].conv1.out_channels for layer in layers],
+            model.linear.out_features,
+            option=option,
+            pool=model.pool,
+        ).train(model.training)
+
+
 def build_slim(name: str, spec: ChannelSpec, num_classes: int = 10) -> SlimResNet:
     """The slim architecture for `name` and `spec`, with parameters still on the meta device:
     load a slim state dict into it with `load_state_dict(..., assign=True)`."""
@@ -352,3 +371,20 @@ def dense_state_dict(
             full = value.clone()
         out[key] = full
     return out
+
+
+def is_slim_payload(payload: object) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == SLIM_FORMAT
+
+
+def slim_payload_parts(payload: dict) -> tuple[str, ChannelSpec, dict[str, torch.Tensor], int]:
+    """(model name, channel spec, slim state dict, classes) of a loaded slim file; ValueError
+    naming what is wrong when it is damaged."""
+    name, spec, state = payload.get("model"), payload.get("channels"), payload.get("net")
+    if not isinstance(name, str) or not isinstance(spec, dict) or not isinstance(state, dict):
+        raise ValueError("a slim file needs 'model', 'channels' and 'net'")
+    if not all(isinstance(v, list) and all(isinstance(c, int) for c in v) for v in spec.values()):
+        raise ValueError("'channels' must map conv names to lists of channel indices")
+    classes = state.get("linear.weight")
+    num_classes = int(classes.shape[0]) if isinstance(classes, torch.Tensor) else 10
+    return name, spec, state, num_classes

@@ -42,3 +42,20 @@ def test_latency_is_a_positive_median_and_speedup_is_a_ratio():
     assert Cost(50, 5, latency_ms=2.0, latency_batch=20.0).speedup_over(dense) == 2.0
     assert Cost(50, 5, latency_ms=2.0).speedup_over(Cost(1, 1, latency_ms=3.0)) == 1.5
     assert Cost(50, 5).speedup_over(dense) is None
+
+
+def test_level_coster_counts_the_network_each_method_runs():
+    from engine.cost import LevelCoster
+
+    model = build_model("resnet20").eval()
+    structured = LevelCoster(model, "structured", CPU)
+    pruner = Pruner(model, "structured")
+    pruner.set_level(50)
+    cost = structured.at_level()
+    assert cost.macs == count_macs(slim_model(model)) < structured.dense.macs
+    assert cost.parameters < structured.dense.parameters and cost.latency_ms is None
+    pruner.release()
+    timed = LevelCoster(model, "layerwise", CPU, latency_batch=2)
+    Pruner(model, "layerwise").set_level(50)
+    cost = timed.at_level()  # dense kernels: the same work, a measured (not assumed) latency
+    assert cost.macs == timed.dense.macs and cost.latency_batch > 0 and cost.latency_ms > 0

@@ -92,3 +92,31 @@ def test_export_is_recorded_as_a_run_when_asked(trained_checkpoint, tmp_path):
     assert listing.record.kind == "export" and listing.record.status == "completed"
     assert listing.record.config["checkpoint"] == trained_checkpoint
     assert listing.record.summary["file_bytes"] == result.file_bytes
+
+
+def test_slim_export_rebuilds_the_smaller_network(trained_checkpoint, tmp_path):
+    from engine.checkpoints import read_slim
+
+    out = tmp_path / "slim.pth"
+    result = export_pruned(trained_checkpoint, 50, method="structured", fmt="slim", output=out)
+    assert result.parameters < 0.4 * result.dense_parameters
+    assert result.file_bytes < 0.5 * result.dense_file_bytes
+    payload = torch.load(out, map_location="cpu", weights_only=True)
+    assert payload["model"] == "resnet20" and payload["channels"]["layer1.0.conv1"]
+    slim = read_slim(out)
+    assert sum(p.numel() for p in slim.parameters()) == result.parameters
+    # every command reads it like any checkpoint: dense shapes, removed channels zero
+    dense = build_model("resnet20").eval()
+    dense.load_state_dict(read_checkpoint(out).state_dict)
+    masked = build_model("resnet20").eval()
+    masked.load_state_dict(pruned_reference(trained_checkpoint, 50, "structured"))
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = masked(images)
+        assert (slim(images) - reference).abs().max().item() <= 1e-4
+        assert (dense(images) - reference).abs().max().item() <= 1e-4
+
+
+def test_slim_export_needs_structured(trained_checkpoint, tmp_path):
+    with pytest.raises(ConfigError, match="--method structured"):
+        export_pruned(trained_checkpoint, 50, method="layerwise", fmt="slim", output=tmp_path / "x")
