@@ -1,0 +1,93 @@
+"""Structured pruning made real: the slim network against the dense one, in one run.
+
+DENSE  the model as built (or loaded with --checkpoint), eval mode, inference_mode.
+SLIM   the same model pruned `structured` at --level (filters and their BatchNorm channels zeroed
+       by engine.pruning.Pruner), then taken apart by engine.slim.slim_model: the removed channels
+       are physically gone.
+
+Both run on the same device, precision and memory layout (engine.device.resolve_placement, as a
+sweep would), at batch 1 and at --batch-size, each timed by engine.cost.measure_latency (median
+of --repeats passes after warm-up) in --rounds alternating rounds (dense-slim, slim-dense, ...);
+the figure is the median over rounds. It also prints parameters, MACs (FlopCounterMode) and the
+largest logit difference between the slim and the masked network on one batch.
+
+    python benchmarks/slim_speed.py --model resnet50 --level 50 --batch-size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks.common import add_common_arguments, config_from_args  # noqa: E402
+from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
+from engine.config import SweepConfig  # noqa: E402
+from engine.cost import count_macs, measure_latency  # noqa: E402
+from engine.device import resolve_placement  # noqa: E402
+from engine.models import build_model, count_parameters  # noqa: E402
+from engine.pruning import Pruner  # noqa: E402
+from engine.slim import slim_model  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_common_arguments(p)
+    p.add_argument("--checkpoint", default=None, help="weights to prune (default: random init)")
+    p.add_argument("--level", type=float, default=50.0, help="structured level, percent")
+    p.add_argument("--batch-size", type=int, default=64, help="the throughput batch")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    args = p.parse_args()
+
+    placement = resolve_placement(config_from_args(SweepConfig, args, checkpoint="-"))
+    torch.manual_seed(0)
+    dense = build_model(args.model)
+    if args.checkpoint:
+        load_state(dense, read_checkpoint(args.checkpoint).state_dict, args.checkpoint)
+    masked = build_model(args.model)
+    masked.load_state_dict(dense.state_dict())
+    Pruner(masked, "structured").set_level(args.level)
+    slim = slim_model(masked)
+    nets = {"dense": dense, "slim": slim}
+    for net in (*nets.values(), masked):
+        net.to(placement.device, memory_format=placement.memory_format).eval()
+
+    images = torch.randn(8, 3, 32, 32, device=placement.device)
+    with torch.inference_mode():
+        diff = (slim(images) - masked(images)).abs().max().item()
+    times: dict[tuple[str, int], list[float]] = {}
+    for r in range(args.rounds):
+        order = list(nets) if r % 2 == 0 else list(reversed(nets))
+        for name in order:
+            for batch in (1, args.batch_size):
+                ms = measure_latency(
+                    nets[name], placement, batch, warmup=args.warmup, repeats=args.repeats
+                )
+                times.setdefault((name, batch), []).append(ms)
+    median = {key: statistics.median(values) for key, values in times.items()}
+
+    print(f"{args.model}, structured {args.level:g}%, on {placement.describe()}")
+    print(f"threads: {torch.get_num_threads()}, rounds {args.rounds} x {args.repeats} passes")
+    for name, net in nets.items():
+        cells = ", ".join(f"batch {b}: {median[(name, b)]:.1f} ms" for b in (1, args.batch_size))
+        print(
+            f"{name:>5}: {count_parameters(net):>11,} parameters, "
+            f"{count_macs(net) / 1e6:>8.1f} M MACs, {cells}"
+        )
+    for batch in (1, args.batch_size):
+        ratio = median[("dense", batch)] / median[("slim", batch)]
+        print(f"speedup at batch {batch}: {ratio:.2f}x")
+    print(f"max |slim - masked| logit difference: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
