@@ -140,3 +140,30 @@ class LevelCoster:
         counted = slim_model(skeleton(self.model), spec)
         runs = slim_model(self.model, spec) if self.latency_batch > 0 else counted
         return self._measure(runs, counted)
+
+
+def cost_fields(cost: Cost, dense: Cost) -> dict[str, float | int | None]:
+    """A level's cost as the sweep records it (sweep.jsonl, CSV, --json)."""
+    return {
+        "parameters": cost.parameters,
+        "macs": cost.macs,
+        "latency_ms": cost.latency_ms,
+        "latency_batch": cost.latency_batch,
+        "speedup": cost.speedup_over(dense),
+    }
+
+
+def gain_phrase(axis: str, level: dict, dense: dict, where: str = "") -> str | None:
+    """What a level buys in the user's units, e.g. '2.1x faster (CPU, batch 256)',
+    '3.2x fewer MACs', '2.5x fewer parameters'; None when that was not measured.
+
+    `level` and `dense` hold cost_fields(); `where` names the device and batch of the timing."""
+    if axis == "latency":
+        speedup = level.get("speedup")
+        return f"{speedup:.1f}x faster ({where})" if speedup else None
+    key, noun = {"macs": ("macs", "MACs"), "params": ("parameters", "parameters")}.get(
+        axis, (None, "")
+    )
+    if key is None or not level.get(key) or not dense.get(key):
+        return None
+    return f"{dense[key] / level[key]:.1f}x fewer {noun}"
