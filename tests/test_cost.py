@@ -59,3 +59,17 @@ def test_level_coster_counts_the_network_each_method_runs():
     Pruner(model, "layerwise").set_level(50)
     cost = timed.at_level()  # dense kernels: the same work, a measured (not assumed) latency
     assert cost.macs == timed.dense.macs and cost.latency_batch > 0 and cost.latency_ms > 0
+
+
+def test_gain_in_the_users_units():
+    from engine.cost import cost_fields, gain_phrase
+
+    dense = cost_fields(Cost(1000, 400, 4.0, 420.0), Cost(1000, 400, 4.0, 420.0))
+    level = cost_fields(Cost(400, 125, 2.5, 200.0), Cost(1000, 400, 4.0, 420.0))
+    assert dense["speedup"] == 1.0 and level["speedup"] == 2.1
+    assert gain_phrase("latency", level, dense, "CPU, batch 256") == "2.1x faster (CPU, batch 256)"
+    assert gain_phrase("macs", level, dense) == "3.2x fewer MACs"
+    assert gain_phrase("params", level, dense) == "2.5x fewer parameters"
+    assert gain_phrase("level", level, dense) is None
+    untimed = cost_fields(Cost(400, 125), Cost(1000, 400))
+    assert gain_phrase("latency", untimed, dense, "CPU") is None
