@@ -156,10 +156,20 @@ class DataOptions:
         choices=tuple(NORMALIZATIONS),
         group="Data",
     )
-    train_subset: int = option(0, "use only N training images (0 = all)", minimum=0, group="Data")
-    test_subset: int = option(0, "use only N test images (0 = all)", minimum=0, group="Data")
+    train_subset: int = option(
+        0,
+        "use only N training images, balanced across classes and drawn with --seed (0 = all)",
+        minimum=0,
+        group="Data",
+    )
+    test_subset: int = option(
+        0,
+        "use only N test images, balanced across classes and drawn with --seed (0 = all)",
+        minimum=0,
+        group="Data",
+    )
     subset_per_class: bool = option(
-        False, "subsets take N images per class instead of the first N", group="Data"
+        False, "subsets take N images of every class instead of N in all", group="Data"
     )
     device: str = option("auto", "auto, cpu, cuda or cuda:N", group="Device")
     precision: str = option(
@@ -175,7 +185,7 @@ class DataOptions:
         maximum=65536,
         group="Device",
     )
-    seed: int = option(0, "random seed", minimum=0, group="Run")
+    seed: int = option(0, "random seed (also picks the subset images)", minimum=0, group="Run")
     run_dir: str = option("runs", "folder that holds one sub-folder per run", group="Run")
 
     def problems(self) -> list[ConfigError]:

@@ -1,7 +1,7 @@
 """Data sources: CIFAR-10 read from its on-disk format, image folders, a synthetic stand-in.
 
-Every split is loaded whole into an `ImageSet` (uint8 images on the CPU); `load_split` picks the
-source and applies the configured subset. The on-disk formats are read in engine.readers; the
+Every split is loaded into an `ImageSet` (uint8 images on the CPU); `load_split` picks the
+source and the configured subset (chosen from the labels before images are decoded). The on-disk formats are read in engine.readers; the
 device-side batching and augmentation is engine.loader.BatchLoader.
 """
 
@@ -9,61 +9,57 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from engine.config import DataOptions
 from engine.errors import ConfigError
 from engine.imageset import CIFAR10_CLASSES, ImageSet
-from engine.readers import load_cifar10, load_imagefolder
+from engine.readers import Pick, load_cifar10, load_imagefolder
+from engine.subsets import Selection, choose
 
 # --------------------------------------------------------------------------------------------
 # Entry point
 
 
 def load_split(options: DataOptions, train: bool) -> ImageSet:
-    """The train or test split named by `options.dataset`, with the configured subset applied."""
+    """The train or test split named by `options.dataset`, with the configured subset chosen
+    (engine.subsets: balanced, seeded; an image folder decodes only the chosen files)."""
+    count = options.train_subset if train else options.test_subset
+
+    def pick(labels: np.ndarray, classes: tuple[str, ...]) -> tuple[np.ndarray | None, Selection]:
+        return choose(labels, classes, count, per_class=options.subset_per_class, seed=options.seed)
+
     if options.dataset == "cifar10":
-        data = load_cifar10(options, train)
+        data = take_subset(load_cifar10(options, train), pick)
     elif options.dataset == "imagefolder":
-        data = load_imagefolder(options.data_dir, train)
+        data = load_imagefolder(options.data_dir, train, pick)
     elif options.dataset == "synthetic":
-        data = _synthetic(train)
+        data = take_subset(_synthetic(train), pick)
     else:
         raise ConfigError(
             "dataset", f"{options.dataset!r} is not one of cifar10, imagefolder, synthetic"
         )
-    count = options.train_subset if train else options.test_subset
-    return take_subset(data, count, per_class=options.subset_per_class)
+    if len(data) == 0:
+        split = "train" if train else "test"
+        raise ConfigError("data_dir", f"the {split} split of {data.source} holds 0 images")
+    return data
 
 
-def take_subset(data: ImageSet, count: int, *, per_class: bool = False) -> ImageSet:
-    """The first `count` images, or the first `count` of each class (file order kept).
-
-    `count` 0 (or a subset at least as large as the split) keeps everything.
-    """
-    total = len(data)
-    if count <= 0:
+def take_subset(data: ImageSet, pick: Pick) -> ImageSet:
+    """The images `pick` chooses from the labels (all of them when it returns None)."""
+    keep, selection = pick(data.labels.numpy(), data.classes)
+    if keep is None:
+        data.selection = selection
         return data
-    if per_class:
-        keep = torch.zeros(total, dtype=torch.bool)
-        for c in torch.unique(data.labels).tolist():
-            where = torch.nonzero(data.labels == c).flatten()
-            keep[where[:count]] = True
-        if bool(keep.all()):
-            return data
-        index = torch.nonzero(keep).flatten()
-        how = f"{count} per class"
-    else:
-        if count >= total:
-            return data
-        index = torch.arange(count)
-        how = f"first {count}"
+    index = torch.from_numpy(keep)
     return ImageSet(
         images=data.images[index].contiguous(),
         labels=data.labels[index].clone(),
         classes=data.classes,
-        source=_with_count(data.source, f"{len(index)} of {total} images ({how})"),
+        source=_with_count(data.source, selection.describe()),
         synthetic=data.synthetic,
+        selection=selection,
     )
 
 

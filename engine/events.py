@@ -88,6 +88,8 @@ class SweepFinished:
     best_accuracy: float | None
     tolerance: float
     points: int
+    best_level_ci95: list[float] | None = None  # bootstrap over test images
+    note: str = ""  # e.g. the test set is too small for the tolerance
 
 
 @dataclass(frozen=True)

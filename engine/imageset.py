@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import DataError
+from engine.subsets import Selection
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -31,6 +32,7 @@ class ImageSet:
     classes: tuple[str, ...]
     source: str  # one line for logs and the UI; starts with "SYNTHETIC" for synthetic data
     synthetic: bool = False
+    selection: Selection | None = None  # which images of the split were kept, when a subset
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:

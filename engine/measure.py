@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.checkpoints import load_state, read_checkpoint
+from engine.checkpoints import ignored_keys_notice, load_state, read_checkpoint
 from engine.config import SweepConfig
 from engine.data import load_split
 from engine.device import Placement, resolve_placement
@@ -25,7 +25,8 @@ from engine.models import build_model, count_parameters
 from engine.pruning import Pruner, measure_sparsity
 from engine.runs import RunRecord, now_iso, start_run
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
-from engine.sweep_answer import PointResult
+from engine.stats import wilson_ci95
+from engine.sweep_answer import PointResult, per_class_accuracy
 
 
 class Stopped(Exception):
@@ -77,7 +78,9 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
     test_data = load_split(config, train=False)
     if model is None:
         model = build_model(config.model, num_classes=len(test_data.classes))
-        load_state(model, checkpoint.state_dict, config.checkpoint)
+        ignored = load_state(model, checkpoint.state_dict, config.checkpoint)
+        if ignored:
+            on_event(Notice(ignored_keys_notice(config.checkpoint, ignored)))
     model.to(placement.device, memory_format=placement.memory_format).eval()
     loader_args = dict(
         device=placement.device,
@@ -138,6 +141,7 @@ class Evaluator:
         self.stop = stop
         self.dense_bytes = state_bytes(setup.model)
         self.prunable_bytes = sum(w.numel() * w.element_size() for w in pruner.weights)
+        self.last_correct: torch.Tensor | None = None  # per-image right/wrong of the last level
 
     def point(
         self, level: float, *, evaluate_it: bool = True, refined: bool = False
@@ -147,8 +151,10 @@ class Evaluator:
         sparsity = measure_sparsity(self.setup.model, self.pruner.layers)
         result: EvalResult | None = None
         recalibrated = None
+        self.last_correct = None
         if evaluate_it:
             result = self.run_eval()
+            self.last_correct = result.per_image
             if self.setup.train_loader is not None:
                 recalibrated = self._recalibrated_accuracy()
         return PointResult(
@@ -166,6 +172,12 @@ class Evaluator:
             refined=refined,
             confusion=result.confusion if result else None,
             per_layer=sparsity.per_layer,
+            accuracy_ci95=_listed(wilson_ci95(result.correct, result.total)) if result else None,
+            per_class_accuracy=(
+                per_class_accuracy(result.confusion, self.setup.test_data.classes)
+                if result
+                else None
+            ),
         )
 
     def _sparse_bytes(self, layer_nonzero: dict[str, int]) -> int:
@@ -212,7 +224,14 @@ class Evaluator:
 
     def run_eval(self) -> EvalResult:
         setup = self.setup
-        return checked(evaluate(setup.model, setup.test_loader, setup.placement, stop=self.stop))
+        classes = len(setup.test_data.classes)
+        return checked(
+            evaluate(setup.model, setup.test_loader, setup.placement, classes, stop=self.stop)
+        )
+
+
+def _listed(interval: tuple[float, float] | None) -> list[float] | None:
+    return list(interval) if interval is not None else None
 
 
 def emit_point(on_event: EventCallback, point: PointResult, index: int, total: int) -> None:

@@ -11,6 +11,7 @@ import importlib
 import io
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from engine.config import DataOptions
-from engine.errors import DataError
+from engine.errors import ConfigError, DataError
 from engine.imageset import ImageSet
+from engine.subsets import Selection
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 
@@ -218,7 +220,12 @@ def _download_cifar10(data_dir: str, train: bool) -> None:
 # Image folders: DATA_DIR/train/<class>/*.png and DATA_DIR/test/<class>/*.png
 
 
-def load_imagefolder(data_dir: str, train: bool) -> ImageSet:
+Pick = Callable[[np.ndarray, tuple[str, ...]], tuple[np.ndarray | None, Selection]]
+
+
+def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> ImageSet:
+    """Labels come from the folder names; `pick` chooses from them which images to keep, and
+    only those files are opened and decoded."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.datasets import ImageFolder
     from torchvision.datasets.folder import find_classes
@@ -233,7 +240,11 @@ def load_imagefolder(data_dir: str, train: bool) -> ImageSet:
         raise DataError(f"image folder {split_dir} not found; {layout}")
     try:
         folder = ImageFolder(str(split_dir))
-    except (FileNotFoundError, OSError) as exc:
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            "data_dir", f"the {split} split {split_dir} holds 0 images ({exc}); {layout}"
+        ) from None
+    except OSError as exc:
         raise DataError(f"image folder {split_dir}: {exc}; {layout}") from None
     other_dir = Path(data_dir) / ("test" if train else "train")
     if other_dir.is_dir():
@@ -247,8 +258,12 @@ def load_imagefolder(data_dir: str, train: bool) -> ImageSet:
                 f"({', '.join(folder.classes)} vs {', '.join(other_classes)}); both splits need "
                 "the same classes so labels mean the same thing"
             )
-    arrays = np.empty((len(folder.samples), 32, 32, 3), dtype=np.uint8)
-    for i, (path, _) in enumerate(folder.samples):
+    all_labels = np.array([label for _, label in folder.samples], dtype=np.int64)
+    classes = tuple(folder.classes)
+    keep, selection = pick(all_labels, classes) if pick else (None, None)
+    samples = folder.samples if keep is None else [folder.samples[i] for i in keep.tolist()]
+    arrays = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
+    for i, (path, _) in enumerate(samples):
         try:
             with Image.open(path) as im:
                 if im.size != (32, 32):
@@ -260,10 +275,12 @@ def load_imagefolder(data_dir: str, train: bool) -> ImageSet:
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{path}: cannot read image ({exc})") from None
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
-    labels = torch.tensor([label for _, label in folder.samples], dtype=torch.int64)
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    counted = selection.describe() if selection else f"{len(labels)} images"
     return ImageSet(
         images=images,
         labels=labels,
-        classes=tuple(folder.classes),
-        source=f"image folder {split} split, {split_dir}, {len(labels)} images",
+        classes=classes,
+        source=f"image folder {split} split, {split_dir}, {counted}",
+        selection=selection,
     )

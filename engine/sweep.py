@@ -2,8 +2,9 @@
 
 A sweep loads the weights once, ranks them once (engine.pruning.Pruner) and visits each level by
 changing only the weights between two ranks, evaluating the test set kept on the device. Each
-point is appended to `sweep.jsonl` as soon as it is known, so an interrupted sweep keeps its
-points and a resumed one computes only the missing levels.
+point is appended to `sweep.jsonl` as soon as it is known (and which images it got right to
+`correct.jsonl`, for the paired intervals), so an interrupted sweep keeps its points and a
+resumed one computes only the missing levels.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +40,7 @@ from engine.measure import (
 )
 from engine.pruning import Pruner
 from engine.runs import append_jsonl, load_run, now_iso
+from engine.stats import paired_delta_ci95
 from engine.sweep_answer import (
     PointResult,
     SweepResult,
@@ -46,7 +49,7 @@ from engine.sweep_answer import (
     make_result,
     within,
 )
-from engine.sweep_store import resume_state, write_outputs
+from engine.sweep_store import append_correct, read_correct, resume_state, write_outputs
 
 
 def run_sweep(
@@ -86,8 +89,10 @@ def _sweep(
     stop_at_first_miss: bool = False,
 ) -> SweepResult:
     done: dict[float, PointResult] = {}
+    correct: dict[float, np.ndarray] = {}
     if resume_run is not None:
         config, done = resume_state(resume_run, config)
+        correct = read_correct(Path(resume_run))
     setup = prepare(config, model, on_event)
     config = setup.config
     if resume_run is not None:
@@ -105,6 +110,14 @@ def _sweep(
     status = "completed"
 
     def record_point(point: PointResult, index: int, total: int) -> None:
+        if evaluator.last_correct is not None:
+            bits = evaluator.last_correct.numpy()
+            correct[point.level_percent] = bits
+            append_correct(run_dir, point.level_percent, bits)
+            dense = correct.get(0.0)
+            if dense is not None:
+                found = paired_delta_ci95(dense, bits)
+                point.delta_ci95 = list(found) if found else None
         points.append(point)
         append_jsonl(run_dir / "sweep.jsonl", asdict(point))
         emit_point(on_event, point, index, total)
@@ -149,7 +162,16 @@ def _sweep(
     finally:
         pruner.release()
 
-    result = make_result(config, str(run_dir), points, status, setup.test_data.synthetic)
+    selection = setup.test_data.selection
+    result = make_result(
+        config,
+        str(run_dir),
+        points,
+        status,
+        setup.test_data.synthetic,
+        correct,
+        selection.to_dict() if selection else None,
+    )
     write_outputs(run_dir, result)
     on_event(
         SweepFinished(
@@ -158,6 +180,8 @@ def _sweep(
             best_accuracy=result.best_accuracy,
             tolerance=result.tolerance,
             points=len(result.points),
+            best_level_ci95=result.best_level_ci95,
+            note=result.note,
         )
     )
     record.status, record.finished, record.summary = status, now_iso(), result.summary()

@@ -1,7 +1,8 @@
 """A sweep's answer: the points it measured and the best level within the tolerance.
 
-Pure functions of the points (no model, no files): which level is the answer, the bracket the
-bisection refines, the answer in words.
+Pure functions of the points and their per-image correctness (no model, no files): which level
+is the answer (engine.stats.BEST_LEVEL_RULE), how sure it is, the bracket the bisection refines,
+the answer in words.
 """
 
 from __future__ import annotations
@@ -9,8 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from engine.config import SweepConfig
 from engine.pruning import METHOD_CAVEATS
+from engine.stats import (
+    BEST_LEVEL_RULE,
+    best_level_answer,
+    best_level_ci95,
+    too_small_note,
+    wilson_ci95,
+)
 
 
 @dataclass
@@ -31,6 +41,11 @@ class PointResult:
     refined: bool = False
     confusion: list[list[int]] | None = None
     per_layer: dict[str, float] = field(default_factory=dict)
+    accuracy_ci95: list[float] | None = None  # Wilson 95% interval of `accuracy`
+    delta_ci95: list[float] | None = None  # paired 95% interval of accuracy - dense accuracy
+    per_class_accuracy: dict[str, float | None] | None = None  # class name -> top-1 %
+    fitted_accuracy: float | None = None  # the rule's isotonic fit at this level
+    passed_over: bool = False  # this level's own accuracy says the opposite of the rule
 
 
 @dataclass
@@ -46,22 +61,33 @@ class SweepResult:
     best_accuracy: float | None
     synthetic: bool = False
     reason: str = ""
+    best_level_ci95: list[float] | None = None  # bootstrap over test images of the best level
+    note: str = ""  # the test set is too small for the tolerance, in words
+    rule: str = BEST_LEVEL_RULE
+    test_images: dict[str, Any] | None = None  # engine.subsets.Selection.to_dict()
 
     def sentence(self) -> str:
-        """The answer in words, e.g. "62% of weights removed within 1.0 point of 93.1%"."""
+        """The answer in words, e.g. "62% of weights removed within 1.0 point of 93.1%
+        (95% interval 55-65%)"."""
         if self.baseline_accuracy is None:
             return "no baseline accuracy yet"
-        if self.best_level_percent is None:
-            return (
+        if not self.best_level_percent:
+            answer = (
                 f"no pruned level stays within {points_text(self.tolerance)} of "
                 f"{self.baseline_accuracy:.1f}%"
             )
-        answer = (
-            f"{self.best_level_percent:g}% of weights removed within {points_text(self.tolerance)} "
-            f"of {self.baseline_accuracy:.1f}%"
-        )
+        else:
+            answer = (
+                f"{self.best_level_percent:g}% of weights removed within "
+                f"{points_text(self.tolerance)} of {self.baseline_accuracy:.1f}%"
+            )
+        if self.best_level_ci95 is not None:
+            low, high = self.best_level_ci95
+            answer += f" (95% interval of the best level: {low:g}-{high:g}%)"
         caveat = METHOD_CAVEATS.get(self.method)
-        return f"{answer} ({caveat})" if caveat else answer
+        if caveat:
+            answer += f" ({caveat})"
+        return f"{answer}; {self.note}" if self.note else answer
 
     def summary(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "points"}
@@ -83,18 +109,29 @@ def within(accuracy: float | None, baseline: float, tolerance: float) -> bool:
 def best_level(
     points: list[PointResult], baseline: float | None, tolerance: float
 ) -> PointResult | None:
-    """The highest level such that it and every evaluated level below it stay within
-    `tolerance` points of `baseline` (a lucky point past the first miss does not count)."""
-    if baseline is None:
+    """The answer by BEST_LEVEL_RULE among the evaluated points; None without a baseline."""
+    evaluated = _evaluated(points)
+    answer = best_level_answer([p.accuracy for p in evaluated], baseline, tolerance)
+    return evaluated[answer.best_index] if answer.best_index is not None else None
+
+
+def _evaluated(points: list[PointResult]) -> list[PointResult]:
+    return sorted(
+        (p for p in points if p.evaluated and p.accuracy is not None),
+        key=lambda p: p.level_percent,
+    )
+
+
+def per_class_accuracy(
+    confusion: list[list[int]] | None, classes: tuple[str, ...]
+) -> dict[str, float | None] | None:
+    """Top-1 % of each class's images (None for a class with no test image)."""
+    if confusion is None:
         return None
-    best = None
-    for point in sorted(points, key=lambda p: p.level_percent):
-        if not point.evaluated:
-            continue
-        if not within(point.accuracy, baseline, tolerance):
-            break
-        best = point
-    return best
+    return {
+        name: (100.0 * row[c] / sum(row) if sum(row) else None)
+        for c, (name, row) in enumerate(zip(classes, confusion, strict=False))
+    }
 
 
 def bracket_of(
@@ -120,11 +157,34 @@ def baseline_of(points: list[PointResult]) -> float | None:
 
 
 def make_result(
-    config: SweepConfig, run_dir: str, points: list[PointResult], status: str, synthetic: bool
+    config: SweepConfig,
+    run_dir: str,
+    points: list[PointResult],
+    status: str,
+    synthetic: bool,
+    correct: dict[float, np.ndarray] | None = None,
+    test_images: dict[str, Any] | None = None,
 ) -> SweepResult:
+    """The result of a sweep: the rule applied, the passed-over levels marked, and with the
+    per-image correctness of every evaluated level the bootstrap interval of the answer."""
     points = sorted(points, key=lambda p: p.level_percent)
     baseline = baseline_of(points)
-    best = best_level(points, baseline, config.tolerance)
+    evaluated = _evaluated(points)
+    answer = best_level_answer([p.accuracy for p in evaluated], baseline, config.tolerance)
+    for point, fitted, passed in zip(evaluated, answer.fitted, answer.passed_over, strict=True):
+        point.fitted_accuracy, point.passed_over = fitted, passed
+    best = evaluated[answer.best_index] if answer.best_index is not None else None
+    interval = None
+    correct = correct or {}
+    if best is not None and evaluated and all(p.level_percent in correct for p in evaluated):
+        matrix = np.stack([correct[p.level_percent] for p in evaluated])
+        found = best_level_ci95([p.level_percent for p in evaluated], matrix, config.tolerance)
+        interval = list(found) if found else None
+    note = ""
+    dense = evaluated[0] if evaluated and evaluated[0].level_percent == 0.0 else None
+    if dense is not None and 0.0 in correct:
+        bits = correct[0.0]
+        note = too_small_note(wilson_ci95(int(bits.sum()), len(bits)), config.tolerance, len(bits))
     return SweepResult(
         status=status,
         run_dir=run_dir,
@@ -136,4 +196,7 @@ def make_result(
         best_level_percent=best.level_percent if best else None,
         best_accuracy=best.accuracy if best else None,
         synthetic=synthetic,
+        best_level_ci95=interval,
+        note=note,
+        test_images=test_images,
     )

@@ -87,19 +87,26 @@ def test_bytes_keys_accepted(tmp_path, cifar_dir):
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
 
 
-def test_subsets(cifar_dir):
+def test_subsets_are_balanced_seeded_and_recorded(cifar_dir):
     full = load_split(options(cifar_dir), train=True)
-    first = load_split(options(cifar_dir, train_subset=25), train=True)
-    assert len(first) == 25
-    assert torch.equal(first.images, full.images[:25]) and torch.equal(
-        first.labels, full.labels[:25]
+    some = load_split(options(cifar_dir, train_subset=25), train=True)
+    assert len(some) == 25
+    counts = torch.bincount(some.labels, minlength=10).tolist()
+    assert sorted(counts) == [2] * 5 + [3] * 5  # balanced, the remainder spread by the seed
+    assert some.selection is not None and some.selection.per_class == dict(
+        zip(full.classes, counts, strict=True)
     )
-    assert "25 of 100 images" in first.source
+    assert "25 of 100 images (balanced 25, seed 0, indices " in some.source
+    # each kept image is the full split's image at a recorded, sorted index
+    again = load_split(options(cifar_dir, train_subset=25), train=True)
+    assert torch.equal(again.images, some.images) and again.selection == some.selection
+    other = load_split(options(cifar_dir, train_subset=25, seed=1), train=True)
+    assert other.selection.index_hash != some.selection.index_hash
     per = load_split(options(cifar_dir, train_subset=3, subset_per_class=True), train=True)
     assert torch.bincount(per.labels, minlength=10).tolist() == [3] * 10
-    expected = [i for i in range(100) if (full.labels[: i + 1] == full.labels[i]).sum() <= 3]
-    assert torch.equal(per.labels, full.labels[expected])  # first 3 of each class, file order
-    assert torch.equal(per.images, full.images[expected])
+    assert "3 per class, seed 0" in per.source
+    rows = {bytes(img.numpy()) for img in full.images}
+    assert all(bytes(img.numpy()) in rows for img in per.images)
     test = load_split(options(cifar_dir, test_subset=7), train=False)
     assert len(test) == 7
     # larger than the split: everything
