@@ -42,7 +42,9 @@ def wilson_ci95(correct: int, total: int) -> tuple[float, float] | None:
     z2 = Z95 * Z95
     centre = (p + z2 / (2 * total)) / (1 + z2 / total)
     half = Z95 * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / (1 + z2 / total)
-    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+    low = 0.0 if correct == 0 else 100.0 * max(0.0, centre - half)
+    high = 100.0 if correct == total else 100.0 * min(1.0, centre + half)
+    return (low, high)  # the bounds at 0 and n are exact (rounding must not exclude p itself)
 
 
 def paired_delta_ci95(

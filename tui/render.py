@@ -28,6 +28,7 @@ from engine.events import (
     SweepFinished,
     SweepPoint,
 )
+from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
 from tui.formatting import (
     NONE,
     fmt_bytes,
@@ -87,8 +88,13 @@ def point_line(point: Any, baseline: float | None = None) -> str:
         f"{head}  sparsity {fmt_level(point.sparsity_percent):>6}  "
         f"top-1 {fmt_pct(point.accuracy):>7}"
     )
+    interval = getattr(point, "accuracy_ci95", None)
+    if interval:
+        line += f" [{fmt_interval(interval)}]"
     if baseline is not None and point.accuracy is not None:
-        line += f" ({point.accuracy - baseline:+.2f})"
+        line += f" ({point.accuracy - baseline:+.2f}"
+        delta = getattr(point, "delta_ci95", None)
+        line += f", 95% {fmt_interval(delta, signed=True)})" if delta else ")"
     if point.accuracy_bn_recalibrated is not None:
         line += f"  BN-recal {fmt_pct(point.accuracy_bn_recalibrated)}"
     line += (
@@ -110,16 +116,32 @@ def sensitivity_line(event: SensitivityPoint) -> str:
 
 
 def sweep_finished_line(event: SweepFinished) -> str:
-    if event.best_level_percent is None:
-        return (
+    if not event.best_level_percent:
+        line = (
             f"sweep finished: {event.points} levels; baseline {fmt_pct(event.baseline_accuracy)}, "
             f"no pruned level within {event.tolerance:g} point"
         )
-    return (
-        f"sweep finished: {event.points} levels; best {fmt_level(event.best_level_percent)} "
-        f"removed at {fmt_pct(event.best_accuracy)} (baseline {fmt_pct(event.baseline_accuracy)}, "
-        f"tolerance {event.tolerance:g})"
-    )
+    else:
+        line = (
+            f"sweep finished: {event.points} levels; best {fmt_level(event.best_level_percent)} "
+            f"removed at {fmt_pct(event.best_accuracy)} (baseline "
+            f"{fmt_pct(event.baseline_accuracy)}, tolerance {event.tolerance:g}"
+        )
+        if event.best_level_ci95:
+            low, high = event.best_level_ci95
+            line += f", 95% interval {fmt_level(low)}-{fmt_level(high)}"
+        line += ")"
+    return f"{line}; {event.note}" if event.note else line
+
+
+def fmt_interval(interval: Sequence[float] | None, *, signed: bool = False) -> str:
+    """'90.1-92.3' or '-1.20..+0.40' (a change, signed)."""
+    if not interval:
+        return NONE
+    low, high = interval
+    if signed:
+        return f"{low:+.2f}..{high:+.2f}"
+    return f"{low:.1f}-{high:.1f}"
 
 
 def run_finished_line(event: RunFinished) -> str:
@@ -219,7 +241,7 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
             title = "SYNTHETIC " + title
     table = Table(title=title, title_justify="left")
     bn = any(p.accuracy_bn_recalibrated is not None for p in result.points)
-    columns = ["level", "sparsity", "nonzero", "top-1", "vs base"]
+    columns = ["level", "sparsity", "nonzero", "top-1", "95% CI", "vs base", "vs base 95% CI"]
     if bn:
         columns.append("BN-recal")
     columns += ["loss", "sparse", "dense"]
@@ -228,7 +250,9 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
     baseline = result.baseline_accuracy
     for p in result.points:
         mark = "*" if p.level_percent == result.best_level_percent else ""
-        level = fmt_level(p.level_percent) + ("r" if getattr(p, "refined", False) else "") + mark
+        passed = PASSED_OVER_MARK if getattr(p, "passed_over", False) else ""
+        level = fmt_level(p.level_percent) + ("r" if getattr(p, "refined", False) else "")
+        level += mark + passed
         if not p.evaluated:
             row = [level, fmt_level(p.sparsity_percent), fmt_count(p.nonzero_parameters)]
             row += ["not evaluated"] + [""] * (len(columns) - 4)
@@ -244,17 +268,52 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
             fmt_level(p.sparsity_percent),
             fmt_count(p.nonzero_parameters),
             fmt_pct(p.accuracy),
+            fmt_interval(getattr(p, "accuracy_ci95", None)),
             delta,
+            fmt_interval(getattr(p, "delta_ci95", None), signed=True),
         ]
         if bn:
             row.append(fmt_pct(p.accuracy_bn_recalibrated))
         row += [fmt_num(p.loss, 3), fmt_bytes(p.sparse_bytes), fmt_bytes(p.dense_bytes)]
         table.add_row(*row, style="bold" if mark else None)
-    table.caption = (
-        f"baseline {fmt_pct(baseline)}, tolerance {result.tolerance:g} point; "
-        "* = best level within tolerance, r = refined by bisection"
-    )
+    table.caption = sweep_legend(result)
     table.caption_justify = "left"
+    return table
+
+
+def sweep_legend(result: Any) -> str:
+    """The table's legend: the rule in its one sentence, the marks, how sure the answer is."""
+    lines = [
+        f"baseline {fmt_pct(result.baseline_accuracy)}, tolerance {result.tolerance:g} point; "
+        f"* = best level, {PASSED_OVER_MARK} = level the rule passed over (its own accuracy says "
+        "otherwise), r = refined by bisection; 95% CI: Wilson (top-1), paired bootstrap on the "
+        "same images (vs base)",
+        BEST_LEVEL_RULE,
+    ]
+    interval = getattr(result, "best_level_ci95", None)
+    if interval:
+        lines.append(
+            f"95% interval of the best level (bootstrap over test images): "
+            f"{fmt_level(interval[0])} to {fmt_level(interval[1])}"
+        )
+    if getattr(result, "note", ""):
+        lines.append(result.note)
+    return "\n".join(lines)
+
+
+def per_class_table(result: Any) -> Table | None:
+    """Top-1 per class at each level: which classes fail first."""
+    points = [p for p in result.points if getattr(p, "per_class_accuracy", None)]
+    if not points:
+        return None
+    classes = list(points[0].per_class_accuracy)
+    table = Table(title="top-1 per class (%)", title_justify="left")
+    table.add_column("level", justify="right", no_wrap=True)
+    for name in classes:
+        table.add_column(name[:8], justify="right", no_wrap=True)
+    for p in sorted(points, key=lambda p: p.level_percent):
+        values = [p.per_class_accuracy.get(name) for name in classes]
+        table.add_row(fmt_level(p.level_percent), *(fmt_num(v, 1) for v in values))
     return table
 
 
@@ -466,7 +525,7 @@ def accuracy_chart(
     text = plt.build()
     plt.clear_figure()
     text = text if color else plt.uncolorize(text)
-    return f"{text}\n{chart_legend(series, baselines)}"
+    return f"{text}\n{chart_legend(series, baselines)}\n{BEST_LEVEL_RULE}"
 
 
 def write_png(
@@ -490,7 +549,8 @@ def write_png(
         ax.set_xlim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
+        fig.text(0.01, 0.01, BEST_LEVEL_RULE, fontsize=5, wrap=True)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         fig.savefig(path)
     finally:
         mpl.close(fig)

@@ -20,17 +20,49 @@ written (a second Ctrl-C aborts at once).
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from tui.cli import export_cmd, finetune_cmd, prune_cmd, runs_cmd, train_cmd
 from tui.cli.options import option_name
-from tui.cli.output import EXIT_FAILURE, error_line
+from tui.cli.output import EXIT_FAILURE, EXIT_USAGE, error_line
 
 __all__ = ["app", "main", "option_name"]
 
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unreadable value, an unknown option) as one `error:` line, exit 2,
+    like every other bad input, instead of click's multi-line box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except UsageError as exc:
+            message = " ".join(exc.format_message().split())
+            hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            error_line(message[:1].lower() + message[1:] + hint)
+            sys.exit(EXIT_USAGE)
+        except ClickException as exc:
+            error_line(" ".join(exc.format_message().split()))
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            error_line("aborted")
+            sys.exit(EXIT_FAILURE)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="prunelab",
+    cls=_OneLineErrors,
     help=(
         "Train ResNets on CIFAR-10 and measure what L1 magnitude pruning removes. "
         "With no command in a terminal, opens the terminal app."

@@ -25,6 +25,9 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
     )
     if result.points:
         out.renderable(render.sweep_table(result))
+        per_class = render.per_class_table(result)
+        if per_class is not None:
+            out.renderable(per_class)
         if chart:
             series, baselines = render.chart_data([result])
             out.chart(series, baselines)

@@ -89,6 +89,9 @@ def report(
             labels.append(f"{path.name} ({result.method})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
             out.renderable(render.sweep_table(result))
+            per_class = render.per_class_table(result)
+            if per_class is not None:
+                out.renderable(per_class)
             lines.append(render.sweep_line(result))
         elif record.kind == "train":
             history = read_jsonl(path / "metrics.jsonl")
