@@ -317,6 +317,29 @@ def per_class_table(result: Any) -> Table | None:
     return table
 
 
+def classes_failing_line(result: Any, count: int = 3) -> str:
+    """Which classes fail first: the largest per-class drops from the dense model at the first
+    evaluated level past the best one (or the highest level when none is past it)."""
+    points = sorted(
+        (p for p in result.points if getattr(p, "per_class_accuracy", None)),
+        key=lambda p: p.level_percent,
+    )
+    if len(points) < 2 or points[0].level_percent != 0.0:
+        return ""
+    best = result.best_level_percent or 0.0
+    past = [p for p in points if p.level_percent > best]
+    at = past[0] if past else points[-1]
+    dense = points[0].per_class_accuracy
+    drops = [
+        (value - dense[name], name)
+        for name, value in at.per_class_accuracy.items()
+        if value is not None and dense.get(name) is not None
+    ]
+    worst = sorted(drops)[:count]
+    shown = ", ".join(f"{name} {drop:+.1f}" for drop, name in worst)
+    return f"classes that fail first (change at {fmt_level(at.level_percent)}): {shown}"
+
+
 def sensitivity_table(result: Any) -> Table:
     """Layer x level top-1 accuracy, with each cell's drop from the dense baseline."""
     table = Table(

@@ -33,7 +33,6 @@ from tui.cli.output import EXIT_FAILURE, EXIT_USAGE, error_line
 __all__ = ["app", "main", "option_name"]
 
 
-
 class _OneLineErrors(TyperGroup):
     """Usage errors (an unreadable value, an unknown option) as one `error:` line, exit 2,
     like every other bad input, instead of click's multi-line box."""

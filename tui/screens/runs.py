@@ -14,7 +14,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.errors import PrunelabError
 from engine.runs import RunListing, list_runs, read_jsonl
+from engine.stats import BEST_LEVEL_RULE
 from tui.formatting import fmt_acc
+from tui.render import classes_failing_line
 from tui.screens.dialogs import ExportDialog
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
@@ -334,6 +336,10 @@ class RunsScreen(Screen):
                 lines.append(f"cannot read the sweep: {exc}")
             else:
                 lines.append(f"[b]{sweep_answer(record, result)}[/b]")
+                lines.append(BEST_LEVEL_RULE)
+                failing = classes_failing_line(result)
+                if failing:
+                    lines.append(failing)
                 lines.append(
                     f"{result.method} · {plural(len(result.points), 'level')} · "
                     f"tolerance {result.tolerance:g}"

@@ -15,6 +15,7 @@ from textual.worker import Worker, WorkerState
 from engine.checkpoint_info import checkpoint_info
 from engine.config import SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
+from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
 from tui.formatting import fmt_acc, fmt_bytes, fmt_count, fmt_duration
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
@@ -289,6 +290,8 @@ class SweepScreen(JobScreen):
         self.sentence = answer_text(result.status, result.sentence(), len(result.points), total)
         if result.synthetic:
             self.sentence += " (SYNTHETIC data)"
+        self.sentence += f"\n{BEST_LEVEL_RULE}"
+        self.points = list(result.points)  # with the rule's marks (passed-over levels)
         self.baseline = result.baseline_accuracy
         self.best_level = result.best_level_percent
         self.best_accuracy = result.best_accuracy
@@ -336,8 +339,9 @@ class SweepScreen(JobScreen):
         if key in table.rows:
             table.remove_row(key)
         best = self.best_level is not None and p.level_percent == self.best_level
+        passed = PASSED_OVER_MARK if getattr(p, "passed_over", False) else ""
         cells = [
-            f"{p.level_percent:g}" + (" ★" if best else ""),
+            f"{p.level_percent:g}" + (" ★" if best else "") + passed,
             f"{p.sparsity_percent:.1f}",
             *([] if self._narrow() else [fmt_count(p.nonzero_parameters)]),
             fmt_acc(p.accuracy) if p.evaluated else "skip",
