@@ -8,7 +8,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
-HELP_MARKDOWN = """\
+from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
+
+HELP_MARKDOWN = f"""\
 # prunelab
 
 Train a CIFAR ResNet, then measure how many weights L1 magnitude pruning can remove.
@@ -45,7 +47,9 @@ The epoch table shows the learning rate per epoch: the seed's cosine schedule cy
 ## Sweep
 
 Prunes a checkpoint level by level and plots accuracy against measured sparsity: the
-dense baseline, the tolerance band below it, the best level (X) and the answer in words.
+dense baseline, the tolerance band below it, the best level (X) and the answer in words,
+with the 95% interval of the best level. {BEST_LEVEL_RULE} A level marked
+{PASSED_OVER_MARK} is one whose own accuracy the rule overruled.
 
 | key | action |
 |---|---|

@@ -15,7 +15,7 @@ from textual.worker import Worker, WorkerState
 from engine.checkpoint_info import checkpoint_info
 from engine.config import SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
-from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
+from engine.stats import PASSED_OVER_MARK
 from tui.formatting import fmt_acc, fmt_bytes, fmt_count, fmt_duration
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
@@ -290,7 +290,6 @@ class SweepScreen(JobScreen):
         self.sentence = answer_text(result.status, result.sentence(), len(result.points), total)
         if result.synthetic:
             self.sentence += " (SYNTHETIC data)"
-        self.sentence += f"\n{BEST_LEVEL_RULE}"
         self.points = list(result.points)  # with the rule's marks (passed-over levels)
         self.baseline = result.baseline_accuracy
         self.best_level = result.best_level_percent
