@@ -79,6 +79,8 @@ class SweepPoint:
     refined: bool = False  # a bisection point of the best-sparsity search
     index: int = 0
     total: int = 0
+    accuracy_ci95: list[float] | None = None  # Wilson 95% interval
+    delta_ci95: list[float] | None = None  # paired 95% interval of the change from dense
 
 
 @dataclass(frozen=True)
