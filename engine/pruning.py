@@ -89,6 +89,48 @@ class Pruner:
         ]
         if method == "global":
             self._rank_globally()
+        self._count_fixed_zeros(model)
+
+    @torch.no_grad()
+    def _count_fixed_zeros(self, model: nn.Module) -> None:
+        """Zeros that are there before any pruning, counted once, so `sparsity()` needs no scan.
+
+        A weight that is already 0 ranks first (|w| = 0 is the smallest score), so pruning k
+        weights of a tensor with z zeros leaves max(k, z) zeros; for filters, the zeros of the
+        kept filters are a suffix sum in rank order. Parameters the pruner never touches keep
+        their count."""
+        pruned_ids = {id(w) for w in self.weights}
+        others = [p for p in model.parameters() if id(p) not in pruned_ids]
+        counts = torch.stack(
+            [torch.count_nonzero(t) for t in others] or [torch.zeros((), dtype=torch.int64)]
+        )
+        self._other_parameters = sum(p.numel() for p in others)
+        self._other_nonzero = int(counts.sum())
+        if self.method == "structured":
+            # zeros of the filters from rank r on: _kept_zeros[i][r]
+            self._kept_zeros = []
+            for dense, order in zip(self.dense, self._orders, strict=True):
+                per_filter = (dense.flatten(1) == 0).sum(dim=1)[order]
+                tail = per_filter.flip(0).cumsum(0).flip(0).tolist() + [0]
+                self._kept_zeros.append(tail)
+        else:
+            self._dense_zeros = (
+                torch.stack([(d == 0).sum() for d in self.dense]).tolist() if self.dense else []
+            )
+
+    def sparsity(self) -> Sparsity:
+        """The zeros of the current level, from the pruner's own counts (equal to
+        `measure_sparsity`, which scans every tensor)."""
+        layer_nonzero = {}
+        for i, (name, _) in enumerate(self.layers):
+            numel, pruned = self.dense[i].numel(), self._pruned[i]
+            if self.method == "structured":
+                per_unit = numel // max(self._units[i], 1)
+                zeros = pruned * per_unit + self._kept_zeros[i][pruned]
+            else:
+                zeros = max(pruned, self._dense_zeros[i])
+            layer_nonzero[name] = numel - zeros
+        return _sparsity(self.layers, layer_nonzero, self._other_parameters, self._other_nonzero)
 
     @property
     def names(self) -> list[str]:
@@ -267,11 +309,21 @@ def measure_sparsity(model: nn.Module, layers: list[tuple[str, nn.Module]]) -> S
     others = [p for p in model.parameters() if id(p) not in pruned_ids]
     counts = torch.stack([torch.count_nonzero(t) for t in weights + others]).tolist()
     layer_nonzero = dict(zip([name for name, _ in layers], counts[: len(weights)], strict=True))
-    prunable = sum(w.numel() for w in weights)
+    other_nonzero = sum(counts[len(weights) :])
+    return _sparsity(layers, layer_nonzero, sum(p.numel() for p in others), other_nonzero)
+
+
+def _sparsity(
+    layers: list[tuple[str, nn.Module]],
+    layer_nonzero: dict[str, int],
+    other_parameters: int,
+    other_nonzero: int,
+) -> Sparsity:
+    prunable = sum(module.weight.numel() for _, module in layers)
     zeros = prunable - sum(layer_nonzero.values())
     per_layer = {
         name: 100.0 * (module.weight.numel() - layer_nonzero[name]) / max(module.weight.numel(), 1)
         for name, module in layers
     }
-    parameters = prunable + sum(p.numel() for p in others)
-    return Sparsity(prunable, zeros, parameters, sum(counts), per_layer, layer_nonzero)
+    nonzero = sum(layer_nonzero.values()) + other_nonzero
+    return Sparsity(prunable, zeros, prunable + other_parameters, nonzero, per_layer, layer_nonzero)

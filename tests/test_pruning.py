@@ -173,3 +173,23 @@ def test_resnet50_prunable_count_and_full_level():
     pruner = Pruner(model, "layerwise")
     assert pruner.prunable_count == 23_467_712 - 2048 * 10  # the classifier is spared
     assert len(pruner.layers) == 53
+
+
+@pytest.mark.parametrize("method", ["layerwise", "global", "structured"])
+@pytest.mark.parametrize("include_classifier", [False, True])
+def test_bookkept_sparsity_equals_a_scan(method, include_classifier):
+    """The pruner's own counts give what scanning every tensor gives, zeros that were there
+    before pruning (a whole filter, scattered weights, a bias) included, going up and down."""
+    torch.manual_seed(5)
+    model = Small()
+    with torch.no_grad():
+        model.conv1.weight[2] = 0  # a dead filter
+        model.conv2.weight.view(-1)[::7] = 0
+        model.fc.weight[:, :3] = 0
+        model.fc.bias[:4] = 0
+    pruner = Pruner(model, method, include_classifier, min_density=0.1 * (method == "global"))
+    for level in (0, 3, 40, 12.5, 90, 100, 0, 65):
+        pruner.set_level(level)
+        assert pruner.sparsity() == measure_sparsity(model, pruner.layers), (method, level)
+    pruner.set_layer_level("conv2", 30)
+    assert pruner.sparsity() == measure_sparsity(model, pruner.layers)
