@@ -16,7 +16,7 @@ OURS   engine.sweep.run_sweep (layerwise): the checkpoint read once, magnitudes 
        channels_last, inference_mode, --precision autocast; every point also written to
        sweep.jsonl as the CLI does. Timed from reading the checkpoint to the returned result. The
        model is built and loaded here (engine.checkpoints.read_checkpoint + load_state, what
-       run_sweep does itself) and passed in, so a forward hook can keep each level's predictions
+       run_sweep does itself) and passed in, so a forward hook on its classifier can keep each level's predictions
        (an argmax per batch, left on the device) for the agreement check.
 
 Per level it prints both accuracies, the absolute difference, the prediction agreement (% of
@@ -203,7 +203,9 @@ def run_ours(config: SweepConfig, device: torch.device) -> OursRun:
         checkpoint = read_checkpoint(config.checkpoint)
         model = build_model(config.model)
         load_state(model, checkpoint.state_dict, config.checkpoint)
-        model.register_forward_hook(keep)
+        # The classifier, not the model: sweeps evaluate a BatchNorm-folded graph that shares
+        # the model's classifier but not its top-level forward.
+        model.get_submodule(classifier_name(model)).register_forward_hook(keep)
         result = run_sweep(config, on_event=on_event, model=model)
     predictions = {k: v.cpu() for k, v in predictions.items()}
     return OursRun(result, timer.seconds, predictions)

@@ -20,6 +20,7 @@ import torch
 
 from engine.config import DataOptions
 from engine.errors import ConfigError, DataError
+from engine.folders import cifar10_files, find_classes, list_image_folder
 from engine.imageset import ImageSet
 from engine.subsets import Selection
 
@@ -112,13 +113,8 @@ def file_md5(path: Path) -> str:
 
 
 def _official_files(train: bool) -> list[tuple[str, str]]:
-    """(file name, md5) of the split's batches and the meta file, from torchvision."""
-    from torchvision.datasets import CIFAR10
-
-    batches = CIFAR10.train_list if train else CIFAR10.test_list
-    return [(name, md5) for name, md5 in batches] + [
-        (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
-    ]
+    """(file name, md5) of the split's batches and the meta file (torchvision's table)."""
+    return cifar10_files(train)
 
 
 def _cifar_folder(data_dir: str) -> Path:
@@ -227,8 +223,6 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     """Labels come from the folder names; `pick` chooses from them which images to keep, and
     only those files are opened and decoded."""
     from PIL import Image, UnidentifiedImageError
-    from torchvision.datasets import ImageFolder
-    from torchvision.datasets.folder import find_classes
 
     split = "train" if train else "test"
     split_dir = Path(data_dir) / split
@@ -239,7 +233,7 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     if not split_dir.is_dir():
         raise DataError(f"image folder {split_dir} not found; {layout}")
     try:
-        folder = ImageFolder(str(split_dir))
+        folder_classes, folder_samples = list_image_folder(split_dir)  # torchvision's order
     except FileNotFoundError as exc:
         raise ConfigError(
             "data_dir", f"the {split} split {split_dir} holds 0 images ({exc}); {layout}"
@@ -249,19 +243,19 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     other_dir = Path(data_dir) / ("test" if train else "train")
     if other_dir.is_dir():
         try:
-            other_classes = find_classes(str(other_dir))[0]
+            other_classes = find_classes(other_dir)
         except (FileNotFoundError, OSError):
             other_classes = None
-        if other_classes is not None and list(other_classes) != list(folder.classes):
+        if other_classes is not None and other_classes != folder_classes:
             raise DataError(
                 f"{split_dir} and {other_dir} have different class folders "
-                f"({', '.join(folder.classes)} vs {', '.join(other_classes)}); both splits need "
+                f"({', '.join(folder_classes)} vs {', '.join(other_classes)}); both splits need "
                 "the same classes so labels mean the same thing"
             )
-    all_labels = np.array([label for _, label in folder.samples], dtype=np.int64)
-    classes = tuple(folder.classes)
+    all_labels = np.array([label for _, label in folder_samples], dtype=np.int64)
+    classes = tuple(folder_classes)
     keep, selection = pick(all_labels, classes) if pick else (None, None)
-    samples = folder.samples if keep is None else [folder.samples[i] for i in keep.tolist()]
+    samples = folder_samples if keep is None else [folder_samples[i] for i in keep.tolist()]
     arrays = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
     for i, (path, _) in enumerate(samples):
         try:
