@@ -96,8 +96,6 @@ def export(
 
     The file is itself a checkpoint every other command accepts.
     """
-    from engine.export import export_pruned
-
     # The config checks the values it shares with export (exit 2 naming the option).
     shared = {"method": method, "min_density": min_density}
     if model is not None:
@@ -114,6 +112,8 @@ def export(
     }
     if fmt is not None:
         kwargs["fmt"] = fmt
+    from engine.export import export_pruned  # torch: only once the options are known good
+
     result = export_pruned(checkpoint, level, output=output, run_dir=run_dir, **kwargs)
     out.document({**dataclasses.asdict(result), "ratio": result.ratio})
     out.renderable(render.export_table(result))

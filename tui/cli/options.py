@@ -9,6 +9,7 @@ option). Option types shared by several commands that are not config fields live
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import typing
 from dataclasses import fields
@@ -51,9 +52,15 @@ def option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's resolved annotations, once per class (not once per field)."""
+    return typing.get_type_hints(cls)
+
+
 def _config_parameter(cls: type, f: dataclasses.Field, default: Any = None) -> inspect.Parameter:
     meta = f.metadata
-    py_type = typing.get_type_hints(cls)[f.name]
+    py_type = _type_hints(cls)[f.name]
     if py_type not in (str, int, float, bool):
         py_type = str  # levels: `start:stop:step` or a comma list, parsed by parse_levels
     value = f.default if default is None else default

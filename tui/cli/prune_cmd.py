@@ -64,7 +64,6 @@ def sweep(
     Ctrl-C keeps every finished level and exits 130; --resume RUN computes only the missing ones.
     """
     from engine.runs import load_run, resolve_run
-    from engine.sweep import run_sweep
 
     run = None
     if resume is not None:
@@ -76,6 +75,8 @@ def sweep(
         error_line("missing argument CHECKPOINT (or --resume RUN)")
         raise typer.Exit(EXIT_USAGE)
     config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
+    from engine.sweep import run_sweep  # torch: only once the options are known to be good
+
     result, _ = run_engine(out, run_sweep, config, resume_run=run)
     _sweep_output(out, result)
     finish(
@@ -106,11 +107,11 @@ def find(
 
     Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise run=...
     """
-    from engine.sweep import find_best
-
     if not (0 < coarse_step <= 100) or math.isnan(coarse_step):
         raise ConfigError("coarse_step", f"{coarse_step:g} is out of range; allowed > 0 to 100")
     config = make_config(SweepConfig, options, checkpoint=checkpoint)
+    from engine.sweep import find_best
+
     result, _ = run_engine(out, find_best, config, coarse_step=coarse_step)
     _sweep_output(out, result, chart=False)
     if result.synthetic and out.human:
@@ -150,9 +151,9 @@ def sensitivity(
 
     The layer x level accuracy table shows which layers tolerate pruning.
     """
+    config = make_config(SweepConfig, options, checkpoint=checkpoint)
     from engine.sensitivity import run_sensitivity
 
-    config = make_config(SweepConfig, options, checkpoint=checkpoint)
     names = [n.strip() for n in layers.split(",") if n.strip()] or None
     result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
     out.document(result)

@@ -9,16 +9,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.text import Text
 
 from engine.events import (
@@ -34,6 +26,9 @@ from engine.events import (
 from tui import render
 from tui.cli.output import Output, dump_json
 from tui.formatting import fmt_level, fmt_pct
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 PLAIN_PROGRESS_EVERY_S = 30.0  # without a TTY, a batch line at most this often
 
@@ -51,6 +46,15 @@ class Reporter:
 
     def __enter__(self) -> Reporter:
         if self.out.live:
+            # Imported here: live bars exist only in a terminal, not in --help or a pipe.
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

@@ -1,0 +1,60 @@
+"""Start-up pays only for what is used: help and bad options never import torch, the app or the
+charts (each case a fresh interpreter, since this test process has them loaded already)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "textual", "plotext", "matplotlib", "numpy")
+
+PROBE = """
+import json, sys
+from tui.cli import main
+argv = json.loads(sys.argv[1])
+heavy_names = sys.argv[2]
+sys.argv = ["prunelab", *argv]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+heavy = json.loads(heavy_names)
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def run_probe(argv: list[str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "100", "PATH": "", "PYTHONPATH": ":".join(sys.path)},
+        timeout=120,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        (["sweep", "--help"], 0),
+        (["train", "--help"], 0),
+        (["sweep", "model.pth", "--bogus"], 2),
+        (["sweep", "model.pth", "--levels", "0:200:5"], 2),
+        (["sweep", "model.pth", "--tolerance", "-1"], 2),
+        (["find", "model.pth", "--coarse-step", "0"], 2),
+        (["sensitivity", "model.pth", "--test-subset", "-3"], 2),
+        (["train", "--epochs", "0"], 2),
+        (["export", "model.pth", "50", "--method", "nope"], 2),
+    ],
+)
+def test_help_and_bad_options_import_nothing_heavy(argv, code):
+    result = run_probe(argv)
+    assert result["code"] == code
+    assert result["loaded"] == []
