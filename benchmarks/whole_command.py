@@ -61,23 +61,18 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return seconds, done.stdout
 
 
-def kept_indices(data_dir: str, count: int) -> list[int]:
+def kept_indices(data_dir: str, count: int, seed: int = 0) -> list[int]:
     """The test images `--test-subset count` keeps, as indices into the ImageFolder's sorted
-    file list, chosen by the engine itself (indices only: nothing is decoded here)."""
+    file list: the engine's own choice (engine.subsets, balanced and seeded) made from the
+    folder names alone, so nothing is decoded here."""
     sys.path.insert(0, str(ROOT))
-    from engine.config import SweepConfig
+    from engine.folders import list_image_folder
+    from engine.subsets import choose
 
-    try:
-        from engine.data import subset_indices
-    except ImportError:  # an engine that keeps the first N files
-        from torchvision.datasets import ImageFolder
-
-        total = len(ImageFolder(str(Path(data_dir) / "test")).samples)
-        return list(range(min(count, total) if count > 0 else total))
-    config = SweepConfig(
-        dataset="imagefolder", data_dir=data_dir, test_subset=count, checkpoint="-"
-    )
-    return [int(i) for i in subset_indices(config, train=False)]
+    classes, samples = list_image_folder(Path(data_dir) / "test")
+    labels = [label for _, label in samples]
+    keep, _ = choose(labels, tuple(classes), count, seed=seed)
+    return list(range(len(labels))) if keep is None else [int(i) for i in keep]
 
 
 def random_checkpoint(model: str, folder: Path) -> Path:
