@@ -51,6 +51,7 @@ def run_probe(argv: list[str]) -> dict:
         (["find", "model.pth", "--coarse-step", "0"], 2),
         (["sensitivity", "model.pth", "--test-subset", "-3"], 2),
         (["train", "--epochs", "0"], 2),
+        (["finetune", "model.pth", "--epochs", "0"], 2),
         (["export", "model.pth", "50", "--method", "nope"], 2),
     ],
 )

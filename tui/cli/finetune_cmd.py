@@ -46,10 +46,9 @@ def finetune(
 
     Ctrl-C saves a resumable checkpoint and exits 130; --resume CHECKPOINT goes on from it.
     """
-    from engine.finetune import finetune as run_finetune
-    from engine.finetune import finetune_resume_config
-
     if resume is not None:
+        from engine.finetune import finetune_resume_config
+
         explicit = {k: v for k, v in options.items() if k in typed_by_user(ctx, options)}
         config = finetune_resume_config(resume, **explicit)
         check_config(config)
@@ -58,6 +57,8 @@ def finetune(
         raise typer.Exit(EXIT_USAGE)
     else:
         config = make_config(FinetuneConfig, options, checkpoint=checkpoint)
+    from engine.finetune import finetune as run_finetune  # torch: only once the options are good
+
     result, synthetic = run_engine(out, run_finetune, config, resume=resume)
     out.document({**dataclasses.asdict(result), "sentence": result.sentence()})
     if result.history:
