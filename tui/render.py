@@ -28,7 +28,6 @@ from engine.events import (
     SweepFinished,
     SweepPoint,
 )
-from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
 from tui.formatting import (
     NONE,
     fmt_bytes,
@@ -235,6 +234,8 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
 
     The best level (highest within tolerance) is marked `*`.
     """
+    from engine.stats import PASSED_OVER_MARK  # numpy: when used
+
     if title is None:
         title = f"{result.method} sweep of {result.model}: {result.run_dir}"
         if getattr(result, "synthetic", False):
@@ -283,6 +284,8 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
 
 def sweep_legend(result: Any) -> str:
     """The table's legend: the rule in its one sentence, the marks, how sure the answer is."""
+    from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK  # numpy: when used
+
     lines = [
         f"baseline {fmt_pct(result.baseline_accuracy)}, tolerance {result.tolerance:g} point; "
         f"* = best level, {PASSED_OVER_MARK} = level the rule passed over (its own accuracy says "
@@ -542,6 +545,8 @@ def accuracy_chart(
     """The chart as text (ANSI colours only when `color`), built with plotext, legend below."""
     import plotext as plt
 
+    from engine.stats import BEST_LEVEL_RULE  # numpy: when used
+
     plt.clear_figure()
     plt.plotsize(width, height)
     draw_accuracy_chart(plt, series, baselines)
@@ -556,6 +561,8 @@ def write_png(
 ) -> None:
     """The same chart as an image (needs matplotlib: the `png` extra)."""
     import matplotlib
+
+    from engine.stats import BEST_LEVEL_RULE  # numpy: when used
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as mpl
