@@ -447,7 +447,21 @@ class SweepConfig(DataOptions):
             parse_levels(self.levels)
         except ValueError as exc:
             found.append(ConfigError("levels", str(exc)))
+        if self.cumulative and not self.finetune_epochs:
+            found.append(ConfigError("cumulative", "needs --finetune-epochs N (N >= 1)"))
+        elif self.cumulative and self.refine:
+            found.append(
+                ConfigError(
+                    "cumulative",
+                    "cannot be bisected (--refine, find): each level starts from the one "
+                    "before; leave out one of them",
+                )
+            )
         return found
+
+
+# The options of a recovery sweep (what sensitivity runs leave out).
+RECOVERY_FIELDS = tuple(f.name for f in fields(SweepConfig) if f.metadata["group"] == "Recovery")
 
 
 @dataclass

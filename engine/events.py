@@ -77,6 +77,7 @@ class SweepPoint:
     accuracy_bn_recalibrated: float | None = None
     evaluated: bool = True
     refined: bool = False  # a bisection point of the best-sparsity search
+    accuracy_finetuned: float | None = None  # recovery sweeps: after masked fine-tuning
     index: int = 0
     total: int = 0
     accuracy_ci95: list[float] | None = None  # Wilson 95% interval

@@ -39,6 +39,7 @@ from engine.measure import (
     start_run_folder,
 )
 from engine.pruning import Pruner
+from engine.recovery import Recovery
 from engine.runs import append_jsonl, load_run, now_iso
 from engine.stats import paired_delta_ci95
 from engine.sweep_answer import (
@@ -46,7 +47,9 @@ from engine.sweep_answer import (
     SweepResult,
     baseline_of,
     bracket_of,
+    control_of,
     make_result,
+    recovered_view,
     within,
 )
 from engine.sweep_store import append_correct, read_correct, resume_state, write_outputs
@@ -106,8 +109,15 @@ def _sweep(
     announce(setup, kind, run_dir, on_event)
     pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
     evaluator = Evaluator(setup, pruner, stop)
+    recovery = Recovery(setup, run_dir, on_event, stop) if config.finetune_epochs else None
     points = list(done.values())
     status = "completed"
+
+    def measure(level: float, *, evaluate_it: bool = True, refined: bool = False):
+        """One level: one-shot, and fine-tuned on a recovery sweep (None = stopped in it)."""
+        if recovery is not None and evaluate_it:
+            return recovery.point(level, evaluator, refined=refined)
+        return evaluator.point(level, evaluate_it=evaluate_it, refined=refined)
 
     def record_point(point: PointResult, index: int, total: int) -> None:
         if evaluator.last_correct is not None:
@@ -134,19 +144,24 @@ def _sweep(
                 status = "stopped"
                 break
             skip = config.early_stop > 0 and at_chance >= config.early_stop
-            point = evaluator.point(level, evaluate_it=not skip)
+            point = measure(level, evaluate_it=not skip)
+            if point is None:
+                status = "stopped"
+                break
             record_point(point, index, len(levels))
             if point.evaluated:
                 at_chance = at_chance + 1 if point.accuracy <= chance else 0
-            baseline = baseline_of(points)
+            _, baseline = _answer_view(points, recovery is not None)
+            judged = point.accuracy_finetuned if recovery is not None else point.accuracy
             if (
                 stop_at_first_miss
+                and level > 0
                 and baseline is not None
-                and not within(point.accuracy, baseline, config.tolerance)
+                and not within(judged, baseline, config.tolerance)
             ):
                 break
         if status == "completed" and config.refine:
-            status = _refine(config, evaluator, points, record_point, stop)
+            status = _refine(config, measure, points, record_point, stop, recovery is not None)
     except Stopped:
         status = "stopped"
     except torch.cuda.OutOfMemoryError:
@@ -190,23 +205,39 @@ def _sweep(
     return result
 
 
+def _answer_view(
+    points: list[PointResult], recovered: bool
+) -> tuple[list[PointResult], float | None]:
+    """The points the answer is judged on and their baseline: one-shot accuracy against the
+    dense model, or on a recovery sweep the fine-tuned accuracy against the control (the dense
+    model fine-tuned alike) when there is one."""
+    if not recovered:
+        return points, baseline_of(points)
+    control = control_of(points)
+    return recovered_view(points), control if control is not None else baseline_of(points)
+
+
 def _refine(
     config: SweepConfig,
-    evaluator: Evaluator,
+    measure: Callable[..., PointResult | None],
     points: list[PointResult],
     record_point: Callable[[PointResult, int, int], None],
     stop: StopSignal,
+    recovered: bool,
 ) -> str:
     """Bisect between the last level within tolerance and the first outside it."""
-    baseline = baseline_of(points)
-    if baseline is None:
-        return "completed"
     while True:
-        bracket = bracket_of(points, baseline, config.tolerance)
+        view, baseline = _answer_view(points, recovered)
+        if baseline is None:
+            return "completed"
+        bracket = bracket_of(view, baseline, config.tolerance)
         if bracket is None or bracket[1] - bracket[0] <= config.resolution + 1e-9:
             return "completed"
         if stop_requested(stop):
             return "stopped"
         low, high = bracket
         middle = round((low + high) / 2, 4)
-        record_point(evaluator.point(middle, refined=True), len(points) + 1, len(points) + 1)
+        point = measure(middle, refined=True)
+        if point is None:
+            return "stopped"
+        record_point(point, len(points) + 1, len(points) + 1)

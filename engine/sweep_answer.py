@@ -7,7 +7,7 @@ the answer in words.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ class PointResult:
     per_class_accuracy: dict[str, float | None] | None = None  # class name -> top-1 %
     fitted_accuracy: float | None = None  # the rule's isotonic fit at this level
     passed_over: bool = False  # this level's own accuracy says the opposite of the rule
+    accuracy_finetuned: float | None = None  # after fine-tuning with the mask fixed (recovery)
 
 
 @dataclass
@@ -66,9 +67,38 @@ class SweepResult:
     rule: str = BEST_LEVEL_RULE
     test_images: dict[str, Any] | None = None  # engine.subsets.Selection.to_dict()
 
+    finetune_epochs: int = 0  # recovery: epochs of masked fine-tuning per level (0 = one-shot)
+    cumulative: bool = False  # each level fine-tuned from the previous one (iterative pruning)
+    control_accuracy: float | None = None  # the dense model fine-tuned with the same recipe
+    best_level_finetuned: float | None = None  # the answer after fine-tuning
+    best_accuracy_finetuned: float | None = None
+
     def sentence(self) -> str:
-        """The answer in words, e.g. "62% of weights removed within 1.0 point of 93.1%
-        (95% interval 55-65%)"."""
+        """The answer in words, e.g. "62% of weights removed within 1.0 point of 93.1%"; with
+        recovery the one-shot answer and the answer after fine-tuning."""
+        oneshot = self._oneshot_sentence()
+        if not self.finetune_epochs:
+            return oneshot
+        epochs = f"{self.finetune_epochs} epoch{'s' * (self.finetune_epochs != 1)}"
+        how = "iterative, each level from the last" if self.cumulative else "each level"
+        reference = recovered_baseline(self)
+        if reference is None:
+            recovered = "no fine-tuned baseline yet"
+        elif self.best_level_finetuned is None:
+            recovered = f"no pruned level stays within {points_text(self.tolerance)}"
+        else:
+            recovered = (
+                f"{self.best_level_finetuned:g}% within {points_text(self.tolerance)} of "
+                f"{reference:.1f}%"
+            )
+        against = (
+            "the dense model fine-tuned alike" if self.control_accuracy is not None else "dense"
+        )
+        return (
+            f"one-shot: {oneshot}; after {epochs} of fine-tuning ({how}): {recovered} ({against})"
+        )
+
+    def _oneshot_sentence(self) -> str:
         if self.baseline_accuracy is None:
             return "no baseline accuracy yet"
         if not self.best_level_percent:
@@ -94,6 +124,31 @@ class SweepResult:
         data["sentence"] = self.sentence()
         data["levels"] = len(self.points)
         return data
+
+
+def recovered_baseline(result: SweepResult) -> float | None:
+    """What recovered levels are measured against: the control (dense fine-tuned with the same
+    recipe) when there is one, else the dense one-shot baseline."""
+    if result.control_accuracy is not None:
+        return result.control_accuracy
+    return result.baseline_accuracy
+
+
+def recovered_view(points: list[PointResult]) -> list[PointResult]:
+    """The points with their fine-tuned accuracy as `accuracy`, so the answer's rules (first
+    miss, bisection bracket) apply to the recovered curve unchanged."""
+    return [
+        replace(p, accuracy=p.accuracy_finetuned, evaluated=p.accuracy_finetuned is not None)
+        for p in points
+        if p.level_percent > 0 or p.accuracy_finetuned is not None
+    ]
+
+
+def control_of(points: list[PointResult]) -> float | None:
+    for point in points:
+        if point.level_percent == 0.0 and point.accuracy_finetuned is not None:
+            return point.accuracy_finetuned
+    return None
 
 
 def points_text(tolerance: float) -> str:
@@ -185,7 +240,7 @@ def make_result(
     if dense is not None and 0.0 in correct:
         bits = correct[0.0]
         note = too_small_note(wilson_ci95(int(bits.sum()), len(bits)), config.tolerance, len(bits))
-    return SweepResult(
+    result = SweepResult(
         status=status,
         run_dir=run_dir,
         model=config.model,
@@ -200,3 +255,11 @@ def make_result(
         note=note,
         test_images=test_images,
     )
+    if config.finetune_epochs:
+        result.finetune_epochs, result.cumulative = config.finetune_epochs, config.cumulative
+        result.control_accuracy = control_of(points)
+        recovered = best_level(recovered_view(points), recovered_baseline(result), config.tolerance)
+        if recovered is not None:
+            result.best_level_finetuned = recovered.level_percent
+            result.best_accuracy_finetuned = recovered.accuracy
+    return result

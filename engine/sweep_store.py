@@ -27,6 +27,7 @@ CSV_COLUMNS = (
     "nonzero_parameters",
     "accuracy",
     "accuracy_bn_recalibrated",
+    "accuracy_finetuned",
     "loss",
     "dense_bytes",
     "sparse_bytes",

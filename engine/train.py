@@ -217,6 +217,37 @@ def run_training(
     return result
 
 
+def fit_model(
+    config: Any,
+    recipe: Recipe,
+    model: nn.Module,
+    placement: Placement,
+    loaders: tuple[BatchLoader, BatchLoader],
+    folder: Path,
+    on_event: EventCallback = no_events,
+    stop: StopSignal = None,
+    resume: str | Path | None = None,
+) -> tuple[str, list[dict[str, Any]], str | None]:
+    """Train a model already on its device inside another run (a recovery sweep's level): the
+    same optimizer, recipe and loop as `run_training`, with metrics.jsonl in `folder` and
+    checkpoints in `config.checkpoint_dir`. Returns (status, history, last checkpoint)."""
+    train_loader, test_loader = loaders
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    scheduler = recipe.scheduler(optimizer, len(train_loader))
+    recipe.bind(model, len(train_loader))
+    position, history = _Position(), []
+    if resume is not None:
+        position, history, _, extra = _restore(resume, config, model, optimizer, scheduler)
+        _move_optimizer_state(optimizer, placement.device)
+        recipe.restore(extra, str(resume))
+    loop = _Loop(config, placement, model, model, optimizer, scheduler, folder, recipe, on_event)
+    loop.stop = stop
+    status = loop.run(train_loader, test_loader, position, history)
+    return status, history, loop.last_checkpoint
+
+
 class _Loop:
     """The epoch loop; kept in a class so stop-and-save sees the same state as the loop."""
 

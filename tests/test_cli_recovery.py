@@ -55,3 +55,20 @@ def test_train_prunes_gradually_and_shows_sparsity(tmp_path):
     assert data["sparsity"] == pytest.approx(50, abs=0.01)
     bad = invoke([*args[:-4], "--prune-end", 3])
     assert bad.exit_code == 2 and "--prune-end" in bad.stderr
+
+
+def test_recovery_sweep_json_and_two_curves(trained, tmp_path):
+    common = [*TINY, "--train-subset", 128, "--test-subset", 64, "--method", "global"]
+    common += ["--finetune-epochs", 1, "--batch-size", 64, "--run-dir", tmp_path / "runs"]
+    args = ["sweep", trained, *common, "--levels", "0,80"]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "+1ep ft" in result.stdout and "control" in result.stdout  # both curves, the control
+    last = result.stdout.strip().splitlines()[-1]
+    assert "one-shot: " in last and "after 1 epoch of fine-tuning" in last
+    data = json.loads(invoke([*args, "--json"]).stdout)
+    assert all(p["accuracy_finetuned"] is not None for p in data["points"])
+    assert data["control_accuracy"] == data["points"][0]["accuracy_finetuned"]
+    found = invoke(["find", trained, *common, "--coarse-step", 50, "--resolution", 50])
+    assert found.exit_code == 0, found.output
+    assert "best_level_finetuned=" in found.stdout and "control=" in found.stdout

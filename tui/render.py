@@ -189,6 +189,18 @@ def find_line(result: Any) -> str:
         f"method={result.method}",
         f"run={result.run_dir}",
     ]
+    if getattr(result, "finetune_epochs", 0):
+        parts[3:3] = [
+            "best_level_finetuned="
+            + (
+                "none"
+                if result.best_level_finetuned is None
+                else f"{result.best_level_finetuned:g}"
+            ),
+            f"accuracy_finetuned={value(result.best_accuracy_finetuned, 2)}",
+            f"control={value(result.control_accuracy, 2)}",
+            f"finetune_epochs={result.finetune_epochs}",
+        ]
     if getattr(result, "synthetic", False):
         parts.append("data=SYNTHETIC")
     return " ".join(parts)
@@ -242,9 +254,12 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
             title = "SYNTHETIC " + title
     table = Table(title=title, title_justify="left")
     bn = any(p.accuracy_bn_recalibrated is not None for p in result.points)
+    tuned = any(getattr(p, "accuracy_finetuned", None) is not None for p in result.points)
     columns = ["level", "sparsity", "nonzero", "top-1", "95% CI", "vs base", "vs base 95% CI"]
     if bn:
         columns.append("BN-recal")
+    if tuned:
+        columns.append(f"tuned {result.finetune_epochs}ep")
     columns += ["loss", "sparse", "dense"]
     for name in columns:
         table.add_column(name, justify="right", no_wrap=True)
@@ -275,9 +290,17 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
         ]
         if bn:
             row.append(fmt_pct(p.accuracy_bn_recalibrated))
+        if tuned:
+            row.append(fmt_pct(p.accuracy_finetuned))
         row += [fmt_num(p.loss, 3), fmt_bytes(p.sparse_bytes), fmt_bytes(p.dense_bytes)]
         table.add_row(*row, style="bold" if mark else None)
     table.caption = sweep_legend(result)
+    if tuned:
+        control = getattr(result, "control_accuracy", None)
+        table.caption += (
+            f"; tuned = after {result.finetune_epochs} epoch(s) of masked fine-tuning"
+            + (f", control (dense fine-tuned alike) {fmt_pct(control)}" if control else "")
+        )
     table.caption_justify = "left"
     return table
 
@@ -481,13 +504,43 @@ def sweep_series(result: Any, label: str | None = None) -> Series:
     return Series(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])
 
 
+def recovered_series(result: Any, label: str | None = None) -> Series | None:
+    """The fine-tuned accuracy of a recovery sweep's levels, or None for a one-shot sweep."""
+    points = [p for p in result.points if getattr(p, "accuracy_finetuned", None) is not None]
+    if not points:
+        return None
+    points.sort(key=lambda p: p.level_percent)
+    name = f"{label or f'{result.model} {result.method}'} +{result.finetune_epochs}ep ft"
+    return Series(
+        name, [p.sparsity_percent for p in points], [p.accuracy_finetuned for p in points]
+    )
+
+
 def chart_data(
     results: Sequence[Any], labels: Sequence[str] | None = None
 ) -> tuple[list[Series], list[Baseline]]:
     """Series for each sweep and the dense baselines: one line when all runs share the baseline
-    (within 0.01 point), else one per run, named after it."""
+    (within 0.01 point), else one per run, named after it. A recovery sweep adds its fine-tuned
+    curve right after its one-shot curve (never alone) and its control as a baseline."""
     names: list[str | None] = list(labels) if labels else [None] * len(results)
-    series = [sweep_series(r, name) for r, name in zip(results, names, strict=True)]
+    series, recovered, controls = [], [], []
+    for result, name in zip(results, names, strict=True):
+        series.append(sweep_series(result, name))
+        tuned = recovered_series(result, name)
+        if tuned is not None:
+            recovered.append(tuned)
+        if getattr(result, "control_accuracy", None) is not None:
+            controls.append(
+                Baseline(f"control {result.control_accuracy:.2f}%", result.control_accuracy)
+            )
+    series, baselines = _with_baselines(results, series)
+    return series + recovered, baselines + controls
+
+
+def _with_baselines(
+    results: Sequence[Any], series: list[Series]
+) -> tuple[list[Series], list[Baseline]]:
+    """One dense line when the runs share a baseline (within 0.01 point), else one each."""
     found = [
         (s.label, r.baseline_accuracy)
         for r, s in zip(results, series, strict=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from engine.config import FIND_COARSE_STEP, SENSITIVITY_LEVELS, SweepConfig
+from engine.config import FIND_COARSE_STEP, RECOVERY_FIELDS, SENSITIVITY_LEVELS, SweepConfig
 from engine.errors import ConfigError, PrunelabError
 from tui import render
 from tui.cli.options import CheckpointArg, config_options, make_config
@@ -87,7 +87,7 @@ def sweep(
     )
 
 
-@config_options(SweepConfig, skip=("checkpoint", "levels", "refine", "early_stop"))
+@config_options(SweepConfig, skip=("checkpoint", "levels", "refine", "early_stop", "cumulative"))
 @output_options("json_out", "json_lines", "quiet")
 def find(
     out: Output,
@@ -130,6 +130,7 @@ def find(
         "early_stop",
         "bn_recalibrate",
         "min_density",
+        *RECOVERY_FIELDS,
     ),
     defaults={"levels": SENSITIVITY_LEVELS},
 )

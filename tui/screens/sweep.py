@@ -330,7 +330,12 @@ class SweepScreen(JobScreen):
         )
         if self.config is not None and self.config.bn_recalibrate > 0:
             columns.append("BN acc%")
+        if self._recovering():
+            columns.append("tuned%")
         return columns + ["compact", "s"]
+
+    def _recovering(self) -> bool:
+        return self.config is not None and getattr(self.config, "finetune_epochs", 0) > 0
 
     def _add_level_row(self, p: SweepPoint) -> None:
         table = self.query_one("#level-table", DataTable)
@@ -347,6 +352,8 @@ class SweepScreen(JobScreen):
         ]
         if self.config is not None and self.config.bn_recalibrate > 0:
             cells.append(fmt_acc(p.accuracy_bn_recalibrated))
+        if self._recovering():
+            cells.append(fmt_acc(p.accuracy_finetuned))
         cells += [fmt_bytes(p.sparse_bytes), f"{p.seconds:.1f}"]
         table.add_row(*cells, key=key)
         table.move_cursor(row=table.row_count - 1)
@@ -362,7 +369,13 @@ class SweepScreen(JobScreen):
             match = [p for p in self.points if p.level_percent == self.best_level]
             if match and match[0].accuracy is not None:
                 best = CurvePoint(match[0].sparsity_percent, match[0].accuracy)
-        self.query_one(SweepChart).set_data(curve, self.baseline, self.tolerance, best)
+        recovered = [
+            CurvePoint(p.sparsity_percent, p.accuracy_finetuned)
+            for p in self.points
+            if p.accuracy_finetuned is not None
+        ]
+        chart = self.query_one(SweepChart)
+        chart.set_data(curve, self.baseline, self.tolerance, best, recovered)
         self.query_one("#sentence", Static).update(self.sentence)
 
     def _redraw_all(self) -> None:

@@ -202,6 +202,7 @@ class SweepChart(Chart):
         self.baseline: float | None = None
         self.tolerance: float | None = None
         self.best: CurvePoint | None = None
+        self.recovered: list[CurvePoint] = []  # a recovery sweep's fine-tuned accuracy
         self.zoomed = True
 
     def toggle_zoom(self) -> None:
@@ -214,9 +215,11 @@ class SweepChart(Chart):
         baseline: float | None = None,
         tolerance: float | None = None,
         best: CurvePoint | None = None,
+        recovered: Sequence[CurvePoint] = (),
     ) -> None:
         self.points = sorted(points, key=lambda p: p.sparsity)
         self.baseline, self.tolerance, self.best = baseline, tolerance, best
+        self.recovered = sorted(recovered, key=lambda p: p.sparsity)
         self.changed()
 
     def draw(self, plt: Plot) -> None:
@@ -247,6 +250,10 @@ class SweepChart(Chart):
             xs = [p.sparsity for p in self.points]
             ys = [p.accuracy for p in self.points]
             plt.plot(xs, ys, marker="hd", color="cyan")
+        if self.recovered and self.points:  # never without the one-shot curve beside it
+            xs = [p.sparsity for p in self.recovered]
+            ys = [p.accuracy for p in self.recovered]
+            plt.plot(xs, ys, marker="dot", color="magenta")
         if self.best is not None:
             plt.scatter([self.best.sparsity], [self.best.accuracy], marker="X", color="red")
 
@@ -258,6 +265,9 @@ class SweepChart(Chart):
             [("accuracy", [p.sparsity for p in self.points], [p.accuracy for p in self.points])],
             xlim=(0, 100),
         )
+        if self.recovered:
+            xs, ys = [p.sparsity for p in self.recovered], [p.accuracy for p in self.recovered]
+            spec.series.append(("after fine-tuning", xs, ys))
         if self.baseline is not None:
             spec.lines.append((f"dense {self.baseline:.2f}%", self.baseline))
             if self.tolerance:
