@@ -72,7 +72,7 @@ def test_stop_inside_a_level_resumes_there(trained_checkpoint, tmp_path):
 
     def stop():
         calls["n"] += 1
-        return calls["n"] > 30  # inside the fine-tuning of level 50
+        return calls["n"] > 32  # in the fine-tuning of level 90 (4 test + 4 train batches a level)
 
     stopped = run_sweep(recovery_config(tmp_path / "b", trained_checkpoint), stop=stop)
     assert stopped.status == "stopped"
