@@ -219,6 +219,8 @@ class SweepScreen(JobScreen):
             self.points = [p for p in self.points if p.level_percent != event.level_percent]
             self.points.append(event)
             self.points.sort(key=lambda p: p.level_percent)
+            if len(self.points) == 1 and self.ready:
+                self.app.refresh_bindings()  # l (per-layer view) has a level to show now
             if event.level_percent == 0.0 and event.accuracy is not None:
                 self.baseline = event.accuracy
             if event.total:
@@ -285,6 +287,12 @@ class SweepScreen(JobScreen):
                 run_root=config.run_dir,
             )
 
+    def _run_started(self, event: Any) -> None:
+        if self.config is not None and self.config.levels:
+            first = self.config.levels[0]
+            what = " (the dense baseline)" if first == 0 else ""
+            self.progress_text = f"evaluating level {first:g}%{what}…"
+
     def _take_result(self, result: Any) -> None:
         total = len(self.config.levels) if self.config is not None else len(result.points)
         self.sentence = answer_text(result.status, result.sentence(), len(result.points), total)
@@ -302,6 +310,7 @@ class SweepScreen(JobScreen):
 
     def _show_finished(self) -> None:
         self._redraw_all()
+        self.app.refresh_bindings()
 
     # -- drawing -------------------------------------------------------------------------------
 

@@ -236,6 +236,8 @@ class TrainScreen(JobScreen):
             self._show_progress()
 
     def _run_started(self, event: RunStarted) -> None:
+        if not self.progress_text.startswith(("resuming", "pruning")):
+            self.progress_text = "data loaded · training the first batches…"
         # a resumed run continues a run folder: show the epochs it already logged
         logged = read_jsonl(Path(event.run_dir) / "metrics.jsonl")
         if logged and not self.epochs:

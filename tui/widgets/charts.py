@@ -74,11 +74,15 @@ def nice_ticks(low: float, high: float, rows: int) -> list[float]:
     return [round(first + i * step, 2) for i in range(int((high - first) / step) + 1)]
 
 
-def zoom_range(baseline: float, tolerance: float) -> tuple[float, float]:
+def zoom_range(
+    baseline: float, tolerance: float, highest: float | None = None
+) -> tuple[float, float]:
     """The y range around the baseline where the answer is decided: the tolerance band takes
-    about a fifth of it, so it stays visible in a chart a few rows tall."""
+    about a fifth of it, so it stays visible in a chart a few rows tall; a level above the
+    baseline (`highest`) stays in view too."""
     band = max(tolerance, 0.5)
-    return max(0.0, baseline - 4 * band), min(100.0, baseline + band)
+    top = baseline + band if highest is None else max(baseline + band, highest + band / 4)
+    return max(0.0, baseline - 4 * band), min(100.0, top)
 
 
 class Chart(PlotextPlot):
@@ -226,7 +230,8 @@ class SweepChart(Chart):
         tolerance = self.tolerance or 0.0
         zoom = self.zoomed and self.baseline is not None
         if zoom:
-            low, high = zoom_range(self.baseline, tolerance)
+            highest = max((p.accuracy for p in self.points), default=None)
+            low, high = zoom_range(self.baseline, tolerance, highest)
             percent_axes(plt, low, high)
             plt.yticks(nice_ticks(low, high, self.size.height - 4))
         else:
@@ -273,7 +278,8 @@ class SweepChart(Chart):
             if self.tolerance:
                 spec.band = (self.baseline - self.tolerance, self.baseline)
             if self.zoomed:
-                spec.ylim = zoom_range(self.baseline, self.tolerance or 0.0)
+                highest = max((p.accuracy for p in self.points), default=None)
+                spec.ylim = zoom_range(self.baseline, self.tolerance or 0.0, highest)
         if self.best is not None:
             spec.points.append(
                 (f"best {self.best.sparsity:.1f}%", self.best.sparsity, self.best.accuracy)
