@@ -325,6 +325,9 @@ async def field_help(pilot) -> None:
 async def general_help(pilot) -> None:
     pilot.app.screen.query_one("#start").focus()
     await pilot.press("f1")
+    while type(pilot.app.screen).__name__ != "HelpScreen":
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)  # the Markdown widget builds its blocks after mounting
 
 
 SCENES = {
