@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import lzma
 import os
+import pickletools
 import re
 import secrets
+import warnings
 import zipfile
 import zlib
 from contextlib import suppress
@@ -38,6 +40,7 @@ import torch.nn as nn
 from engine import slim, sparse_format
 from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError
+from engine.runfiles import disk_full_message, file_sha256, os_error_message
 from engine.state_keys import fill_bn_counters, unwrap
 
 # Keys under which known formats keep the state dict, tried in this order.
@@ -47,6 +50,14 @@ STATE_DICT_KEYS = ("net", "state_dict", "model_state_dict", "model")
 _REFUSED = ("GLOBAL ", "unrecognized function", "Can only create new object", "Can only build")
 
 _MAX_LISTED = 5
+# Modules a plain checkpoint's pickle may name; anything else (os.system, builtins.eval, ...) is code.
+_DATA_MODULES = ("torch", "collections", "numpy", "_codecs", "builtins.set", "builtins.frozenset")
+# torch's stream writer reports a full disk as a RuntimeError with one of these.
+_WRITE_FAILED = ("enforce fail", "unexpected pos", "file write failed", "PytorchStreamWriter")
+
+
+class CheckpointExists(CheckpointError):
+    """The target holds another run's checkpoint and overwriting was not asked for."""
 
 
 @dataclass
@@ -94,20 +105,28 @@ def _load_payload(path: str) -> Any:
                 f"{path} is truncated or not a PyTorch checkpoint (the file is empty)"
             )
         try:
-            return torch.load(f, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. torch's note on pickle protocols
+                return torch.load(f, map_location="cpu", weights_only=True)
         except Exception as exc:
             message = str(exc)
-            if any(fragment in message for fragment in _REFUSED):
-                raise CheckpointError(_refusal(path, message)) from exc
+            code = _code_in_pickle(path) if not zipfile.is_zipfile(path) else None
+            if code or any(fragment in message for fragment in _REFUSED):
+                raise CheckpointError(_refusal(path, message, code)) from exc
             raise CheckpointError(
                 f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__})"
             ) from exc
 
 
-def _refusal(path: str, message: str) -> str:
+def _refusal(path: str, message: str, code: str | None = None) -> str:
     """Why a file was refused, and the one command that turns it into a state dict."""
     found = re.search(r"GLOBAL ([\w.]+)", message)
     what = f"; it names {found[1]}" if found else ""
+    if code and not _pickles_modules(path):
+        return (
+            f"{path} contains code objects ({code}); refused: a checkpoint is loaded as data "
+            "only (weights_only)"
+        )
     if _pickles_modules(path):
         return (
             f"{path} is a whole pickled model (torch.save(model)), not a state dict; loading it "
@@ -140,6 +159,31 @@ def _pickles_modules(path: str) -> bool:
         return False
 
 
+def _code_in_pickle(path: str, max_ops: int = 200_000) -> str | None:
+    """The first non-data global a plain (legacy) pickle names, e.g. 'posix.system'; None if none.
+
+    Only reads opcodes, never executes them.
+    """
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for count, (op, arg, _) in enumerate(pickletools.genops(f)):
+                if count > max_ops:
+                    return None
+                if isinstance(arg, str):
+                    strings = (strings + [arg])[-2:]
+                name = None
+                if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    name = arg.replace(" ", ".")
+                elif op.name == "STACK_GLOBAL" and len(strings) == 2:
+                    name = ".".join(strings)
+                if name and not name.startswith(_DATA_MODULES):
+                    return name
+    except Exception:  # a torn or foreign file: not ours to diagnose here
+        return None
+    return None
+
+
 def _state_dict_from_payload(
     payload: Any, path: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -157,7 +201,16 @@ def _state_dict_from_payload(
     if isinstance(payload, dict) and payload.get("format") == sparse_format.FORMAT:
         try:
             state_dict = sparse_format.decode_state_dict(payload)
-        except (KeyError, ValueError, TypeError, RuntimeError, lzma.LZMAError, zlib.error) as exc:
+        except (
+            KeyError,
+            IndexError,
+            AttributeError,
+            ValueError,
+            TypeError,
+            RuntimeError,
+            lzma.LZMAError,
+            zlib.error,
+        ) as exc:
             raise CheckpointError(f"{path} is a damaged compact pruned file ({exc})") from None
         rest = {k: v for k, v in payload.items() if k not in ("format", "sparse", "dense")}
         return state_dict, rest
@@ -272,12 +325,15 @@ def _listed(items: list[str], sep: str = ", ") -> str:
     return f"{shown}{sep}and {more} more" if more > 0 else shown
 
 
-def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+def write_checkpoint(path: str | Path, payload: dict[str, Any], *, replace: bool = True) -> str:
     """torch.save that a crash at any moment cannot half-write: temp file, fsync, rename.
+    Returns the SHA-256 of what was written, for the run to record.
 
-    The temp file lives in the target's folder so os.replace is an atomic rename on one file
-    system; the folder is fsynced so the rename itself survives a power cut. An OSError
-    (disk full, permission denied) becomes a CheckpointError; anything else is re-raised as is.
+    The temp file (`.NAME.PID.HEX.tmp`, so a dead writer's leftovers can be found) lives in the
+    target's folder so the rename is atomic; the folder is fsynced so the rename survives a power
+    cut. With `replace=False` an existing file is never replaced (CheckpointExists), even by a
+    concurrent writer: the file is put in place by a hard link, which fails if the name is taken.
+    A full disk or any OSError becomes a CheckpointError naming the path.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -289,14 +345,69 @@ def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        digest = file_sha256(tmp)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
     except BaseException as exc:
         with suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, CheckpointError):
+            raise
         if isinstance(exc, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+            message = os_error_message(path, exc, payload_bytes(payload))
+            raise CheckpointError(f"cannot write checkpoint: {message}") from exc
+        if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _WRITE_FAILED):
+            message = disk_full_message(path, payload_bytes(payload))
+            raise CheckpointError(f"cannot write checkpoint: {message}") from exc
         raise
     _fsync_dir(path.parent)
+    return digest
+
+
+def _place_new(tmp: Path, path: Path) -> None:
+    """Move `tmp` to `path` only if `path` does not exist (atomically where links work)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise CheckpointExists(
+            f"{path} exists; pass --overwrite or another --checkpoint-dir"
+        ) from None
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise CheckpointExists(
+                f"{path} exists; pass --overwrite or another --checkpoint-dir"
+            ) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def payload_bytes(payload: Any) -> int:
+    """Bytes of the tensors in a payload: about what torch.save needs on disk."""
+    if isinstance(payload, torch.Tensor):
+        return payload.numel() * payload.element_size()
+    if isinstance(payload, dict):
+        return sum(payload_bytes(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return sum(payload_bytes(v) for v in payload)
+    return 0
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity: every accuracy measured on them would mislead."""
+    bad = []
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            nan = int(torch.isnan(tensor).sum())
+            inf = int(torch.isinf(tensor).sum())
+            bad.append(f"{name} ({nan} NaN, {inf} infinite)")
+    if bad:
+        raise CheckpointError(
+            f"{source} holds non-finite weights: {_listed(bad)}; it is probably damaged or "
+            "diverged (pass --allow-nonfinite to use it anyway)"
+        )
 
 
 def _fsync_dir(folder: Path) -> None:

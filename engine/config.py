@@ -32,6 +32,9 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 SEED_LEVELS = "0:100:5"  # the seed's sweep: 0%, 5%, ..., 100% of weights removed
 SENSITIVITY_LEVELS = "25,50,75,90"  # one layer at a time: a few levels keep it affordable
 FIND_COARSE_STEP = 10.0  # `find` scans 0, 10, 20, ... until the first miss, then bisects
+MIN_LEVEL_STEP = 0.01  # finest level spacing (also the finest --resolution)
+MAX_LEVELS = 1001  # a sweep of 0:100:0.1; more levels are a typo, not a plan
+MAX_SEED = 2**32 - 1
 
 
 def option(
@@ -68,14 +71,23 @@ def describe_allowed(meta: dict[str, Any]) -> str:
     """'one of a, b', 'an integer >= 1', ... for help texts and error messages."""
     if meta.get("choices"):
         return "one of " + ", ".join(meta["choices"])
-    lo, hi = meta.get("minimum"), meta.get("maximum")
-    if lo is not None and hi is not None:
-        return f"from {lo:g} to {hi:g}"
-    if lo is not None:
-        return f">= {lo:g}"
-    if hi is not None:
-        return f"<= {hi:g}"
+    lo, hi = _number(meta.get("minimum")), _number(meta.get("maximum"))
+    if lo and hi:
+        return f"from {lo} to {hi}"
+    if lo:
+        return f">= {lo}"
+    if hi:
+        return f"<= {hi}"
     return ""
+
+
+def _number(value: float | None) -> str:
+    """'4294967295' for whole numbers (not 4.29497e+09), '0.001' otherwise; '' for None."""
+    if value is None:
+        return ""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
 
 
 def parse_device(text: str) -> str:
@@ -104,12 +116,24 @@ def parse_levels(text: str | list[float] | tuple[float, ...]) -> tuple[float, ..
                 if len(parts) != 3:
                     raise ValueError
                 start, stop, step = parts
-                if step <= 0 or stop < start:
+                if not (step > 0) or not (stop >= start) or not math.isfinite(stop - start):
                     raise ValueError
+                if start < 0 or stop > 100:
+                    bad = start if start < 0 else stop
+                    raise _TooMany(f"levels are percents from 0 to 100, got {bad:g}")
+                if step < MIN_LEVEL_STEP:
+                    raise _TooMany(f"the step must be at least {MIN_LEVEL_STEP:g}, got {step:g}")
                 count = int(math.floor((stop - start) / step + 1e-9)) + 1
+                if count > MAX_LEVELS:
+                    raise _TooMany(
+                        f"{start:g}:{stop:g}:{step:g} gives {count} levels; at most {MAX_LEVELS} "
+                        "are allowed (use a larger step)"
+                    )
                 values = [round(start + i * step, 6) for i in range(count)]
             else:
                 values = [float(p) for p in text.split(",") if p.strip()]
+        except _TooMany:
+            raise
         except ValueError:
             raise ValueError(
                 "give start:stop:step with step > 0 and stop >= start (e.g. 0:100:5) "
@@ -117,10 +141,16 @@ def parse_levels(text: str | list[float] | tuple[float, ...]) -> tuple[float, ..
             ) from None
     if not values:
         raise ValueError("at least one level is needed")
+    if len(values) > MAX_LEVELS:
+        raise ValueError(f"{len(values)} levels given; at most {MAX_LEVELS} are allowed")
     for v in values:
         if not (0.0 <= v <= 100.0) or math.isnan(v):
             raise ValueError(f"levels are percents from 0 to 100, got {v:g}")
     return tuple(sorted(set(values)))
+
+
+class _TooMany(ValueError):
+    """A level range that is well formed but far too fine."""
 
 
 def format_levels(levels: Sequence[float]) -> str:
@@ -185,8 +215,15 @@ class DataOptions:
         maximum=65536,
         group="Device",
     )
-    seed: int = option(0, "random seed (also picks the subset images)", minimum=0, group="Run")
+    seed: int = option(
+        0, "random seed (also picks the subset images)", minimum=0, maximum=MAX_SEED, group="Run"
+    )
     run_dir: str = option("runs", "folder that holds one sub-folder per run", group="Run")
+    allow_nonfinite: bool = option(
+        False,
+        "use a checkpoint even if some weights are NaN or infinite (refused otherwise)",
+        group="Checkpoints",
+    )
 
     def problems(self) -> list[ConfigError]:
         """Every invalid field with its message; empty when the config is valid."""
@@ -212,7 +249,7 @@ class DataOptions:
                 lo, hi = meta.get("minimum"), meta.get("maximum")
                 if (lo is not None and value < lo) or (hi is not None and value > hi):
                     found.append(
-                        ConfigError(f.name, f"{value:g} is out of range; allowed {allowed}")
+                        ConfigError(f.name, f"{_number(value)} is out of range; allowed {allowed}")
                     )
         try:
             parse_device(self.device)
@@ -277,6 +314,19 @@ class TrainConfig(DataOptions):
         group="Checkpoints",
     )
     checkpoint_dir: str = option("checkpoints", "folder for checkpoints", group="Checkpoints")
+    checkpoint_minutes: float = option(
+        5.0,
+        "also save this run's own rolling checkpoint every M minutes, mid-epoch too "
+        "(0 = off): a crash loses at most M minutes",
+        minimum=0.0,
+        maximum=10000.0,
+        group="Checkpoints",
+    )
+    overwrite: bool = option(
+        False,
+        "replace checkpoint files another run wrote (otherwise such a file stops the run)",
+        group="Checkpoints",
+    )
     prune_to: float = option(
         0.0,
         "gradual pruning: percent of weights removed by --prune-end (0 = off), raised on "
@@ -317,8 +367,8 @@ class TrainConfig(DataOptions):
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()
-        numbers = all(isinstance(v, (int, float)) for v in (self.lr, self.eta_min))
-        if numbers and self.eta_min > self.lr:
+        bad = {p.field for p in found}
+        if not bad & {"lr", "eta_min"} and self.eta_min > self.lr:
             found.append(
                 ConfigError("eta_min", f"{self.eta_min:g} must not exceed lr ({self.lr:g})")
             )

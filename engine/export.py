@@ -84,6 +84,11 @@ def export_pruned(
         raise ConfigError("format", f"{fmt!r} is not allowed; one of {', '.join(FORMATS)}")
     if fmt == "slim" and method != "structured":
         raise ConfigError("format", "slim removes whole channels: it needs --method structured")
+    path = Path(output) if output else default_output(checkpoint, level_percent, method, fmt)
+    if path.resolve() == Path(checkpoint).resolve():
+        raise ConfigError(
+            "output", f"{path} is the checkpoint being exported; write to another file"
+        )
     source = read_checkpoint(checkpoint)
     name = model or source.model
     if name is None:
@@ -118,7 +123,6 @@ def export_pruned(
         payload = {"format": SLIM_FORMAT, "channels": kept_channels(net), "net": slim_state, **meta}
     else:
         payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
-    path = Path(output) if output else default_output(checkpoint, level_percent, method, fmt)
     write_checkpoint(path, payload)
     tensors = list(state.values())
     result = ExportResult(

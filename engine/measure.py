@@ -4,6 +4,7 @@ device, test batches, optional BatchNorm recalibration batches) and the per-leve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.checkpoints import ignored_keys_notice, load_state, read_checkpoint
+from engine.checkpoints import check_finite, ignored_keys_notice, load_state, read_checkpoint
 from engine.config import SweepConfig
 from engine.data import load_split
 from engine.device import Placement, resolve_placement
@@ -24,7 +25,8 @@ from engine.imageset import ImageSet
 from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
 from engine.pruning import Pruner
-from engine.runs import RunRecord, now_iso, start_run
+from engine.runfiles import RunFileError
+from engine.runs import RunRecord, checkpoint_warning, now_iso, start_run
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
 from engine.stats import wilson_ci95
 from engine.sweep_answer import PointResult, per_class_accuracy
@@ -61,6 +63,11 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
     placement = resolve_placement(config)
     if model is None:
         checkpoint = read_checkpoint(config.checkpoint)
+        if not config.allow_nonfinite:
+            check_finite(checkpoint.state_dict, config.checkpoint)
+        warning = checkpoint_warning(config.checkpoint, checkpoint.extra.get("run_dir"))
+        if warning:
+            on_event(Notice(warning, "warning"))
         if config.model == "auto":
             if checkpoint.model is None:
                 raise PrunelabError(
@@ -250,5 +257,14 @@ def finish_failed(
     record: RunRecord, run_dir: Path, kind: str, reason: str, on_event: EventCallback
 ) -> None:
     record.status, record.reason, record.finished = "failed", reason, now_iso()
-    record.save(run_dir)
+    with contextlib.suppress(RunFileError):  # the original failure says more (e.g. disk full)
+        record.save(run_dir)
     on_event(RunFinished(kind=kind, status="failed", run_dir=str(run_dir), reason=reason))  # type: ignore[arg-type]
+
+
+def chance_warning(accuracy: float, chance: float) -> str:
+    """What to say when the dense baseline is no better than guessing."""
+    return (
+        f"the dense model scores {accuracy:.1f}% (chance is {chance:.0f}%): is this the right "
+        "checkpoint, data and normalisation? Every pruned level is compared with this baseline"
+    )

@@ -2,7 +2,11 @@
 
 Every file is either appended line by line and flushed (metrics.jsonl, sweep.jsonl) or written
 atomically (run.json, config.json, summary.json, *.csv), so a killed process leaves each file
-whole. Runs started from the TUI and the CLI are recorded identically.
+whole (engine.runfiles). Runs started from the TUI and the CLI are recorded identically.
+
+Reading is forgiving: a run folder damaged in any way is still listed, with what is wrong named
+in `RunListing.damage`, and a run whose process is gone while it says "running" reads as
+"interrupted". One process writes a run folder at a time (`WriterLock`).
 """
 
 from __future__ import annotations
@@ -12,41 +16,40 @@ import csv
 import io
 import json
 import os
-import tempfile
+import re
+import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from engine.errors import PrunelabError
+from engine.runfiles import (
+    RunFileError,
+    append_line,
+    atomic_write_text,
+    file_sha256,
+    pid_alive,
+    read_json_object,
+    read_jsonl_checked,
+    remove_stale_temp_files,
+)
 
 RUN_FILE = "run.json"
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same folder + fsync + rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+RUN_KINDS = ("train", "sweep", "find", "sensitivity", "export")
+LOCK_FILE = ".writer.lock"
+# Files that make a folder a run even when run.json is missing or damaged.
+RUN_FILES = (RUN_FILE, "config.json", "metrics.jsonl", "sweep.jsonl", "sensitivity.jsonl")
 
 
 def write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object file; RunFileError names what is wrong (empty, torn, not an object, ...)."""
+    return read_json_object(path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -58,28 +61,36 @@ def _jsonable(value: Any) -> Any:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one line and flush it to disk before returning."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=_jsonable) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one record as a line, flushed; a torn last line is ended first, never continued."""
+    append_line(path, json.dumps(record, default=_jsonable))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """All complete records; a half-written last line (a killed process) is ignored."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
+    """All whole records; torn or foreign lines are skipped (see `read_jsonl_checked`)."""
+    return read_jsonl_checked(path).records
+
+
+def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]]) -> None:
+    """Replace a JSONL file atomically (e.g. history cut back to a resumed checkpoint)."""
+    lines = "".join(json.dumps(r, default=_jsonable) + "\n" for r in records)
+    atomic_write_text(path, lines)
+
+
+def read_metrics(run_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """A training run's epochs, one per epoch (the last line for an epoch wins, as a resumed
+    run rewrites it), in order; and '' or what was damaged (skipped lines, bad values)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    read = read_jsonl_checked(path)
+    problems = [read.damage(path)] if read.skipped else []
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for number, entry in enumerate(read.records, start=1):
+        epoch, acc = entry.get("epoch"), entry.get("test_acc")
+        numeric = isinstance(acc, (int, float)) and not isinstance(acc, bool)
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not numeric:
+            problems.append(f"metrics.jsonl: record {number} has no usable epoch/test_acc")
             continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+        by_epoch[epoch] = entry
+    return [by_epoch[e] for e in sorted(by_epoch)], "; ".join(problems)
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -94,7 +105,7 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequenc
 def new_run_dir(root: str | Path, kind: str, model: str) -> Path:
     """A fresh folder `<root>/<YYYYmmdd-HHMMSS>-<kind>-<model>` (suffixed if taken)."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    check_run_root(root, create=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{kind}-{model}"
     for n in range(1000):
@@ -104,7 +115,22 @@ def new_run_dir(root: str | Path, kind: str, model: str) -> Path:
             return candidate
         except FileExistsError:
             continue
-    raise RuntimeError(f"could not create a run folder under {root}")
+        except OSError as exc:
+            raise RunFileError(f"cannot create a run folder in {root}: {exc.strerror}") from None
+    raise RunFileError(f"could not create a run folder under {root}")
+
+
+def check_run_root(root: str | Path, *, create: bool) -> None:
+    """The folder that holds runs: a folder (created when asked) we can write into."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise RunFileError(f"{root} is a file, not a folder for runs")
+    if not create:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"cannot create {root}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -122,6 +148,9 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     finished: str = ""
     reason: str = ""
+    pid: int = 0  # the process writing the run, while it runs
+    host: str = ""
+    checkpoints: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what we wrote
 
     def save(self, run_dir: str | Path) -> None:
         write_json(Path(run_dir) / RUN_FILE, self.__dict__)
@@ -150,36 +179,98 @@ def start_run(
         data=data,
         synthetic=synthetic,
         config=config,
+        pid=os.getpid(),
+        host=socket.gethostname(),
     )
     record.save(run_dir)
     write_json(run_dir / "config.json", config)
     return run_dir, record
 
 
-def load_run(run_dir: str | Path) -> RunRecord:
-    data = read_json(Path(run_dir) / RUN_FILE)
-    known = set(RunRecord.__dataclass_fields__)
-    return RunRecord(**{k: v for k, v in data.items() if k in known})
+# --------------------------------------------------------------------------------------------
+# Reading runs, whatever state they are in
+
+_NAME = re.compile(r"^(\d{8})-(\d{6})-([a-z]+)-(.+?)(?:-\d+)?$")
+_FIELD_TYPES = {f.name: f.type for f in fields(RunRecord)}
 
 
 @dataclass
 class RunListing:
     path: Path
     record: RunRecord
+    damage: str = ""  # what is wrong with the folder's files; "" when whole
+
+
+def _from_name(run_dir: Path) -> RunRecord:
+    """What a run's folder name says (`YYYYmmdd-HHMMSS-kind-model`), for a damaged run.json."""
+    match = _NAME.match(run_dir.name)
+    if not match:
+        return RunRecord(kind="unknown", model="unknown", created="", status="damaged")
+    day, clock, kind, model = match.groups()
+    created = f"{day[:4]}-{day[4:6]}-{day[6:]}T{clock[:2]}:{clock[2:4]}:{clock[4:]}"
+    return RunRecord(kind=kind, model=model, created=created, status="damaged")
+
+
+def _typed(name: str, value: Any) -> bool:
+    kind = _FIELD_TYPES[name]
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
+def read_run(run_dir: str | Path) -> RunListing:
+    """A run's record however damaged its run.json is: each unusable field falls back to what
+    the folder name says (or its default) and `damage` names every problem. Never raises."""
+    run_dir = Path(run_dir)
+    fallback = _from_name(run_dir)
+    try:
+        data = read_json_object(run_dir / RUN_FILE)
+    except RunFileError as exc:
+        return RunListing(run_dir, fallback, f"{exc}")
+    values, problems = {}, []
+    for name in _FIELD_TYPES:
+        if name not in data:
+            if name in ("kind", "model", "created", "status"):
+                problems.append(f"no {name!r}")
+            continue
+        if _typed(name, data[name]):
+            values[name] = data[name]
+        else:
+            problems.append(f"{name!r} is {json.dumps(data[name])[:40]}")
+    record = RunRecord(**{**fallback.__dict__, "status": "unknown", **values})
+    damage = f"{RUN_FILE}: " + ", ".join(problems) if problems else ""
+    if record.status == "running" and not writer_alive(run_dir, record):
+        record.status = "interrupted"
+        record.reason = record.reason or "its process ended without finishing"
+    return RunListing(run_dir, record, damage)
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """The record of a run folder (see `read_run`: damaged fields are replaced, not fatal)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise PrunelabError(f"{run_dir} is not a run folder (it holds no {RUN_FILE})")
+    return read_run(run_dir).record
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
 
 
 def list_runs(root: str | Path) -> list[RunListing]:
-    """Runs under `root`, newest first; folders without a readable run.json are skipped."""
+    """Every run under `root`, newest first, damaged ones included (with their damage named)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    found = []
-    for child in root.iterdir():
-        if (child / RUN_FILE).is_file():
-            try:
-                found.append(RunListing(child, load_run(child)))
-            except (OSError, ValueError, TypeError):
-                continue
+    try:
+        children = list(root.iterdir())
+    except OSError:
+        return []
+    found = [read_run(child) for child in children if is_run_dir(child)]
     found.sort(key=lambda r: (r.record.created, r.path.name), reverse=True)
     return found
 
@@ -187,10 +278,10 @@ def list_runs(root: str | Path) -> list[RunListing]:
 def resolve_run(root: str | Path, name: str) -> Path:
     """A run given as a path or as a folder name under `root` (a unique prefix is enough)."""
     path = Path(name)
-    if (path / RUN_FILE).is_file():
+    if is_run_dir(path):
         return path
     root = Path(root)
-    if (root / name / RUN_FILE).is_file():
+    if is_run_dir(root / name):
         return root / name
     matches = [r.path for r in list_runs(root) if r.path.name.startswith(name)]
     if len(matches) == 1:
@@ -200,3 +291,140 @@ def resolve_run(root: str | Path, name: str) -> Path:
             f"run not found: {name} (see `prunelab runs` for the runs under {root})"
         )
     raise PrunelabError(f"run {name!r} is ambiguous: {', '.join(m.name for m in matches[:5])}")
+
+
+def changed_checkpoints(record: RunRecord) -> list[str]:
+    """The checkpoints a run wrote that now hold something else (their hash differs)."""
+    changed = []
+    for path, recorded in record.checkpoints.items():
+        try:
+            if file_sha256(path) != recorded:
+                changed.append(path)
+        except OSError:
+            continue  # deleted or unreadable: nothing to mistake for this run's weights
+    return changed
+
+
+def checkpoint_warning(path: str | Path, run_dir: Any) -> str:
+    """'' or a warning when the run that wrote checkpoint `path` recorded another hash for it."""
+    if not isinstance(run_dir, str) or not is_run_dir(Path(run_dir)):
+        return ""
+    record = read_run(run_dir).record
+    target = Path(path).resolve()
+    recorded = {Path(k).resolve(): v for k, v in record.checkpoints.items()}.get(target)
+    try:
+        if recorded is None or file_sha256(path) == recorded:
+            return ""
+    except OSError:
+        return ""
+    return (
+        f"{path} is not what run {Path(run_dir).name} wrote there (its SHA-256 differs from "
+        "the one in run.json): it was overwritten or changed since"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per run folder
+
+
+class RunBusyError(PrunelabError):
+    """Another live process is writing this run folder."""
+
+
+def _lock_owner(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / LOCK_FILE).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def writer_alive(run_dir: str | Path, record: RunRecord | None = None) -> bool:
+    """Whether a live process on this machine is writing the run (lock file, else run.json)."""
+    run_dir = Path(run_dir)
+    host = socket.gethostname()
+    owner = _lock_owner(run_dir)
+    candidates = [(owner.get("pid"), owner.get("host"))]
+    if record is not None:
+        candidates.append((record.pid, record.host))
+    for pid, pid_host in candidates:
+        if isinstance(pid, int) and pid > 0:
+            if pid_host and pid_host != host:
+                return True  # another machine's process: we cannot tell, so assume it lives
+            if pid_alive(pid):
+                return True
+    return False
+
+
+class WriterLock:
+    """`with WriterLock(run_dir):` — this process is the folder's only writer until the block ends.
+
+    The lock file `.writer.lock` holds the owner's PID and host. On POSIX it is an flock, which
+    the kernel releases when the process dies (even by kill -9); elsewhere a lock whose PID is
+    gone is taken over. A second writer gets RunBusyError naming the owner. Entering also removes
+    temp files that dead writers left in the folder.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._fd: int | None = None
+
+    def acquire(self) -> WriterLock:
+        path = self.run_dir / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunFileError(f"cannot lock {self.run_dir}: {exc.strerror or exc}") from None
+        if not _try_flock(fd) or (not _HAS_FLOCK and self._held_by_other()):
+            os.close(fd)
+            owner = _lock_owner(self.run_dir)
+            since = f" since {owner['since']}" if owner.get("since") else ""
+            raise RunBusyError(
+                f"{self.run_dir} is being written by PID {owner.get('pid', '?')}{since}; "
+                "wait for it to finish or stop it (one writer per run folder)"
+            )
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        remove_stale_temp_files(self.run_dir)
+        return self
+
+    def _held_by_other(self) -> bool:
+        owner = _lock_owner(self.run_dir)
+        pid = owner.get("pid")
+        return isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)  # no owner: readers see the writer is gone
+        with contextlib.suppress(OSError):
+            os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+try:
+    import fcntl
+
+    _HAS_FLOCK = True
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    _HAS_FLOCK = False
+
+
+def _try_flock(fd: int) -> bool:
+    if not _HAS_FLOCK:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True

@@ -20,17 +20,47 @@ import torch
 FORMAT = "prunelab-sparse-v1"
 MIN_ZERO_FRACTION = 0.1  # below this a tensor stays dense: the bitmask would not pay for itself
 MIN_NUMEL = 256
+# Decoding never trusts the file: shapes are checked against this cap (10x ResNet-50's 25M
+# weights) and every stream is decompressed only up to the size its shape declares, so a small
+# hostile file cannot make us allocate gigabytes.
+MAX_ELEMENTS = 256 * 2**20
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
 def _bytes_tensor(data: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
-def _dtype_from_name(name: str) -> torch.dtype:
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r}")
-    return dtype
+def _dtype_from_name(name: Any) -> torch.dtype:
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"unknown dtype {str(name)[:20]!r}")
+    return getattr(torch, name)
+
+
+def _numel(shape: Any) -> int:
+    """Elements a declared shape holds, refusing anything malformed or beyond MAX_ELEMENTS."""
+    if not isinstance(shape, (list, tuple)) or len(shape) > 8:
+        raise ValueError("a tensor shape is malformed")
+    numel = 1
+    for size in shape:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"a tensor shape holds {str(size)[:20]}")
+        numel *= size
+        if numel > MAX_ELEMENTS:
+            raise ValueError(
+                f"a tensor declares more than {MAX_ELEMENTS:,} weights (shape {list(shape)[:8]})"
+            )
+    return numel
+
+
+def _inflate(decompressor: Any, data: torch.Tensor, expected: int, what: str) -> bytes:
+    """Decompress exactly `expected` bytes; stop (and refuse) as soon as there would be more."""
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
+        raise ValueError(f"the {what} stream is not bytes")
+    out = decompressor.decompress(data.numpy().tobytes(), expected + 1)
+    if len(out) != expected:
+        raise ValueError(f"the {what} stream holds more or less than its shape declares")
+    return out
 
 
 def encode_tensor(tensor: torch.Tensor) -> dict[str, Any]:
@@ -50,16 +80,20 @@ def encode_tensor(tensor: torch.Tensor) -> dict[str, Any]:
 
 
 def decode_tensor(entry: dict[str, Any]) -> torch.Tensor:
-    shape = [int(s) for s in entry["shape"]]
+    shape = list(entry["shape"])
+    numel = _numel(shape)
     dtype = _dtype_from_name(entry["dtype"])
-    numel = int(np.prod(shape)) if shape else 1
-    bits = np.frombuffer(lzma.decompress(entry["mask"].numpy().tobytes()), dtype=np.uint8)
-    keep = torch.from_numpy(np.unpackbits(bits, count=numel).astype(bool))
+    nonzero = entry["nonzero"]
+    if isinstance(nonzero, bool) or not isinstance(nonzero, int) or not 0 <= nonzero <= numel:
+        raise ValueError("the count of kept weights is out of range")
     itemsize = torch.empty((), dtype=dtype).element_size()
-    planes = np.frombuffer(zlib.decompress(entry["values"].numpy().tobytes()), dtype=np.uint8)
-    nonzero = int(entry["nonzero"])
-    if planes.size != nonzero * itemsize or int(keep.sum()) != nonzero:
+    mask = _inflate(lzma.LZMADecompressor(), entry["mask"], (numel + 7) // 8, "mask")
+    bits = np.frombuffer(mask, dtype=np.uint8)
+    keep = torch.from_numpy(np.unpackbits(bits, count=numel).astype(bool))
+    if int(keep.sum()) != nonzero:
         raise ValueError("mask and values disagree")
+    values = _inflate(zlib.decompressobj(), entry["values"], nonzero * itemsize, "values")
+    planes = np.frombuffer(values, dtype=np.uint8)
     out = torch.zeros(numel, dtype=dtype)
     if nonzero:
         interleaved = np.ascontiguousarray(planes.reshape(itemsize, nonzero).T)
@@ -86,8 +120,14 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def decode_state_dict(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
-    decoded = {name: decode_tensor(entry) for name, entry in payload["sparse"].items()}
-    decoded.update(payload["dense"])
+    sparse, dense = payload["sparse"], payload["dense"]
+    if not isinstance(sparse, dict) or not isinstance(dense, dict):
+        raise ValueError("the file's tensor tables are malformed")
+    total = sum(_numel(entry["shape"]) for entry in sparse.values())
+    if total > MAX_ELEMENTS:
+        raise ValueError(f"the file declares {total:,} weights, more than {MAX_ELEMENTS:,}")
+    decoded = {name: decode_tensor(entry) for name, entry in sparse.items()}
+    decoded.update(dense)
     return decoded
 
 

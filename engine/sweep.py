@@ -10,6 +10,8 @@ resumed one computes only the missing levels.
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +35,7 @@ from engine.measure import (
     Evaluator,
     Stopped,
     announce,
+    chance_warning,
     emit_point,
     finish_failed,
     prepare,
@@ -40,7 +43,7 @@ from engine.measure import (
 )
 from engine.pruning import Pruner
 from engine.recovery import Recovery
-from engine.runs import append_jsonl, load_run, now_iso
+from engine.runs import WriterLock, append_jsonl, load_run, now_iso
 from engine.stats import paired_delta_ci95
 from engine.sweep_answer import (
     PointResult,
@@ -81,12 +84,23 @@ def find_best(
     return _sweep(config, on_event, stop, kind="find", stop_at_first_miss=True)
 
 
-def _sweep(
+def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwargs) -> SweepResult:
+    """`_sweep_locked` holding the run folder's writer lock (a second resume is refused)."""
+    locks: list[WriterLock] = []
+    try:
+        return _sweep_locked(config, on_event, stop, locks=locks, **kwargs)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _sweep_locked(
     config: SweepConfig,
     on_event: EventCallback,
     stop: StopSignal,
     *,
     kind: str,
+    locks: list[WriterLock],
     model: nn.Module | None = None,
     resume_run: str | Path | None = None,
     stop_at_first_miss: bool = False,
@@ -94,18 +108,23 @@ def _sweep(
     done: dict[float, PointResult] = {}
     correct: dict[float, np.ndarray] = {}
     if resume_run is not None:
-        config, done = resume_state(resume_run, config)
+        locks.append(WriterLock(resume_run).acquire())
+        config, done, damage = resume_state(resume_run, config)
+        if damage:
+            on_event(Notice(f"{damage}; those levels are computed again", "warning"))
         correct = read_correct(Path(resume_run))
     setup = prepare(config, model, on_event)
     config = setup.config
     if resume_run is not None:
         run_dir = Path(resume_run)
         record = load_run(run_dir)
-        record.status = "running"
+        record.status, record.reason = "running", ""
+        record.pid, record.host = os.getpid(), socket.gethostname()
         record.save(run_dir)
         on_event(Notice(f"resuming {run_dir}: {len(done)} level(s) already done"))
     else:
         run_dir, record = start_run_folder(setup, kind)
+        locks.append(WriterLock(run_dir).acquire())
     announce(setup, kind, run_dir, on_event)
     pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
     evaluator = Evaluator(setup, pruner, stop)
@@ -151,6 +170,8 @@ def _sweep(
             record_point(point, index, len(levels))
             if point.evaluated:
                 at_chance = at_chance + 1 if point.accuracy <= chance else 0
+            if level == 0.0 and point.evaluated and point.accuracy <= chance:
+                on_event(Notice(chance_warning(point.accuracy, chance - 1.0), "warning"))
             _, baseline = _answer_view(points, recovery is not None)
             judged = point.accuracy_finetuned if recovery is not None else point.accuracy
             if (

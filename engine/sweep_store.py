@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
+from engine.runfiles import RunFileError, read_jsonl_checked
 from engine.runs import append_jsonl, load_run, read_json, read_jsonl, write_csv, write_json
 from engine.stats import pack_bits, unpack_bits
 from engine.sweep_answer import PointResult, SweepResult, make_result
@@ -87,49 +88,90 @@ def read_correct(run_dir: Path) -> dict[float, np.ndarray]:
     return found
 
 
-def points_from_jsonl(run_dir: Path) -> list[PointResult]:
-    names = {f.name for f in dataclasses.fields(PointResult)}
+_POINT_FIELDS = {f.name for f in dataclasses.fields(PointResult)}
+_NUMBERS = ("level_percent", "sparsity_percent", "total_sparsity_percent")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _point(record: dict[str, Any]) -> PointResult | None:
+    """A PointResult from a sweep.jsonl record, or None when fields are missing or mistyped."""
+    values = {k: v for k, v in record.items() if k in _POINT_FIELDS}
+    accuracy = values.get("accuracy")
+    if not all(_number(values.get(k)) for k in _NUMBERS):
+        return None
+    if not (accuracy is None or _number(accuracy)):
+        return None
+    try:
+        return PointResult(**values)
+    except TypeError:
+        return None
+
+
+def points_from_jsonl(run_dir: Path) -> tuple[list[PointResult], str]:
+    """The sweep's points (one per level, the last wins) and '' or what was skipped."""
+    path = run_dir / "sweep.jsonl"
+    read = read_jsonl_checked(path)
+    problems = [read.damage(path)] if read.skipped else []
     points: dict[float, PointResult] = {}
-    for record in read_jsonl(run_dir / "sweep.jsonl"):
-        point = PointResult(**{k: v for k, v in record.items() if k in names})
+    for number, record in enumerate(read.records, start=1):
+        point = _point(record)
+        if point is None:
+            problems.append(f"sweep.jsonl: record {number} lacks usable level/accuracy fields")
+            continue
         points[point.level_percent] = point
-    return list(points.values())
+    return list(points.values()), "; ".join(problems)
+
+
+def saved_config(run_dir: Path) -> SweepConfig:
+    """The sweep's config.json; a missing or damaged one is a PrunelabError naming the run."""
+    try:
+        return SweepConfig.from_dict(read_json(run_dir / "config.json"))
+    except RunFileError as exc:
+        raise PrunelabError(f"cannot read the sweep run {run_dir}: {exc}") from None
+    except TypeError as exc:
+        raise PrunelabError(f"cannot read {run_dir}: config.json is damaged ({exc})") from None
 
 
 def resume_state(
     resume_run: str | Path, config: SweepConfig
-) -> tuple[SweepConfig, dict[float, PointResult]]:
-    """The saved sweep's config (keeping this call's device settings) and its finished points."""
+) -> tuple[SweepConfig, dict[float, PointResult], str]:
+    """The saved sweep's config (keeping this call's device settings), its finished points and
+    '' or what was damaged in them (those levels are computed again)."""
     run_dir = Path(resume_run)
-    if not (run_dir / "config.json").is_file():
-        raise PrunelabError(f"cannot resume {run_dir}: it holds no config.json of a sweep run")
     kind = load_run(run_dir).kind
     if kind not in ("sweep", "find"):
         raise PrunelabError(f"cannot resume {run_dir}: it is a {kind} run, not a sweep")
-    saved = SweepConfig.from_dict(read_json(run_dir / "config.json"))
+    saved = saved_config(run_dir)
     keep = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
     saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in keep})
-    done = {p.level_percent: p for p in points_from_jsonl(run_dir)}
-    return saved, done
+    points, damage = points_from_jsonl(run_dir)
+    return saved, {p.level_percent: p for p in points}, damage
 
 
 def read_sweep(run_dir: str | Path) -> SweepResult:
-    """A finished or interrupted sweep run, read back from its files."""
+    """A finished or interrupted sweep run, read back from its files; `reason` names damage."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise PrunelabError(f"{run_dir} is not a sweep run (no config.json)")
-    config = SweepConfig.from_dict(read_json(run_dir / "config.json"))
+    config = saved_config(run_dir)
     record = load_run(run_dir)
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
-    return make_result(
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except RunFileError:
+        summary = {}
+    points, damage = points_from_jsonl(run_dir)
+    result = make_result(
         config,
         str(run_dir),
-        points_from_jsonl(run_dir),
+        points,
         record.status,
         record.synthetic,
         read_correct(run_dir),
         summary.get("test_images"),
     )
+    result.reason = damage
+    return result
 
 
 @dataclass
@@ -145,10 +187,15 @@ class SensitivityResult:
 def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
     """A sensitivity run read back from its files (finished or interrupted)."""
     run_dir = Path(run_dir)
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except RunFileError:
+        summary = {}
     table: dict[str, dict[float, float]] = {}
     for row in read_jsonl(run_dir / "sensitivity.jsonl"):
-        table.setdefault(row["layer"], {})[float(row["level_percent"])] = row["accuracy"]
+        layer, level, accuracy = row.get("layer"), row.get("level_percent"), row.get("accuracy")
+        if isinstance(layer, str) and _number(level) and _number(accuracy):
+            table.setdefault(layer, {})[float(level)] = accuracy
     levels = sorted({level for row in table.values() for level in row})
     status = load_run(run_dir).status if (run_dir / "run.json").is_file() else "unknown"
     return SensitivityResult(

@@ -10,6 +10,8 @@ exactly where the stopped one left off, even mid-epoch.
 from __future__ import annotations
 
 import itertools
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
 from engine.config import TrainConfig
 from engine.data import load_split
 from engine.device import Placement, gpu_memory_mb, resolve_placement
-from engine.errors import CheckpointError, PrunelabError
+from engine.errors import PrunelabError
 from engine.evaluate import evaluate
 from engine.events import (
     BatchProgress,
@@ -40,9 +41,25 @@ from engine.events import (
 from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
 from engine.recipe import Recipe, RunContext
-from engine.runs import RunRecord, append_jsonl, load_run, now_iso, start_run
+from engine.run_checkpoints import RunCheckpoints
+from engine.runfiles import RunFileError
+from engine.runs import (
+    RunRecord,
+    WriterLock,
+    append_jsonl,
+    load_run,
+    now_iso,
+    start_run,
+    write_jsonl,
+)
+from engine.train_resume import Position as _Position
+from engine.train_resume import preflight as _preflight
+from engine.train_resume import restore as _restore
+from engine.train_resume import resume_config
 
+__all__ = ["TrainResult", "resume_config", "run_training", "train"]
 PROGRESS_INTERVAL_S = 0.25  # at most four batch events a second
+now_s = time.monotonic  # the rolling checkpoint's clock (tests replace it)
 
 
 @dataclass
@@ -59,27 +76,6 @@ class TrainResult:
     sparsity: float | None = None  # measured percent of prunable weights at 0, when pruned
     train_images: int = 0  # images per epoch: what each epoch cost
     data: str = ""  # where they came from
-
-
-def resume_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """The config a checkpoint was trained with, updated by `overrides` (e.g. more epochs)."""
-    checkpoint = read_checkpoint(path)
-    saved = checkpoint.extra.get("config") or {}
-    if not saved and checkpoint.model:
-        saved = {"model": checkpoint.model}
-    config = TrainConfig.from_dict({**saved, **overrides})
-    return config
-
-
-@dataclass
-class _Position:
-    """Where training stands: `epoch` is in progress, `batch` batches of it are done."""
-
-    epoch: int = 1
-    batch: int = 0
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
 
 
 def train(
@@ -106,6 +102,7 @@ def run_training(
     torch.manual_seed(config.seed)
     train_data = load_split(config, train=True)
     test_data = load_split(config, train=False)
+    _preflight(config)
     train_loader = BatchLoader(
         train_data,
         config.batch_size,
@@ -143,21 +140,63 @@ def run_training(
     if extra is not None:
         recipe.restore(extra, str(resume))
 
-    record: RunRecord
+    run_dir, record, lock, files = _open_run(
+        config, recipe, resume, run_dir, position, placement, train_data
+    )
+    try:
+        return _train_in(
+            config, recipe, placement, model, optimizer, scheduler, position, history, resume,
+            run_dir, record, files, train_data, test_loader, train_loader, on_event, stop,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _open_run(config, recipe, resume, run_dir, position, placement, train_data):
+    """The run folder (resumed or new) under its writer lock, and its checkpoint files.
+
+    A checkpoint name another run owns stops the run here, before anything is trained."""
+    files = RunCheckpoints(config, recipe.checkpoint_name, "", None)
     if run_dir is not None and run_dir.is_dir():
-        record = load_run(run_dir)
-        record.status, record.config = "running", config.to_dict()
-        record.save(run_dir)
-    else:
-        run_dir, record = start_run(
-            config.run_dir,
-            recipe.kind,
-            config.model,
-            config.to_dict(),
-            device=placement.describe(),
-            data=train_data.source,
-            synthetic=train_data.synthetic,
-        )
+        lock = WriterLock(run_dir).acquire()
+        try:
+            record = load_run(run_dir)
+            files = RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, record)
+            if resume is not None:
+                files.adopt(resume)  # it names this run's folder: its own file
+            files.check_free(position.epoch, record.checkpoints)
+            record.status, record.config, record.reason = "running", config.to_dict(), ""
+            record.pid, record.host = os.getpid(), socket.gethostname()
+            record.save(run_dir)
+        except BaseException:
+            lock.release()
+            raise
+        return run_dir, record, lock, files
+    files.check_free(position.epoch, {})
+    run_dir, record = start_run(
+        config.run_dir,
+        recipe.kind,
+        config.model,
+        config.to_dict(),
+        device=placement.describe(),
+        data=train_data.source,
+        synthetic=train_data.synthetic,
+    )
+    lock = WriterLock(run_dir).acquire()
+    return (
+        run_dir,
+        record,
+        lock,
+        RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, record),
+    )
+
+
+def _train_in(
+    config, recipe, placement, model, optimizer, scheduler, position, history, resume,
+    run_dir, record, files, train_data, test_loader, train_loader, on_event, stop,
+) -> TrainResult:  # fmt: skip
+    if history:  # the checkpoint's history is the truth: no epoch twice after a resume
+        write_jsonl(run_dir / "metrics.jsonl", history)
     on_event(
         RunStarted(
             kind=recipe.kind,  # type: ignore[arg-type]
@@ -181,6 +220,7 @@ def run_training(
                 config, placement, model, forward, optimizer, scheduler, run_dir, recipe, on_event
             )
             loop.stop = stop
+            loop.files, loop.record = files, record
             status = loop.run(train_loader, test_loader, position, history)
     except torch.cuda.OutOfMemoryError:
         reason = (
@@ -264,6 +304,10 @@ class _Loop:
         self.recipe: Recipe = recipe
         self.on_event: EventCallback = on_event
         self.stop: StopSignal = None
+        self.files = RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, None)
+        self.record: RunRecord | None = None
+        self.rolling_s = getattr(config, "checkpoint_minutes", 0.0) * 60.0
+        self.saved_at = now_s()
         self.last_checkpoint: str | None = None
 
     def run(self, train_loader, test_loader, position: _Position, history) -> str:
@@ -323,6 +367,9 @@ class _Loop:
                     )
                     report_loss.zero_()
                     report_batches, last_report = 0, now
+                if self.rolling_s and now_s() - self.saved_at >= self.rolling_s and batch < batches:
+                    done = _Position(epoch, batch, float(loss_sum), int(correct), seen)
+                    self._save(done, history, stopped=False, rolling=True)
             train_seconds = time.perf_counter() - started
             trained_images = seen - (position.seen if start_batch else 0)
             tested = evaluate(self.forward, test_loader, self.placement, stop=self.stop)
@@ -346,17 +393,25 @@ class _Loop:
                 **self.recipe.epoch_fields(),
             }
             history.append(entry)
-            append_jsonl(self.run_dir / "metrics.jsonl", entry)
-            self.on_event(EpochEnded(epochs=config.epochs, **entry))
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+            # The checkpoint first: a full run folder must not cost the epoch it just trained.
+            due = epoch % config.checkpoint_every == 0 or epoch == config.epochs
+            if due:
                 self._save(_Position(epoch + 1), history, stopped=False)
+            try:
+                append_jsonl(self.run_dir / "metrics.jsonl", entry)
+            except RunFileError:
+                if not due:  # keep the epoch in this run's own rolling file, then fail
+                    self._save(_Position(epoch + 1), history, stopped=False, rolling=True)
+                raise
+            self.on_event(EpochEnded(epochs=config.epochs, **entry))
         return "completed"
 
-    def _save(self, position: _Position, history, *, stopped: bool) -> None:
-        """Write a resumable checkpoint the seed's code can also read (`net`, `epoch`)."""
+    def _save(self, position: _Position, history, *, stopped: bool, rolling: bool = False) -> None:
+        """Write a resumable checkpoint the seed's code can also read (`net`, `epoch`).
+
+        `rolling` writes the run's own rolling file (--checkpoint-minutes); any other save
+        supersedes it. The hash of what was written goes into run.json."""
         completed = position.epoch - 1
-        name = self.recipe.checkpoint_name(None if stopped else completed)
-        path = Path(self.config.checkpoint_dir) / name
         payload = {
             "net": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
             "epoch": completed,
@@ -373,36 +428,18 @@ class _Loop:
             "kind": self.recipe.kind,
             **self.recipe.state(),
         }
-        write_checkpoint(path, payload)
+        if rolling:
+            path = self.files.save_rolling(payload)
+        else:
+            target = self.files.path(None if stopped else completed)
+            warn = lambda text: self.on_event(Notice(text, "warning"))  # noqa: E731
+            path = self.files.save(target, payload, warn)
+            self.files.drop_rolling()
+        self.saved_at = now_s()
+        if self.record is not None:
+            self.record.save(self.run_dir)
         self.last_checkpoint = str(path)
         self.on_event(CheckpointSaved(path=str(path), epoch=completed))
-
-
-def _restore(resume, config, model, optimizer, scheduler):
-    """Load a checkpoint (ours or the seed's) into model/optimizer/scheduler; return where to go on."""
-    checkpoint = read_checkpoint(resume)
-    if checkpoint.model and checkpoint.model != config.model:
-        raise CheckpointError(
-            f"{resume} holds a {checkpoint.model} but the config asks for {config.model}; "
-            f"pass --model {checkpoint.model}"
-        )
-    load_state(model, checkpoint.state_dict, str(resume))
-    extra = checkpoint.extra
-    epoch = checkpoint.epoch or 0
-    if "optimizer" in extra and "scheduler" in extra:
-        optimizer.load_state_dict(extra["optimizer"])
-        scheduler.load_state_dict(extra["scheduler"])
-        position = _Position(**extra.get("position", {"epoch": epoch + 1}))
-    else:
-        # The seed's checkpoints hold weights only: fresh momentum, schedule advanced to `epoch`.
-        for _ in range(epoch):
-            optimizer.step()
-            scheduler.step()
-        position = _Position(epoch + 1)
-    history = list(extra.get("history", []))
-    history = [h for h in history if h["epoch"] < position.epoch]
-    run_dir = Path(extra["run_dir"]) if extra.get("run_dir") else None
-    return position, history, run_dir, extra
 
 
 def make_sgd(
@@ -467,7 +504,11 @@ class _Finisher:
         if status != "failed":
             summary.update(self.recipe.summary(self.history))
         record.summary = summary
-        record.save(self.run_dir)
+        try:
+            record.save(self.run_dir)
+        except RunFileError:
+            if status != "failed":
+                raise  # on a failure the original error says more than this one
         self.on_event(
             RunFinished(
                 kind=self.recipe.kind,  # type: ignore[arg-type]

@@ -231,7 +231,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path, writer: str) -> None:
     else:
         path.write_bytes(pickle.dumps(payload, protocol=2))
     message = _error(path)
-    assert "contains objects other than tensors and plain data; refusing to load it" in message
+    assert "refus" in message and "system" in message  # names what it would have run
     assert not marker.exists()
 
 
@@ -301,7 +301,7 @@ def test_interrupt_and_failed_rename_leave_no_temp_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", no_rename)
-    with pytest.raises(CheckpointError, match="No space left on device") as info:
+    with pytest.raises(CheckpointError, match="disk full writing") as info:
         write_checkpoint(path, new)
     monkeypatch.undo()
     assert str(path) in str(info.value)

@@ -463,9 +463,13 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
     table.add_column("best", justify="right", no_wrap=True)
     for item in listings:
         record = item.record
-        status_style = {"completed": "green", "failed": "red", "stopped": "yellow"}.get(
-            record.status, ""
-        )
+        status_style = {
+            "completed": "green",
+            "failed": "red",
+            "damaged": "red",
+            "stopped": "yellow",
+            "interrupted": "yellow",
+        }.get(record.status, "")
         row: list[Any] = [item.path.name]
         if full:
             row += [record.kind, record.model, record.created.replace("T", " ")[:16]]

@@ -19,6 +19,8 @@ written (a second Ctrl-C aborts at once).
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
 from typing import Any
 
@@ -26,9 +28,22 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from tui.cli import export_cmd, finetune_cmd, prune_cmd, runs_cmd, train_cmd
+from tui import stop_before_start
+from tui.cli import (
+    export_cmd,
+    finetune_cmd,
+    prune_cmd,
+    runs_cmd,
+    train_cmd,
+)
 from tui.cli.options import option_name
-from tui.cli.output import EXIT_FAILURE, EXIT_USAGE, error_line
+from tui.cli.output import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    error_line,
+    quiet_stdout,
+)
 
 __all__ = ["app", "main", "option_name"]
 
@@ -117,8 +132,31 @@ app.command("report")(runs_cmd.report)
 
 
 def main() -> None:
-    """The console script `prunelab`."""
-    app()
+    """The console script `prunelab`: usage errors in the one-line style of every other error,
+    a closed pipe ends quietly, and Ctrl-C outside a run stops at once without a traceback."""
+    signal.signal(signal.SIGINT, stop_before_start)
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        error_line(usage_line(exc))
+        code = EXIT_USAGE
+    except typer.Abort:
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        quiet_stdout()
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: UsageError) -> str:
+    """click's "Invalid value for '--lr' / '--learning-rate': ..." as our one line."""
+    text = exc.format_message().rstrip(".")
+    text = re.sub(r"'(--?[\w-]+)'", r"\1", text)
+    text = re.sub(r"(--?[\w-]+)(?: / --?[\w-]+)+", r"\1", text)  # the first spelling only
+    text = text[:1].lower() + text[1:]
+    ctx = exc.ctx
+    command = f"prunelab {ctx.info_name}" if ctx is not None and ctx.parent else "prunelab"
+    return f"{text} (see {command} --help)"
 
 
 if __name__ == "__main__":

@@ -69,12 +69,22 @@ def failures(debug: bool) -> Iterator[None]:
             traceback.print_exc()
         error_line("aborted by a second Ctrl-C; files written so far are kept")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        quiet_stdout()  # the reader (e.g. `| head`) has what it wanted: end quietly
+        raise typer.Exit(0) from None
     except Exception as exc:
         if debug:
             traceback.print_exc()
             raise typer.Exit(EXIT_FAILURE) from None
         error_line(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         raise typer.Exit(EXIT_FAILURE) from None
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing at exit after a closed pipe raises nothing."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def jsonable(value: Any) -> Any:
@@ -108,6 +118,9 @@ class Output:
         self.json = json_out
         self.json_lines = json_lines
         self.quiet = quiet and not (json_out or json_lines)
+        columns = os.environ.get("COLUMNS", "")
+        if columns and not (columns.isdigit() and int(columns) > 0):
+            os.environ.pop("COLUMNS")  # COLUMNS=0 or junk: as if unset, never zero-width output
         self.console = Console(highlight=False)
         if not self.console.is_terminal and "COLUMNS" not in os.environ:
             # A pipe or a file has no width: keep tables readable instead of squeezing to 80.

@@ -8,7 +8,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from engine.config import FIND_COARSE_STEP, RECOVERY_FIELDS, SENSITIVITY_LEVELS, SweepConfig
+from engine.config import (
+    FIND_COARSE_STEP,
+    MIN_LEVEL_STEP,
+    RECOVERY_FIELDS,
+    SENSITIVITY_LEVELS,
+    SweepConfig,
+)
 from engine.errors import ConfigError, PrunelabError
 from tui import render
 from tui.cli.options import CheckpointArg, config_options, make_config
@@ -107,8 +113,10 @@ def find(
 
     Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise run=...
     """
-    if not (0 < coarse_step <= 100) or math.isnan(coarse_step):
-        raise ConfigError("coarse_step", f"{coarse_step:g} is out of range; allowed > 0 to 100")
+    if not (MIN_LEVEL_STEP <= coarse_step <= 100) or math.isnan(coarse_step):
+        raise ConfigError(
+            "coarse_step", f"{coarse_step:g} is out of range; allowed {MIN_LEVEL_STEP:g} to 100"
+        )
     config = make_config(SweepConfig, options, checkpoint=checkpoint)
     from engine.sweep import find_best
 
@@ -152,9 +160,11 @@ def sensitivity(
 
     The layer x level accuracy table shows which layers tolerate pruning.
     """
-    config = make_config(SweepConfig, options, checkpoint=checkpoint)
     from engine.sensitivity import run_sensitivity
 
+    config = make_config(SweepConfig, options, checkpoint=checkpoint)
+    if not any(level > 0 for level in config.levels):
+        raise ConfigError("levels", "sensitivity needs at least one level above 0 (e.g. 50,90)")
     names = [n.strip() for n in layers.split(",") if n.strip()] or None
     result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
     out.document(result)

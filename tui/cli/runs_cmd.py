@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -23,10 +24,21 @@ def runs(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="show at most N runs (0 = all)")] = 0,
 ) -> None:
-    """The past runs, newest first: kind, model, date, status, best accuracy or best sparsity."""
-    from engine.runs import list_runs
+    """The past runs, newest first: kind, model, date, status, best accuracy or best sparsity.
 
-    listings = [r for r in list_runs(run_dir) if kind is None or r.record.kind == kind]
+    Damaged runs are listed too, each with what is wrong with it."""
+    from engine.errors import ConfigError
+    from engine.runs import RUN_KINDS, check_run_root, list_runs
+
+    try:
+        check_run_root(run_dir, create=False)
+    except PrunelabError as exc:
+        raise ConfigError("run_dir", str(exc)) from None
+    everything = list_runs(run_dir)
+    kinds = sorted(set(RUN_KINDS) | {r.record.kind for r in everything})
+    if kind is not None and kind not in kinds:
+        raise ConfigError("kind", f"{kind!r} is not allowed; one of {', '.join(kinds)}")
+    listings = [r for r in everything if kind is None or r.record.kind == kind]
     if limit:
         listings = listings[:limit]
     if out.json:
@@ -37,15 +49,20 @@ def runs(
                     "path": str(item.path),
                     **dataclasses.asdict(item.record),
                     "best": render.run_best(item.record),
+                    "damage": item.damage,
                 }
                 for item in listings
             ]
         )
         return
     if not listings:
-        out.line(f"no runs under {run_dir}")
+        missing = "" if Path(run_dir).is_dir() else " (the folder does not exist yet)"
+        out.line(f"no {kind + ' ' if kind else ''}runs under {run_dir}{missing}")
         return
     out.renderable(render.runs_table(listings, out.console.width))
+    for item in listings:
+        if item.damage:
+            out.line(f"damaged: {item.path.name}: {item.damage}", "yellow")
 
 
 @output_options("json_out", "quiet")
@@ -68,7 +85,7 @@ def report(
     ] = None,
 ) -> None:
     """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
-    from engine.runs import load_run, read_jsonl, resolve_run
+    from engine.runs import changed_checkpoints, read_metrics, read_run, resolve_run
     from engine.sweep_store import read_sensitivity, read_sweep
 
     if png is not None:
@@ -80,11 +97,18 @@ def report(
     sweeps, labels, documents, lines = [], [], [], []
     for name in names:
         path = resolve_run(run_dir, name)
-        record = load_run(path)
+        listing = read_run(path)
+        record = listing.record
         entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
         entry["status"], entry["synthetic"] = record.status, record.synthetic
+        warnings = [listing.damage] if listing.damage else []
+        warnings += [
+            f"{ck} no longer holds what this run wrote (its hash changed)"
+            for ck in changed_checkpoints(record)
+        ]
         if record.kind in ("sweep", "find"):
             result = read_sweep(path)
+            warnings += [result.reason] if result.reason else []
             sweeps.append(result)
             labels.append(f"{path.name} ({result.method})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
@@ -94,7 +118,8 @@ def report(
                 out.renderable(per_class)
             lines.append(render.sweep_line(result))
         elif record.kind == "train":
-            history = read_jsonl(path / "metrics.jsonl")
+            history, damage = read_metrics(path)
+            warnings += [damage] if damage else []
             entry["history"] = history
             title = f"training {record.model}: {path}"
             out.renderable(render.train_table(history, "SYNTHETIC " * record.synthetic + title))
@@ -106,6 +131,9 @@ def report(
             lines.append(f"{path.name}: " + render.run_best(record))
         else:
             lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
+        entry["warnings"] = warnings
+        for warning in warnings:
+            out.line(f"warning: {path.name}: {warning}", "yellow")
         documents.append(entry)
     series, baselines = render.chart_data(sweeps, labels if len(sweeps) > 1 else None)
     out.chart(series, baselines)

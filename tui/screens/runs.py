@@ -33,7 +33,9 @@ def result_line(listing: RunListing, sweep: Any = None) -> str:
     points (`sweep`, a SweepResult) when given, so the list and the details agree mid-run."""
     record = listing.record
     summary = record.summary or {}
-    if record.status == "failed" and record.reason:
+    if listing.damage:
+        return f"damaged: {listing.damage}"
+    if record.status in ("failed", "interrupted") and record.reason:
         return record.reason
     if record.kind == "train":
         acc = summary.get("final_test_acc")
