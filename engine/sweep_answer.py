@@ -113,7 +113,8 @@ class SweepResult:
             )
         if self.best_level_ci95 is not None:
             low, high = self.best_level_ci95
-            answer += f" (95% interval of the best level: {low:g}-{high:g}%)"
+            span = f"{low:g}%" if low == high else f"{low:g}-{high:g}%"
+            answer += f" (95% interval of the best level: {span})"
         caveat = METHOD_CAVEATS.get(self.method)
         if caveat:
             answer += f" ({caveat})"
