@@ -215,6 +215,14 @@ class DataOptions:
         maximum=65536,
         group="Device",
     )
+    devices: int = option(
+        1,
+        "worker processes (one per GPU, or CPU workers) started through torch.distributed.run; "
+        "under torchrun the launcher's world size is used instead",
+        minimum=1,
+        maximum=4096,
+        group="Device",
+    )
     seed: int = option(
         0, "random seed (also picks the subset images)", minimum=0, maximum=MAX_SEED, group="Run"
     )
@@ -285,7 +293,13 @@ class TrainConfig(DataOptions):
     """Training as the seed did it: SGD + CosineAnnealingLR stepped per epoch."""
 
     epochs: int = option(60, "number of epochs", minimum=1, maximum=10000, group="Training")
-    batch_size: int = option(128, "mini-batch size", minimum=1, maximum=65536, group="Training")
+    batch_size: int = option(
+        128,
+        "mini-batch size (global: split over the devices)",
+        minimum=1,
+        maximum=65536,
+        group="Training",
+    )
     lr: float = option(
         0.01, "initial learning rate (SGD)", minimum=0.0, maximum=10.0, group="Training"
     )
@@ -305,6 +319,11 @@ class TrainConfig(DataOptions):
     )
     compile: bool = option(
         False, "torch.compile the model (checked against eager on one batch)", group="Device"
+    )
+    sync_bn: bool = option(
+        False,
+        "with several devices: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)",
+        group="Device",
     )
     checkpoint_every: int = option(
         10,
@@ -543,6 +562,7 @@ class FinetuneConfig(DataOptions):
     weight_decay: float = same_as(TrainConfig, "weight_decay")
     lr_rewind: bool = same_as(SweepConfig, "lr_rewind", group="Training")
     compile: bool = same_as(TrainConfig, "compile")
+    sync_bn: bool = same_as(TrainConfig, "sync_bn")
     checkpoint_every: int = same_as(TrainConfig, "checkpoint_every", default=1)
     checkpoint_dir: str = same_as(TrainConfig, "checkpoint_dir")
 

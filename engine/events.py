@@ -25,6 +25,7 @@ class RunStarted:
     parameters: int
     config: dict[str, Any]
     synthetic: bool = False  # every output of a run on synthetic data says so
+    world_size: int = 1  # ranks of a distributed (torchrun) run; rank 0 reports
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class BatchProgress:
     loss: float
     images_per_s: float
     step: int  # global optimiser step, for a loss chart
+    ranks: tuple[float, ...] = ()  # distributed: each rank's images/s, in rank order
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,9 @@ class BatchLoader:
     Iterating yields (float32 normalised (B, 3, 32, 32) images, int64 labels), both on `device`.
     The shuffle order and the crops/flips of an epoch depend only on (seed, epoch): they are drawn
     with a CPU generator at the start of each pass and moved to the device once. Call
-    `set_epoch` before each epoch (the epoch stays the same until then).
+    `set_epoch` before each epoch (the epoch stays the same until then). With
+    `part=(rank, ranks)` a rank yields only its contiguous share of each global batch, so the ranks
+    together see exactly the batches of a single-process run.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class BatchLoader:
         seed: int = 0,
         channels_last: bool = False,
         drop_last: bool = False,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size", f"{batch_size} must be >= 1")
@@ -93,6 +96,7 @@ class BatchLoader:
         self.seed = int(seed)
         self.channels_last = channels_last
         self.drop_last = drop_last
+        self.part = part  # (rank, ranks): yield only this rank's share of every batch
         self.classes = data.classes
         self.epoch = 0
         self._images = data.images.to(self.device)
@@ -135,6 +139,9 @@ class BatchLoader:
         for b in range(len(self)):
             start = b * self.batch_size
             stop = min(start + self.batch_size, self.num_images)
+            if self.part[1] > 1:  # contiguous shares of the global batch, sizes within 1
+                rank, ranks, n = *self.part, stop - start
+                start, stop = start + n * rank // ranks, start + n * (rank + 1) // ranks
             if order is None:
                 images, labels = self._images[start:stop], self._labels[start:stop]
             else:

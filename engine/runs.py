@@ -144,6 +144,7 @@ class RunRecord:
     device: str = ""
     data: str = ""
     synthetic: bool = False
+    world_size: int = 1  # ranks that ran it (torchrun); 1 = one process
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     finished: str = ""
@@ -169,6 +170,7 @@ def start_run(
     device: str,
     data: str,
     synthetic: bool,
+    world_size: int = 1,
 ) -> tuple[Path, RunRecord]:
     run_dir = new_run_dir(root, kind, model)
     record = RunRecord(
@@ -178,6 +180,7 @@ def start_run(
         device=device,
         data=data,
         synthetic=synthetic,
+        world_size=world_size,
         config=config,
         pid=os.getpid(),
         host=socket.gethostname(),

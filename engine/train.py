@@ -36,7 +36,6 @@ from engine.events import (
     RunStarted,
     StopSignal,
     no_events,
-    stop_requested,
 )
 from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
@@ -313,6 +312,7 @@ class _Loop:
     def run(self, train_loader, test_loader, position: _Position, history) -> str:
         config = self.config
         device = self.placement.device
+        ranks = self.world.world_size
         step = (position.epoch - 1) * len(train_loader) + position.batch
         for epoch in range(position.epoch, config.epochs + 1):
             start_batch = position.batch if epoch == position.epoch else 0
@@ -328,16 +328,30 @@ class _Loop:
             report_loss = torch.zeros((), device=device)
             report_batches = 0
             batches = len(train_loader)
+            rate = 0.0
             for batch, (images, labels) in enumerate(
                 itertools.islice(train_loader, start_batch, None), start=start_batch + 1
             ):
-                if stop_requested(self.stop):
+                stopping, rates = self._stop_now(rate)
+                if stopping:
                     done = _Position(epoch, batch - 1, float(loss_sum), int(correct), seen)
-                    self._save(done, history, stopped=True)
+                    self._save(self._summed(done), history, stopped=True)
                     return "stopped"
+                # DDP averages the ranks' gradients, so each rank's loss is its share of the
+                # global-batch mean (a last global batch smaller than the ranks is skipped)
+                total = min(
+                    config.batch_size, train_loader.num_images - (batch - 1) * config.batch_size
+                )
+                if total < ranks:
+                    continue
                 with self.placement.autocast():
-                    logits = self.forward(images)
-                    loss = F.cross_entropy(logits.float(), labels)
+                    logits = self.train_forward(images)
+                    if ranks == 1:
+                        loss = F.cross_entropy(logits.float(), labels)
+                        images_loss = loss.detach() * labels.numel()
+                    else:
+                        summed = F.cross_entropy(logits.float(), labels, reduction="sum")
+                        loss, images_loss = summed * (ranks / total), summed.detach()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -345,13 +359,13 @@ class _Loop:
                     self.scheduler.step()
                 step += 1
                 self.recipe.after_step(step)
-                detached = loss.detach()
-                loss_sum += detached * labels.numel()
-                report_loss += detached
+                loss_sum += images_loss
+                report_loss += images_loss / max(labels.numel(), 1)
                 report_batches += 1
                 correct += (logits.argmax(dim=1) == labels).sum()
                 seen += labels.numel()
                 now = time.perf_counter()
+                rate = (seen - (position.seen if start_batch else 0)) / max(now - started, 1e-9)
                 if now - last_report >= PROGRESS_INTERVAL_S or batch == batches:
                     self.on_event(
                         BatchProgress(
@@ -360,9 +374,9 @@ class _Loop:
                             batch=batch,
                             batches=batches,
                             loss=float(report_loss) / report_batches,
-                            images_per_s=(seen - (position.seen if start_batch else 0))
-                            / max(now - started, 1e-9),
+                            images_per_s=rate * ranks,
                             step=step,
+                            ranks=rates,
                         )
                     )
                     report_loss.zero_()
@@ -371,19 +385,19 @@ class _Loop:
                     done = _Position(epoch, batch, float(loss_sum), int(correct), seen)
                     self._save(done, history, stopped=False, rolling=True)
             train_seconds = time.perf_counter() - started
-            trained_images = seen - (position.seen if start_batch else 0)
-            tested = evaluate(self.forward, test_loader, self.placement, stop=self.stop)
+            ended = self._summed(_Position(epoch, batches, float(loss_sum), int(correct), seen))
+            trained_images = ended.seen - (position.seen if start_batch else 0) * ranks
+            tested = self._evaluate(test_loader)
             if tested is None:  # stopped during the test pass: resuming re-runs only the test pass
-                done = _Position(epoch, batches, float(loss_sum), int(correct), seen)
-                self._save(done, history, stopped=True)
+                self._save(ended, history, stopped=True)
                 return "stopped"
             seconds = time.perf_counter() - started
             if not self.recipe.per_step_schedule:
                 self.scheduler.step()
             entry = {
                 "epoch": epoch,
-                "train_loss": float(loss_sum) / max(seen, 1),
-                "train_acc": 100.0 * int(correct) / max(seen, 1),
+                "train_loss": ended.loss_sum / max(ended.seen, 1),
+                "train_acc": 100.0 * ended.correct / max(ended.seen, 1),
                 "test_loss": tested.loss,
                 "test_acc": tested.accuracy,
                 "lr": lr,
@@ -398,7 +412,8 @@ class _Loop:
             if due:
                 self._save(_Position(epoch + 1), history, stopped=False)
             try:
-                append_jsonl(self.run_dir / "metrics.jsonl", entry)
+                if self.world.writer:
+                    append_jsonl(self.run_dir / "metrics.jsonl", entry)
             except RunFileError:
                 if not due:  # keep the epoch in this run's own rolling file, then fail
                     self._save(_Position(epoch + 1), history, stopped=False, rolling=True)
@@ -406,14 +421,48 @@ class _Loop:
             self.on_event(EpochEnded(epochs=config.epochs, **entry))
         return "completed"
 
+    def _summed(self, position: _Position) -> _Position:
+        """The epoch's loss/accuracy sums over all ranks (the position itself is shared)."""
+        if self.group is None or not self.world.distributed:
+            return position
+        sums = torch.tensor(
+            [position.loss_sum, position.correct, position.seen],
+            dtype=torch.float64,
+            device=self.placement.device,
+        )
+        loss_sum, correct, seen = self.group.sum_(sums).tolist()
+        return _Position(position.epoch, position.batch, loss_sum, round(correct), round(seen))
+
+    def _evaluate(self, test_loader):
+        """The test pass on one model: rank 0's BatchNorm statistics, every rank's share summed."""
+        if self.group is None or not self.world.distributed:
+            return evaluate(self.forward, test_loader, self.placement, stop=self.stop)
+        self.group.broadcast_buffers(self.model)
+        tested = evaluate(self.forward, test_loader, self.placement, stop=self.stop)
+        return None if tested is None else reduce_eval(tested, self.group)
+
     def _save(self, position: _Position, history, *, stopped: bool, rolling: bool = False) -> None:
         """Write a resumable checkpoint the seed's code can also read (`net`, `epoch`).
 
         `rolling` writes the run's own rolling file (--checkpoint-minutes); any other save
-        supersedes it. The hash of what was written goes into run.json."""
+        supersedes it. The hash of what was written goes into run.json. Every rank comes here
+        together: they compare fingerprints of their weights (they must be equal) and rank 0
+        writes them into the checkpoint with the world size."""
         completed = position.epoch - 1
+        if self.group is not None:
+            self.group.broadcast_buffers(self.model)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        ranks: dict[str, Any] = {"world_size": self.world.world_size}
+        if self.group is not None and self.world.distributed:
+            prints = self.group.gather_objects(fingerprint(state))
+            if len(set(prints)) != 1:
+                raise PrunelabError(f"the ranks' weights differ at epoch {completed}: {prints}")
+            ranks["fingerprints"] = prints
+        if not self.world.writer:
+            self.last_checkpoint = str(self.files.path(None if stopped else completed))
+            return
         payload = {
-            "net": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+            "net": state,
             "epoch": completed,
             "acc": history[-1]["test_acc"] if history else None,
             "model": self.config.model,
@@ -426,6 +475,7 @@ class _Loop:
             "history": history,
             "run_dir": str(self.run_dir),
             "kind": self.recipe.kind,
+            "ranks": ranks,
             **self.recipe.state(),
         }
         if rolling:
@@ -492,8 +542,10 @@ class _Finisher:
         self.history, self.on_event = history, on_event
 
     def __call__(self, status: str, reason: str, checkpoint: str | None = None) -> None:
-        accs = [h["test_acc"] for h in self.history]
         record = self.record
+        if record is None:  # a rank other than 0 of a distributed run: nothing to record
+            return
+        accs = [h["test_acc"] for h in self.history]
         record.status, record.reason, record.finished = status, reason, now_iso()
         summary = {
             "epochs_completed": self.history[-1]["epoch"] if self.history else 0,
