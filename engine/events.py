@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 RunKind = Literal["train", "finetune", "sweep", "find", "sensitivity", "export"]
@@ -156,3 +156,21 @@ def stop_requested(stop: StopSignal) -> bool:
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict with the event's type name, for `--json-lines` and logs."""
     return {"event": type(event).__name__, **asdict(event)}
+
+
+EVENT_TYPES: dict[str, type] = {t.__name__: t for t in Event.__args__}  # type: ignore[attr-defined]
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """The event a `--json-lines` line holds (the inverse of `event_to_dict`); None when the
+    line is not an event (e.g. the closing `Result`). Lists become the tuples the fields hold."""
+    kind = EVENT_TYPES.get(str(data.get("event")))
+    if kind is None:
+        return None
+    names = {f.name: f for f in fields(kind)}
+    values = {
+        k: tuple(v) if isinstance(v, list) and "tuple" in str(names[k].type) else v
+        for k, v in data.items()
+        if k in names
+    }
+    return kind(**values)

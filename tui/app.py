@@ -180,6 +180,8 @@ class PrunelabApp(App[None]):
     def _start_training(
         self, screen: TrainScreen, entry: Callable[..., Any], config: Any, resume: str | None
     ) -> Worker | None:
+        from tui.launched import train_on_devices
+
         if self.job is not None:
             self.notify(f"a {self.job} job is running; stop it first", severity="warning")
             return None
@@ -190,20 +192,25 @@ class PrunelabApp(App[None]):
             if isinstance(event, BatchProgress):
                 loss_log.append((event.step, event.loss))
 
-        return self._start_job(
-            screen.JOB,
-            lambda on_event, stop: entry(config, on_event, stop, resume=resume),
-            hook=record_loss,
-        )
+        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
+            if config.devices == 1:
+                return entry(config, on_event, stop, resume=resume)
+            return train_on_devices(screen.JOB, config, resume, on_event, stop)
+
+        return self._start_job(screen.JOB, work, hook=record_loss)
 
     def start_sweep(self, config: SweepConfig, resume_run: str | None = None) -> Worker | None:
         from engine.sweep import run_sweep
+        from tui.launched import sweep_on_devices
 
         self.sweep_screen.begin(config)
-        return self._start_job(
-            "sweep",
-            lambda on_event, stop: run_sweep(config, on_event, stop, resume_run=resume_run),
-        )
+
+        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
+            if config.devices == 1:
+                return run_sweep(config, on_event, stop, resume_run=resume_run)
+            return sweep_on_devices(config, resume_run, on_event, stop)
+
+        return self._start_job("sweep", work)
 
     def start_sensitivity(self, config: SweepConfig) -> Worker | None:
         from engine.sensitivity import run_sensitivity

@@ -271,6 +271,8 @@ class TrainScreen(JobScreen):
             f"ETA {fmt_duration(eta)} · batch {event.batch}/{event.batches} · "
             f"{event.images_per_s:,.0f} img/s"
         )
+        if event.ranks:  # a distributed run: each rank's speed, compactly
+            self.progress_text += " · ranks " + "/".join(f"{r:,.0f}" for r in event.ranks)
 
     def _eta(
         self, epoch: int, batch: int, batches: int, images_per_s: float | None = None
