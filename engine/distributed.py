@@ -14,8 +14,6 @@ import datetime
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -229,39 +227,31 @@ def describe_batch(batch_size: int, lr: float, world: World) -> str:
     )
 
 
-def launch_command(devices: int, argv: Sequence[str], module: str = "tui.cli") -> list[str]:
-    """`python -m torch.distributed.run --standalone --nproc-per-node N -m <module> argv...`:
-    torch's own launcher, one machine, a free port chosen by its c10d rendezvous."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={devices}",
-        "-m",
-        module,
-        *argv,
-    ]
+def launcher_args(devices: int, argv: Sequence[str], module: str = "tui.cli") -> list[str]:
+    """torchrun's arguments for `devices` workers on this machine running `python -m module
+    argv...`: one node, a free port picked by the c10d rendezvous (`--standalone`)."""
+    return ["--standalone", f"--nproc-per-node={devices}", "-m", module, *argv]
 
 
-def launch(devices: int, argv: Sequence[str], module: str = "tui.cli") -> tuple[int, bool]:
-    """Run `argv` on `devices` local workers through torch.distributed.run and wait.
+def launch(devices: int, argv: Sequence[str], module: str = "tui.cli") -> int:
+    """Run `argv` on `devices` local workers through torch.distributed.run; its exit code.
 
-    Ctrl-C reaches the launcher (which forwards it to the workers, who stop together and
-    save); this process only waits. Returns the launcher's exit code and whether we were
-    interrupted."""
-    interrupted = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    on_main = threading.current_thread() is threading.main_thread()
-    if on_main:
-        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    The launcher runs in this process (as `torchrun` would): Ctrl-C reaches it, it forwards the
+    signal to the workers, who stop together and save; 130 is returned then. A worker's failure
+    (its own message is already on stderr) returns that worker's exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the workers share this machine's cores
     try:
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        code = subprocess.call(launch_command(devices, argv, module), env=env)
-    finally:
-        if on_main:
-            signal.signal(signal.SIGINT, previous)
-    return code, interrupted.is_set()
+        run(parse_args(launcher_args(devices, argv, module)))
+    except SignalException:
+        return 130
+    except ChildFailedError as exc:
+        codes = [failure.exitcode for failure in exc.failures.values()]
+        return next((code for code in codes if code > 0), 1)
+    return 0
 
 
 def reduce_eval(result: EvalResult, group: Group) -> EvalResult:
