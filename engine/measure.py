@@ -17,6 +17,7 @@ from engine.checkpoints import check_finite, ignored_keys_notice, load_state, re
 from engine.config import SweepConfig
 from engine.data import load_split
 from engine.device import Placement, resolve_placement
+from engine.distributed import rank_device, world_from_env
 from engine.errors import PrunelabError
 from engine.evaluate import EvalResult, evaluate
 from engine.events import EventCallback, Notice, RunFinished, RunStarted, StopSignal, SweepPoint
@@ -61,6 +62,9 @@ class Setup:
 def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallback) -> Setup:
     config.validate()
     placement = resolve_placement(config)
+    placement = dataclasses.replace(
+        placement, device=rank_device(placement.device, world_from_env())
+    )
     if model is None:
         checkpoint = read_checkpoint(config.checkpoint)
         if not config.allow_nonfinite:
@@ -109,8 +113,8 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
     )
 
 
-def start_run_folder(setup: Setup, kind: str) -> tuple[Path, RunRecord]:
-    """A new run folder recording the config, the device and the data."""
+def start_run_folder(setup: Setup, kind: str, world_size: int = 1) -> tuple[Path, RunRecord]:
+    """A new run folder recording the config, the device, the data and the ranks."""
     return start_run(
         setup.config.run_dir,
         kind,
@@ -119,10 +123,13 @@ def start_run_folder(setup: Setup, kind: str) -> tuple[Path, RunRecord]:
         device=setup.placement.describe(),
         data=setup.test_data.source,
         synthetic=setup.test_data.synthetic,
+        world_size=world_size,
     )
 
 
-def announce(setup: Setup, kind: str, run_dir: Path, on_event: EventCallback) -> None:
+def announce(
+    setup: Setup, kind: str, run_dir: Path, on_event: EventCallback, world_size: int = 1
+) -> None:
     on_event(
         RunStarted(
             kind=kind,  # type: ignore[arg-type]
@@ -132,6 +139,7 @@ def announce(setup: Setup, kind: str, run_dir: Path, on_event: EventCallback) ->
             parameters=setup.parameters,
             config=setup.config.to_dict(),
             synthetic=setup.test_data.synthetic,
+            world_size=world_size,
         )
     )
 
@@ -254,8 +262,12 @@ def emit_point(on_event: EventCallback, point: PointResult, index: int, total: i
 
 
 def finish_failed(
-    record: RunRecord, run_dir: Path, kind: str, reason: str, on_event: EventCallback
+    record: RunRecord | None, run_dir: Path, kind: str, reason: str, on_event: EventCallback
 ) -> None:
+    """Record the failure (rank 0 holds the record; other ranks of a distributed run do not)."""
+    if record is None:
+        on_event(RunFinished(kind=kind, status="failed", run_dir=str(run_dir), reason=reason))  # type: ignore[arg-type]
+        return
     record.status, record.reason, record.finished = "failed", reason, now_iso()
     with contextlib.suppress(RunFileError):  # the original failure says more (e.g. disk full)
         record.save(run_dir)

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from engine.config import FIND_COARSE_STEP, SweepConfig, parse_levels
+from engine.device import resolve_device
+from engine.distributed import Group, SharedStop, rank_device, world_from_env
 from engine.errors import PrunelabError
 from engine.events import (
     EventCallback,
@@ -43,7 +45,7 @@ from engine.measure import (
 )
 from engine.pruning import Pruner
 from engine.recovery import Recovery
-from engine.runs import WriterLock, append_jsonl, load_run, now_iso
+from engine.runs import RunRecord, WriterLock, append_jsonl, load_run, now_iso
 from engine.stats import paired_delta_ci95
 from engine.sweep_answer import (
     PointResult,
@@ -55,6 +57,7 @@ from engine.sweep_answer import (
     recovered_view,
     within,
 )
+from engine.sweep_ranks import SpreadLevels
 from engine.sweep_store import append_correct, read_correct, resume_state, write_outputs
 
 
@@ -85,16 +88,22 @@ def find_best(
 
 
 def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwargs) -> SweepResult:
-    """`_sweep_locked` holding the run folder's writer lock (a second resume is refused)."""
+    """Under torchrun the ranks share out the levels (engine.sweep_ranks); rank 0 writes and
+    holds the run folder's writer lock (a second resume is refused)."""
+    world = world_from_env()
+    group = Group(world, rank_device(resolve_device(config.device), world))
     locks: list[WriterLock] = []
     try:
-        return _sweep_locked(config, on_event, stop, locks=locks, **kwargs)
+        on_event = on_event if world.writer else no_events
+        return _sweep_locked(group, config, on_event, stop, locks=locks, **kwargs)
     finally:
         for lock in locks:
             lock.release()
+        group.close()
 
 
 def _sweep_locked(
+    group: Group,
     config: SweepConfig,
     on_event: EventCallback,
     stop: StopSignal,
@@ -105,29 +114,40 @@ def _sweep_locked(
     resume_run: str | Path | None = None,
     stop_at_first_miss: bool = False,
 ) -> SweepResult:
+    world = group.world
     done: dict[float, PointResult] = {}
     correct: dict[float, np.ndarray] = {}
     if resume_run is not None:
-        locks.append(WriterLock(resume_run).acquire())
+        if world.writer:
+            locks.append(WriterLock(resume_run).acquire())
         config, done, damage = resume_state(resume_run, config)
         if damage:
             on_event(Notice(f"{damage}; those levels are computed again", "warning"))
         correct = read_correct(Path(resume_run))
     setup = prepare(config, model, on_event)
     config = setup.config
+    record: RunRecord | None = None
+    run_dir: Path | None = None
     if resume_run is not None:
         run_dir = Path(resume_run)
-        record = load_run(run_dir)
-        record.status, record.reason = "running", ""
-        record.pid, record.host = os.getpid(), socket.gethostname()
-        record.save(run_dir)
+        if world.writer:
+            record = load_run(run_dir)
+            record.status, record.reason = "running", ""
+            record.pid, record.host = os.getpid(), socket.gethostname()
+            record.world_size = world.world_size
+            record.save(run_dir)
         on_event(Notice(f"resuming {run_dir}: {len(done)} level(s) already done"))
-    else:
-        run_dir, record = start_run_folder(setup, kind)
+    elif world.writer:
+        run_dir, record = start_run_folder(setup, kind, world.world_size)
         locks.append(WriterLock(run_dir).acquire())
-    announce(setup, kind, run_dir, on_event)
+    run_dir = Path(group.broadcast_object(str(run_dir)))
+    announce(setup, kind, run_dir, on_event, world.world_size)
+    shared = SharedStop(group, stop) if world.distributed else None
+    stop = shared or stop
     pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
     evaluator = Evaluator(setup, pruner, stop)
+    if config.finetune_epochs and world.distributed:
+        raise PrunelabError("recovery sweeps (--finetune-epochs) run on one device; drop --devices")
     recovery = Recovery(setup, run_dir, on_event, stop) if config.finetune_epochs else None
     points = list(done.values())
     status = "completed"
@@ -139,8 +159,8 @@ def _sweep_locked(
         return evaluator.point(level, evaluate_it=evaluate_it, refined=refined)
 
     def record_point(point: PointResult, index: int, total: int) -> None:
-        if evaluator.last_correct is not None:
-            bits = evaluator.last_correct.numpy()
+        if spread.last_capture is not None:  # the point's own per-image bits, from any rank
+            bits = spread.last_capture.numpy()
             correct[point.level_percent] = bits
             append_correct(run_dir, point.level_percent, bits)
             dense = correct.get(0.0)
@@ -148,11 +168,19 @@ def _sweep_locked(
                 found = paired_delta_ci95(dense, bits)
                 point.delta_ci95 = list(found) if found else None
         points.append(point)
-        append_jsonl(run_dir / "sweep.jsonl", asdict(point))
+        if world.writer:
+            append_jsonl(run_dir / "sweep.jsonl", asdict(point))
         emit_point(on_event, point, index, total)
 
     try:
         levels = sorted(set(config.levels) | {0.0})
+        spread = SpreadLevels(
+            measure,
+            [v for v in levels if v not in done],
+            group,
+            shared,
+            capture=lambda: evaluator.last_correct,
+        )
         chance = 100.0 / len(setup.test_data.classes) + 1.0
         at_chance = 0
         for index, level in enumerate(levels, start=1):
@@ -163,7 +191,7 @@ def _sweep_locked(
                 status = "stopped"
                 break
             skip = config.early_stop > 0 and at_chance >= config.early_stop
-            point = measure(level, evaluate_it=not skip)
+            point = spread.point(level, evaluate_it=not skip)
             if point is None:
                 status = "stopped"
                 break
@@ -182,7 +210,7 @@ def _sweep_locked(
             ):
                 break
         if status == "completed" and config.refine:
-            status = _refine(config, measure, points, record_point, stop, recovery is not None)
+            status = _refine(config, spread.point, points, record_point, stop, recovery is not None)
     except Stopped:
         status = "stopped"
     except torch.cuda.OutOfMemoryError:
@@ -208,7 +236,8 @@ def _sweep_locked(
         correct,
         selection.to_dict() if selection else None,
     )
-    write_outputs(run_dir, result)
+    if record is not None:
+        write_outputs(run_dir, result)
     on_event(
         SweepFinished(
             baseline_accuracy=result.baseline_accuracy,
@@ -220,9 +249,10 @@ def _sweep_locked(
             note=result.note,
         )
     )
-    record.status, record.finished, record.summary = status, now_iso(), result.summary()
-    record.save(run_dir)
-    on_event(RunFinished(kind=kind, status=status, run_dir=str(run_dir), summary=record.summary))  # type: ignore[arg-type]
+    if record is not None:
+        record.status, record.finished, record.summary = status, now_iso(), result.summary()
+        record.save(run_dir)
+    on_event(RunFinished(kind=kind, status=status, run_dir=str(run_dir), summary=result.summary()))  # type: ignore[arg-type]
     return result
 
 

@@ -41,28 +41,34 @@ class SpreadLevels:
         grid: Sequence[float],
         group: Group | None = None,
         stop: SharedStop | None = None,
+        capture: Callable[[], Any] = lambda: None,
     ) -> None:
         self.measure = measure
         self.grid = list(grid)
         self.group = group
         self.stop = stop
-        self.ready: dict[float, Any] = {}
+        self.capture = capture  # what else a point brings (per-image bits), read after measuring
+        self.last_capture: Any = None  # the capture of the point handed out last
+        self.ready: dict[float, tuple[Any, Any]] = {}
 
     @property
     def spread(self) -> bool:
         return self.group is not None and self.group.world.distributed
 
     def point(self, level: float, *, evaluate_it: bool = True, refined: bool = False) -> Any:
-        if not self.spread:
-            return self.measure(level, evaluate_it=evaluate_it, refined=refined)
-        if level not in self.grid:
-            if self.stop is not None:
+        if not self.spread or level not in self.grid:
+            if self.spread and self.stop is not None:
                 self.stop.sync()
-            return self.measure(level, evaluate_it=evaluate_it, refined=refined)
+            point = self.measure(level, evaluate_it=evaluate_it, refined=refined)
+            self.last_capture = self.capture()
+            return point
         if level not in self.ready:
             self._round(level, evaluate_it)
-        point = self.ready.pop(level)
-        return point if evaluate_it or not point.evaluated else without_evaluation(point)
+        point, self.last_capture = self.ready.pop(level, (None, None))
+        if point is None or evaluate_it or not point.evaluated:
+            return point
+        self.last_capture = None
+        return without_evaluation(point)
 
     def _round(self, level: float, evaluate_it: bool) -> None:
         """The next `world_size` grid levels from `level` on, one per rank, gathered."""
@@ -70,12 +76,13 @@ class SpreadLevels:
         world = self.group.world
         start = self.grid.index(level)
         batch = self.grid[start : start + world.world_size]
-        mine = None
+        mine, captured = None, None
         if world.rank < len(batch):
             mine = self.measure(batch[world.rank], evaluate_it=evaluate_it, refined=False)
+            captured = self.capture()
         local_stop = stop_requested(self.stop.local) if self.stop is not None else False
-        gathered = self.group.gather_objects((local_stop, mine))
+        gathered = self.group.gather_objects((local_stop, mine, captured))
         if self.stop is not None:
-            self.stop.agreed = self.stop.agreed or any(flag for flag, _ in gathered)
-        for point in (p for _, p in gathered if p is not None):
-            self.ready[point.level_percent] = point
+            self.stop.agreed = self.stop.agreed or any(flag for flag, _, _ in gathered)
+        for point, bits in ((p, b) for _, p, b in gathered if p is not None):
+            self.ready[point.level_percent] = (point, bits)

@@ -17,9 +17,10 @@ import torch
 
 from engine.checkpoints import read_checkpoint
 from engine.config import SweepConfig, parse_levels
-from engine.data import BatchLoader, load_split
+from engine.data import load_split
 from engine.distributed import World, describe_batch, fingerprint, rank_device, world_from_env
 from engine.errors import PrunelabError
+from engine.loader import BatchLoader
 from engine.runs import load_run, read_jsonl
 from engine.sweep import run_sweep
 

@@ -75,3 +75,10 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def fmt_ranks(images_per_s: tuple[float, ...]) -> str:
+    """A distributed run's per-rank speeds, compactly: `ranks 812/790 img/s` ('' for one rank)."""
+    if len(images_per_s) < 2:
+        return ""
+    return "ranks " + "/".join(f"{r:,.0f}" for r in images_per_s) + " img/s"

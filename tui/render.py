@@ -45,6 +45,8 @@ SYNTHETIC_WARNING = "SYNTHETIC data (a learnable stand-in, not CIFAR-10): accura
 
 def run_started_line(event: RunStarted) -> str:
     parts = [f"{event.kind} {event.model}", f"{event.parameters:,} parameters", event.device]
+    if event.world_size > 1:
+        parts.append(f"{event.world_size} ranks")
     line = " | ".join(parts) + f" | run {event.run_dir}"
     return f"SYNTHETIC {line}" if event.synthetic else line
 

@@ -139,6 +139,7 @@ def find(
         "bn_recalibrate",
         "min_density",
         *RECOVERY_FIELDS,
+        "devices",  # one layer at a time on one device; not spread over ranks
     ),
     defaults={"levels": SENSITIVITY_LEVELS},
 )

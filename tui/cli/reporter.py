@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.text import Text
 
 from engine.events import (
@@ -24,8 +25,8 @@ from engine.events import (
     event_to_dict,
 )
 from tui import render
-from tui.cli.output import Output, dump_json
-from tui.formatting import fmt_level, fmt_pct
+from tui.cli.output import EXIT_INTERRUPTED, Output, dump_json
+from tui.formatting import fmt_level, fmt_pct, fmt_ranks
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -110,6 +111,8 @@ class Reporter:
 
     def _batch(self, event: BatchProgress) -> None:
         info = f"loss {event.loss:.4f}  {event.images_per_s:,.0f} img/s"
+        if event.ranks:
+            info += "  " + fmt_ranks(event.ranks)
         if self.progress is None:
             now = time.monotonic()
             if now - self._last_plain >= PLAIN_PROGRESS_EVERY_S:
@@ -179,9 +182,21 @@ def stop_on_ctrl_c() -> Iterator[threading.Event]:
 def run_engine(out: Output, entry: Any, config: Any, **kwargs: Any) -> tuple[Any, bool]:
     """Call an engine entry point with `out`'s reporter and Ctrl-C as its stop signal.
 
+    With `--devices N` (N > 1) outside torchrun, this process becomes torch's launcher and runs
+    this same command line on N workers instead (and exits with their code). In a worker, SIGINT
+    and SIGTERM are the stop signal, and ranks other than 0 print nothing.
+
     Returns its result and whether the run used synthetic data.
     """
+    from engine.distributed import launch, launched_by_torchrun, stop_on_signals, world_from_env
+
+    if not launched_by_torchrun() and getattr(config, "devices", 1) > 1:
+        raise typer.Exit(launch(config.devices, sys.argv[1:]))
+    world = world_from_env()
     reporter = Reporter(out)
-    with stop_on_ctrl_c() as stop, reporter:
+    stopper = stop_on_signals(threading.Event()) if world.distributed else stop_on_ctrl_c()
+    with stopper as stop, reporter:
         result = entry(config, reporter, stop, **kwargs)
+    if not world.writer:
+        raise typer.Exit({"completed": 0, "stopped": EXIT_INTERRUPTED}.get(result.status, 1))
     return result, bool(reporter.started and reporter.started.synthetic)

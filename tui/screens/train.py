@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 from engine.config import TrainConfig
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
 from engine.runs import read_jsonl
-from tui.formatting import fmt_acc, fmt_duration
+from tui.formatting import fmt_acc, fmt_duration, fmt_ranks
 from tui.screens.common import find_checkpoints, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
 from tui.screens.job import JobScreen, job_bindings
@@ -272,7 +272,7 @@ class TrainScreen(JobScreen):
             f"{event.images_per_s:,.0f} img/s"
         )
         if event.ranks:  # a distributed run: each rank's speed, compactly
-            self.progress_text += " · ranks " + "/".join(f"{r:,.0f}" for r in event.ranks)
+            self.progress_text += " · " + fmt_ranks(event.ranks)
 
     def _eta(
         self, epoch: int, batch: int, batches: int, images_per_s: float | None = None
