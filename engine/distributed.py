@@ -255,7 +255,8 @@ def launch(devices: int, argv: Sequence[str], module: str = "tui.cli") -> int:
 
 
 def reduce_eval(result: EvalResult, group: Group) -> EvalResult:
-    """One evaluation from every rank's share of the test set: counts and loss sums added."""
+    """One evaluation from every rank's share of the test set: counts and loss sums added
+    (training keeps no per-image results, so they are not gathered)."""
     matrix = torch.tensor(result.confusion, dtype=torch.float64)
     numbers = torch.cat([matrix.flatten(), torch.tensor([result.loss * result.total])])
     numbers = group.sum_(numbers.to(group.device)).cpu()
