@@ -10,6 +10,7 @@
 #        extrapolated per level
 #   (c)  one resnet50 epoch on the 10,000 synthetic training images through engine.train
 #        (precision auto = bf16 on CUDA)
+#   (d)  with >= 2 GPUs: one such epoch on all of them through `prunelab train --devices N`
 # and a summary block. Expected well under 6 minutes on an H100; every step has its own timeout.
 # Logs go to $OUT/gpu_check/ when $OUT is set, else to a temporary folder.
 # GPU_CHECK_SMOKE=1 runs the same steps tiny on the CPU (resnet20), to test the script itself.
@@ -94,9 +95,23 @@ run_step b_sweep_speed 150 "$PY" benchmarks/sweep_speed.py --model "$MODEL" --le
 run_step c_train_epoch 100 "$PY" benchmarks/train_epoch.py --model "$MODEL" --epochs 1 \
     --device "$DEVICE" --dataset synthetic --precision auto
 
+# (d) one epoch of data-parallel training through `prunelab train --devices N` (torch's launcher,
+#     NCCL, one rank per GPU, global batch 128 per GPU); needs >= 2 GPUs (smoke: 2 CPU ranks, gloo)
+NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+NDEV=$NGPU
+[ "${GPU_CHECK_SMOKE:-0}" = 1 ] && NDEV=2
+if [ "$NDEV" -ge 2 ]; then
+    run_step d_ddp_epoch 150 "$PY" -m tui.cli train --devices "$NDEV" --device "$DEVICE" \
+        --model "$MODEL" --dataset synthetic --epochs 1 --batch-size $((128 * NDEV)) \
+        --train-subset "$SUBSET" --run-dir "$LOGS/runs" --checkpoint-dir "$LOGS/checkpoints"
+else
+    heading "d_ddp_epoch"
+    echo "skipped: $NGPU GPU(s); NCCL data-parallel training needs one GPU per rank"
+fi
+
 heading "SUMMARY"
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1
-for name in a_train_throughput a2_train_throughput_cudnn_benchmark b_sweep_speed c_train_epoch; do
+for name in a_train_throughput a2_train_throughput_cudnn_benchmark b_sweep_speed c_train_epoch d_ddp_epoch; do
     log="$LOGS/$name.log"
     [ -f "$log" ] || continue
     echo "-- $name"

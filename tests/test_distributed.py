@@ -156,3 +156,34 @@ def test_a_worker_refuses_sync_bn_on_cpu_ranks(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     with pytest.raises(PrunelabError, match="SyncBatchNorm runs on GPUs only"):
         train(tiny_train_config(tmp_path, sync_bn=True))
+
+
+def test_ctrl_c_stops_both_ranks_and_rank_0_saves(tmp_path):
+    """SIGINT to the command's process group (what Ctrl-C or the app's Stop sends) reaches the
+    launcher, which forwards it to the ranks; they stop at the same step and rank 0 saves."""
+    import signal
+
+    command = [sys.executable, "-m", "tui.cli", "train", *TINY, "--epochs", "50", "--devices", "2"]
+    command += ["--run-dir", str(tmp_path / "runs"), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    env = {**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            if line.split()[:2] == ["epoch", "1/50"]:
+                os.killpg(process.pid, signal.SIGINT)
+                break
+        process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130
+    stopped = read_checkpoint(tmp_path / "ckpt" / "synthetic_resnet20_ckpt_stopped.pth")
+    prints = stopped.extra["ranks"]["fingerprints"]
+    assert len(prints) == 2 and prints[0] == prints[1] == fingerprint(stopped.state_dict)
+    assert 1 <= stopped.epoch < 50
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert load_run(run_dir).status == "stopped"
