@@ -9,6 +9,7 @@ exactly where the stopped one left off, even mid-epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import socket
@@ -24,6 +25,16 @@ from torch import nn
 from engine.config import TrainConfig
 from engine.data import load_split
 from engine.device import Placement, gpu_memory_mb, resolve_placement
+from engine.distributed import (
+    Group,
+    SharedStop,
+    World,
+    describe_batch,
+    fingerprint,
+    rank_device,
+    reduce_eval,
+    world_from_env,
+)
 from engine.errors import PrunelabError
 from engine.evaluate import evaluate
 from engine.events import (
@@ -36,6 +47,7 @@ from engine.events import (
     RunStarted,
     StopSignal,
     no_events,
+    stop_requested,
 )
 from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
@@ -96,12 +108,30 @@ def run_training(
     resume: str | Path | None = None,
 ) -> TrainResult:
     """The training lifecycle shared by every recipe: data, model, optimizer, run folder, loop,
-    failures mapped to one line. `config` has TrainConfig's training fields."""
+    failures mapped to one line. `config` has TrainConfig's training fields.
+
+    Under torchrun every rank calls this: DDP over the ranks, each rank trains on its share of
+    every global batch, rank 0 alone writes and reports (engine.distributed)."""
+    world = world_from_env()
     placement = resolve_placement(config)
+    placement = dataclasses.replace(placement, device=rank_device(placement.device, world))
+    if config.sync_bn and world.distributed and placement.device.type != "cuda":
+        raise PrunelabError("--sync-bn needs CUDA ranks (SyncBatchNorm runs on GPUs only)")
+    group = Group(world, placement.device)
+    on_event = on_event if world.writer else no_events
+    try:
+        return _run(config, recipe, on_event, stop, resume, group, placement)
+    finally:
+        group.close()
+
+
+def _run(config, recipe: Recipe, on_event, stop, resume, group: Group, placement) -> TrainResult:
+    world = group.world
     torch.manual_seed(config.seed)
     train_data = load_split(config, train=True)
     test_data = load_split(config, train=False)
     _preflight(config)
+    part = (world.rank, world.world_size)
     train_loader = BatchLoader(
         train_data,
         config.batch_size,
@@ -111,13 +141,19 @@ def run_training(
         shuffle=True,
         seed=config.seed,
         channels_last=placement.channels_last,
+        part=part,
     )
-    test_loader = BatchLoader(
-        test_data,
-        placement.eval_batch_size(config.eval_batch_size),
+    loader_args = dict(
         device=placement.device,
         normalization=config.normalization,
         channels_last=placement.channels_last,
+    )
+    eval_batch = placement.eval_batch_size(config.eval_batch_size)
+    # each rank tests its share of every batch and the counts are summed; a recipe's own
+    # evaluations before training (e.g. the dense accuracy) see the whole test set on every rank
+    test_loader = BatchLoader(test_data, eval_batch * world.world_size, part=part, **loader_args)
+    whole_test = (
+        test_loader if not world.distributed else BatchLoader(test_data, eval_batch, **loader_args)
     )
 
     model = build_model(config.model, num_classes=len(train_data.classes))
@@ -132,23 +168,39 @@ def run_training(
     if resume is not None:
         position, history, run_dir, extra = _restore(resume, config, model, optimizer, scheduler)
         on_event(Notice(f"resuming {resume} at epoch {position.epoch}, batch {position.batch}"))
-        for group in optimizer.param_groups:  # a saved group brings the saving run's kernel choice
-            group["fused"], group["foreach"] = fused, None
+        for param_group in optimizer.param_groups:  # a saved group brings its run's kernel
+            param_group["fused"], param_group["foreach"] = fused, None
+        if not world.writer:  # rank 0 carries the epoch's sums so far; the ranks add theirs
+            position.loss_sum, position.correct, position.seen = 0.0, 0, 0
+    if config.sync_bn and world.distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(placement.device, memory_format=placement.memory_format)
     _move_optimizer_state(optimizer, placement.device)
     recipe.bind(model, len(train_loader))
     if extra is not None:
         recipe.restore(extra, str(resume))
 
-    run_dir, record, lock, files = _open_run(
-        config, recipe, resume, run_dir, position, placement, train_data
-    )
+    record, lock = None, None
+    if world.writer:
+        run_dir, record, lock, files = _open_run(
+            config, recipe, resume, run_dir, position, placement, train_data
+        )
+        record.world_size = world.world_size
+    run_dir = Path(group.broadcast_object(str(run_dir)))
+    if not world.writer:
+        files = RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, None)
+    if world.distributed:
+        on_event(Notice(describe_batch(config.batch_size, config.lr, world)))
+        stop = SharedStop(group, stop)
     try:
         return _train_in(
             config, recipe, placement, model, optimizer, scheduler, position, history, resume,
-            run_dir, record, files, train_data, test_loader, train_loader, on_event, stop,
+            run_dir, record, files, train_data, (test_loader, whole_test), train_loader,
+            on_event, stop, group,
         )  # fmt: skip
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _open_run(config, recipe, resume, run_dir, position, placement, train_data):
@@ -192,9 +244,10 @@ def _open_run(config, recipe, resume, run_dir, position, placement, train_data):
 
 def _train_in(
     config, recipe, placement, model, optimizer, scheduler, position, history, resume,
-    run_dir, record, files, train_data, test_loader, train_loader, on_event, stop,
+    run_dir, record, files, train_data, test_loaders, train_loader, on_event, stop, group,
 ) -> TrainResult:  # fmt: skip
-    if history:  # the checkpoint's history is the truth: no epoch twice after a resume
+    test_loader, whole_test = test_loaders
+    if history and group.world.writer:  # the checkpoint's history is the truth: no epoch twice
         write_jsonl(run_dir / "metrics.jsonl", history)
     on_event(
         RunStarted(
@@ -205,12 +258,13 @@ def _train_in(
             parameters=count_parameters(model),
             config=config.to_dict(),
             synthetic=train_data.synthetic,
+            world_size=group.world.world_size,
         )
     )
     finish = _Finisher(record, run_dir, recipe, history, on_event)
     loop = None
     try:
-        context = RunContext(model, placement, test_loader, on_event, stop, run_dir, train_data)
+        context = RunContext(model, placement, whole_test, on_event, stop, run_dir, train_data)
         if resume is None and not recipe.begin(context):
             status = "stopped"
         else:
@@ -220,6 +274,7 @@ def _train_in(
             )
             loop.stop = stop
             loop.files, loop.record = files, record
+            loop.distribute(group)
             status = loop.run(train_loader, test_loader, position, history)
     except torch.cuda.OutOfMemoryError:
         reason = (
@@ -307,7 +362,30 @@ class _Loop:
         self.record: RunRecord | None = None
         self.rolling_s = getattr(config, "checkpoint_minutes", 0.0) * 60.0
         self.saved_at = now_s()
+        self.train_forward: nn.Module = forward  # DDP around `forward` when distributed
+        self.world = World()
+        self.group: Group | None = None
         self.last_checkpoint: str | None = None
+
+    def distribute(self, group: Group) -> None:
+        """Train through DDP; the stop (a SharedStop) is decided together at every step."""
+        self.world, self.group = group.world, group
+        if not self.world.distributed:
+            return
+        device = self.placement.device
+        self.train_forward = nn.parallel.DistributedDataParallel(
+            self.forward, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        if self.rolling_s:  # a time-based save would need the ranks to agree on the clock
+            self.rolling_s = 0.0
+            self.on_event(Notice("--checkpoint-minutes is off with several ranks", "warning"))
+
+    def _stop_now(self, images_per_s: float) -> tuple[bool, tuple[float, ...]]:
+        """Whether to stop before this step, and every rank's images/s (distributed)."""
+        if not isinstance(self.stop, SharedStop):
+            return stop_requested(self.stop), ()
+        table = self.stop.sync(images_per_s)
+        return self.stop(), tuple(float(v) for v in table[:, 1])
 
     def run(self, train_loader, test_loader, position: _Position, history) -> str:
         config = self.config
