@@ -31,7 +31,8 @@ def test_finetune_reports_one_shot_recovered_and_the_measured_sparsity(trained, 
     assert last.startswith("SYNTHETIC data: 60% global:") and "one-shot" in last
     assert "after 1 epoch of fine-tuning on 256 training images" in last
     assert "measured sparsity 60" in last and "sparsity" in result.stdout  # table column
-    data = json.loads(invoke([*args, "--json"]).stdout)
+    # a second run may not overwrite the first run's checkpoints: its own --checkpoint-dir
+    data = json.loads(invoke([*args[:-1], tmp_path / "ck2", "--json"]).stdout)
     assert data["sparsity"] == pytest.approx(60, abs=0.01) and data["level_percent"] == 60
     assert data["recovered_accuracy"] is not None and data["oneshot_accuracy"] is not None
     assert data["history"][0]["sparsity"] == pytest.approx(60, abs=0.01)
