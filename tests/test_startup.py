@@ -39,7 +39,6 @@ def run_probe(argv: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.xfail(reason="one bad-option case imports a heavy module after the merges; not yet diagnosed (see closing note)", strict=False)
 @pytest.mark.parametrize(
     "argv, code",
     [
