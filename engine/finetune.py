@@ -26,6 +26,7 @@ from engine.errors import ConfigError, PrunelabError
 from engine.evaluate import evaluate
 from engine.events import EventCallback, Notice, StopSignal, no_events
 from engine.masks import MaskSet
+from engine.source import resolve_source
 from engine.train import Recipe, RunContext, TrainResult, run_training
 
 
@@ -204,25 +205,6 @@ class FinetuneRecipe(Recipe):
             "pruned_weights": sum(int(p.sum()) for p in self.masks.pruned) if self.masks else 0,
             "prunable_weights": sum(p.numel() for p in self.masks.pruned) if self.masks else 0,
         }
-
-
-def resolve_source(config: Any, on_event: EventCallback) -> tuple[Any, Checkpoint]:
-    """Read `config.checkpoint`; fill in `model` = auto and take its recorded normalisation."""
-    checkpoint = read_checkpoint(config.checkpoint)
-    if config.model == "auto":
-        if checkpoint.model is None:
-            raise PrunelabError(
-                f"cannot tell which architecture {config.checkpoint} holds; pass --model"
-            )
-        config = dataclasses.replace(config, model=checkpoint.model)
-    if checkpoint.normalization and checkpoint.normalization != config.normalization:
-        on_event(
-            Notice(
-                f"using the normalisation the checkpoint was trained with: {checkpoint.normalization}"
-            )
-        )
-        config = dataclasses.replace(config, normalization=checkpoint.normalization)
-    return config, checkpoint
 
 
 def finetune_resume_config(path: str | Path, **overrides: Any) -> FinetuneConfig:

@@ -13,12 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.checkpoints import check_finite, ignored_keys_notice, load_state, read_checkpoint
+from engine.checkpoints import ignored_keys_notice, load_state
 from engine.config import SweepConfig
 from engine.data import load_split
 from engine.device import Placement, resolve_placement
 from engine.distributed import rank_device, world_from_env
-from engine.errors import PrunelabError
 from engine.evaluate import EvalResult, evaluate
 from engine.events import EventCallback, Notice, RunFinished, RunStarted, StopSignal, SweepPoint
 from engine.fold import fold_batchnorm
@@ -27,7 +26,8 @@ from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
 from engine.pruning import Pruner
 from engine.runfiles import RunFileError
-from engine.runs import RunRecord, checkpoint_warning, now_iso, start_run
+from engine.runs import RunRecord, now_iso, start_run
+from engine.source import resolve_source
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
 from engine.stats import wilson_ci95
 from engine.sweep_answer import PointResult, per_class_accuracy
@@ -66,25 +66,7 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
         placement, device=rank_device(placement.device, world_from_env())
     )
     if model is None:
-        checkpoint = read_checkpoint(config.checkpoint)
-        if not config.allow_nonfinite:
-            check_finite(checkpoint.state_dict, config.checkpoint)
-        warning = checkpoint_warning(config.checkpoint, checkpoint.extra.get("run_dir"))
-        if warning:
-            on_event(Notice(warning, "warning"))
-        if config.model == "auto":
-            if checkpoint.model is None:
-                raise PrunelabError(
-                    f"cannot tell which architecture {config.checkpoint} holds; pass --model"
-                )
-            config = dataclasses.replace(config, model=checkpoint.model)
-        if checkpoint.normalization and checkpoint.normalization != config.normalization:
-            on_event(
-                Notice(
-                    f"using the normalisation the checkpoint was trained with: {checkpoint.normalization}"
-                )
-            )
-            config = dataclasses.replace(config, normalization=checkpoint.normalization)
+        config, checkpoint = resolve_source(config, on_event)
     elif config.model == "auto":
         config = dataclasses.replace(config, model=type(model).__name__)
     test_data = load_split(config, train=False)
