@@ -137,6 +137,10 @@ class SweepScreen(JobScreen):
         level = self.best_level if self.best_level is not None else self.points[-1].level_percent
         if table.row_count and table.cursor_row >= 0:
             level = float(str(table.get_row_at(table.cursor_row)[0]).split()[0])
+        self._open_layer_view(config, level)
+
+    def _open_layer_view(self, config: Any, level: float) -> None:
+        """The per-layer view of `config`'s sweep at `level`."""
         open_layer_view(
             self,
             checkpoint=config.checkpoint,
@@ -277,16 +281,7 @@ class SweepScreen(JobScreen):
         config = self.config
         if config is not None:
             level = self.best_level if self.best_level is not None else max(config.levels)
-            open_layer_view(
-                self,
-                checkpoint=config.checkpoint,
-                level=level,
-                method=config.method,
-                include_classifier=config.include_classifier,
-                model=config.model,
-                tolerance=config.tolerance,
-                run_root=config.run_dir,
-            )
+            self._open_layer_view(config, level)
 
     def _run_started(self, event: Any) -> None:
         if self.config is not None and self.config.levels:
