@@ -71,7 +71,5 @@ def finetune(
         f"{result.prunable_weights:,} weights at 0), best epoch {result.best_epoch or '-'}, "
         f"checkpoint {result.checkpoint or 'none'}"
     )
-    if synthetic:
-        line = "SYNTHETIC data: " + line
     hint = f"prunelab finetune --resume {result.checkpoint}" if result.checkpoint else None
-    finish(out, result.status, line, hint)
+    finish(out, result.status, line, hint, synthetic=synthetic)

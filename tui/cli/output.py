@@ -221,8 +221,13 @@ def output_options(*names: str):
     return decorate
 
 
-def finish(out: Output, status: str, line: str, resume_hint: str | None) -> None:
-    """Print the final line; exit 130 when the run was stopped (after saying how to resume)."""
+def finish(
+    out: Output, status: str, line: str, resume_hint: str | None, *, synthetic: bool = False
+) -> None:
+    """Print the final line (labelled when its numbers come from synthetic data); exit 130 when
+    the run was stopped (after saying how to resume)."""
+    if synthetic:
+        line = "SYNTHETIC data: " + line
     if status == "stopped":
         text = "stopped: " + line + (f"; resume with: {resume_hint}" if resume_hint else "")
         out.final(text)

@@ -165,6 +165,7 @@ def sensitivity(
     if not any(level > 0 for level in config.levels):
         raise ConfigError("levels", "sensitivity needs at least one level above 0 (e.g. 50,90)")
     from engine.sensitivity import run_sensitivity  # torch: only once the options are good
+
     names = [n.strip() for n in layers.split(",") if n.strip()] or None
     result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
     out.document(result)

@@ -56,7 +56,5 @@ def train(
         f"{fmt_pct(result.final_test_acc)} (best {fmt_pct(result.best_test_acc)})"
         f", checkpoint {result.checkpoint or 'none'}, run {result.run_dir}"
     )
-    if synthetic:
-        line = "SYNTHETIC data: " + line
     hint = f"prunelab train --resume {result.checkpoint}" if result.checkpoint else None
-    finish(out, result.status, line, hint)
+    finish(out, result.status, line, hint, synthetic=synthetic)
