@@ -33,8 +33,9 @@ import torch.nn.utils.prune as prune  # noqa: E402
 from torch import nn  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
-from engine.config import NORMALIZATIONS, parse_levels  # noqa: E402
+from engine.config import NORMALIZATIONS  # noqa: E402
 from engine.models import build_model, classifier_name  # noqa: E402
+from engine.options import parse_levels  # noqa: E402
 
 
 def seed_state_dict(payload: object) -> dict[str, torch.Tensor]:

@@ -67,16 +67,12 @@ from torch import nn  # noqa: E402
 
 from benchmarks.reference_data import reference_dataset  # noqa: E402
 from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
-from engine.config import (  # noqa: E402
-    SEED_LEVELS,
-    SweepConfig,
-    TrainConfig,
-    parse_levels,
-)
+from engine.config import SEED_LEVELS, SweepConfig, TrainConfig  # noqa: E402
 from engine.data import load_split  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.events import Event, SweepPoint  # noqa: E402
 from engine.models import build_model, classifier_name  # noqa: E402
+from engine.options import parse_levels  # noqa: E402
 from engine.sweep import run_sweep  # noqa: E402
 from engine.sweep_answer import SweepResult  # noqa: E402
 

@@ -224,7 +224,7 @@ def compare(args, folder: Path) -> int:
 
 def parse_level_list(text: str) -> tuple[float, ...]:
     sys.path.insert(0, str(ROOT))
-    from engine.config import parse_levels
+    from engine.options import parse_levels
 
     levels = parse_levels(text)
     return tuple(sorted(set(levels) | {0.0}))

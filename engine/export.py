@@ -20,9 +20,10 @@ import torch
 
 from engine import sparse_format
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
-from engine.config import EXPORT_FORMATS, METHODS, parse_levels
+from engine.config import EXPORT_FORMATS, METHODS
 from engine.errors import CheckpointError, ConfigError
 from engine.models import build_model, count_parameters
+from engine.options import parse_levels
 from engine.pruning import Pruner, measure_sparsity
 from engine.runs import now_iso, start_run
 from engine.slim import SLIM_FORMAT, kept_channels, slim_model

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import FIND_COARSE_STEP, SweepConfig, parse_levels
+from engine.config import FIND_COARSE_STEP, SweepConfig
 from engine.device import resolve_device
 from engine.distributed import Group, SharedStop, rank_device, world_from_env
 from engine.errors import PrunelabError
@@ -43,6 +43,7 @@ from engine.measure import (
     prepare,
     start_run_folder,
 )
+from engine.options import parse_levels
 from engine.pruning import Pruner
 from engine.recovery import Recovery
 from engine.runs import RunRecord, WriterLock, append_jsonl, load_run, now_iso

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.config import TrainConfig, field_default
+from engine.config import TrainConfig
 from engine.events import BatchProgress, SweepPoint
+from engine.options import field_default
 from tui import cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -4,8 +4,9 @@ import math
 
 import pytest
 
-from engine.config import SweepConfig, TrainConfig, field_meta, format_levels, parse_levels
+from engine.config import SweepConfig, TrainConfig
 from engine.errors import ConfigError
+from engine.options import field_meta, format_levels, parse_levels
 
 
 def test_defaults_are_the_seeds():

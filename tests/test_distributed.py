@@ -16,11 +16,12 @@ import pytest
 import torch
 
 from engine.checkpoints import read_checkpoint
-from engine.config import SweepConfig, parse_levels
+from engine.config import SweepConfig
 from engine.data import load_split
 from engine.distributed import World, describe_batch, fingerprint, rank_device, world_from_env
 from engine.errors import PrunelabError
 from engine.loader import BatchLoader
+from engine.options import parse_levels
 from engine.runs import load_run, read_jsonl
 from engine.sweep import run_sweep
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from engine.checkpoints import read_checkpoint
-from engine.config import SweepConfig, parse_levels
+from engine.config import SweepConfig
 from engine.events import RunFinished, SensitivityPoint, SweepFinished, SweepPoint
 from engine.models import build_model
+from engine.options import parse_levels
 from engine.runs import read_jsonl
 from engine.sensitivity import run_sensitivity
 from engine.sweep import find_best, run_sweep

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from engine.config import format_levels
 from engine.errors import PrunelabError
 from engine.events import Event, event_from_dict
+from engine.options import format_levels
 
 POSITIONAL = ("checkpoint",)  # config fields the commands take as arguments
 

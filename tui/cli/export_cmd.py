@@ -8,7 +8,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from engine.config import EXPORT_FORMATS, SweepConfig, describe_allowed, field_default
+from engine.config import EXPORT_FORMATS, SweepConfig
+from engine.options import describe_allowed, field_default
 from tui import render
 from tui.cli.options import _SWEEP_FIELDS, CheckpointArg, ConfigProblems
 from tui.cli.output import Output, output_options

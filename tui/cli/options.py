@@ -19,15 +19,9 @@ import typer
 from rich.markup import escape
 from typer.models import OptionInfo
 
-from engine.config import (
-    DataOptions,
-    SweepConfig,
-    describe_allowed,
-    field_default,
-    format_levels,
-    parse_levels,
-)
+from engine.config import DataOptions, SweepConfig
 from engine.errors import ConfigError, PrunelabError
+from engine.options import describe_allowed, field_default, format_levels, parse_levels
 
 OUTPUT_PANEL = "Output"
 PANEL_ORDER = ("Model", "Data", "Training", "Pruning", "Device", "Checkpoints", "Run", OUTPUT_PANEL)

@@ -8,14 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from engine.config import (
-    FIND_COARSE_STEP,
-    MIN_LEVEL_STEP,
-    RECOVERY_FIELDS,
-    SENSITIVITY_LEVELS,
-    SweepConfig,
-)
+from engine.config import FIND_COARSE_STEP, RECOVERY_FIELDS, SENSITIVITY_LEVELS, SweepConfig
 from engine.errors import ConfigError, PrunelabError
+from engine.options import MIN_LEVEL_STEP
 from tui import render
 from tui.cli.options import CheckpointArg, config_options, make_config
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
@@ -175,6 +170,4 @@ def sensitivity(
         f"{len(result.layers)} layers x {len(result.levels)} levels, baseline "
         f"{fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"
     )
-    if synthetic:
-        line = "SYNTHETIC data: " + line
-    finish(out, result.status, line, None)
+    finish(out, result.status, line, None, synthetic=synthetic)

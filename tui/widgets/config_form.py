@@ -21,8 +21,8 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
-from engine.config import describe_allowed, format_levels, parse_levels
 from engine.errors import ConfigError
+from engine.options import describe_allowed, format_levels, parse_levels
 
 PATH_FIELDS = ("checkpoint",)
 
