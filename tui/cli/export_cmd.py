@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from engine.config import EXPORT_FORMATS, SweepConfig
 from engine.options import describe_allowed, field_default
-from tui import render
+from tui import tables
 from tui.cli.options import _SWEEP_FIELDS, CheckpointArg, ConfigProblems
 from tui.cli.output import Output, output_options
 from tui.formatting import fmt_bytes, fmt_level
@@ -117,7 +117,7 @@ def export(
 
     result = export_pruned(checkpoint, level, output=output, run_dir=run_dir, **kwargs)
     out.document({**dataclasses.asdict(result), "ratio": result.ratio})
-    out.renderable(render.export_table(result))
+    out.renderable(tables.export_table(result))
     out.final(
         f"wrote {result.path}: {fmt_bytes(result.file_bytes)}, "
         f"{100 * result.ratio:.1f}% of the dense file "

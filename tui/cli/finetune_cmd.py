@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from engine.config import FinetuneConfig
-from tui import render
+from tui import tables
 from tui.cli.options import check_config, config_options, make_config, typed_by_user
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
 from tui.cli.reporter import run_engine
@@ -63,7 +63,7 @@ def finetune(
     out.document({**dataclasses.asdict(result), "sentence": result.sentence()})
     if result.history:
         title = f"fine-tuning {result.level_percent:g}% {result.method}: {result.run_dir}"
-        out.renderable(render.train_table(result.history, "SYNTHETIC " * synthetic + title))
+        out.renderable(tables.train_table(result.history, "SYNTHETIC " * synthetic + title))
     line = (
         f"{result.sentence()} on {result.train_images:,} training images ({result.data}); "
         f"measured sparsity "

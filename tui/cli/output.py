@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.errors import ConfigError, PrunelabError
-from tui import render
+from tui import sweep_chart
 from tui.cli.options import OUTPUT_PANEL, ConfigProblems, option_name
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -149,11 +149,15 @@ class Output:
         elif self.json_lines:
             print(dump_json({"event": "Result", **jsonable(data)}), flush=True)
 
-    def chart(self, series: list[render.Series], baselines: list[render.Baseline]) -> None:
+    def chart(
+        self, series: list[sweep_chart.Series], baselines: list[sweep_chart.Baseline]
+    ) -> None:
         if not self.human or not any(s.x for s in series):
             return
         width = max(60, min(self.console.width, 120))
-        text = render.accuracy_chart(series, baselines, width=width, height=20, color=self.live)
+        text = sweep_chart.accuracy_chart(
+            series, baselines, width=width, height=20, color=self.live
+        )
         self.console.print(Text.from_ansi(text) if self.live else Text(text), soft_wrap=True)
 
 

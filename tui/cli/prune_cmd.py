@@ -11,7 +11,7 @@ import typer
 from engine.config import FIND_COARSE_STEP, RECOVERY_FIELDS, SENSITIVITY_LEVELS, SweepConfig
 from engine.errors import ConfigError, PrunelabError
 from engine.options import MIN_LEVEL_STEP
-from tui import render
+from tui import render, sweep_chart, tables
 from tui.cli.options import CheckpointArg, config_options, make_config
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
 from tui.cli.reporter import run_engine
@@ -25,12 +25,12 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
         else result
     )
     if result.points:
-        out.renderable(render.sweep_table(result))
-        per_class = render.per_class_table(result)
+        out.renderable(tables.sweep_table(result))
+        per_class = tables.per_class_table(result)
         if per_class is not None:
             out.renderable(per_class)
         if chart:
-            series, baselines = render.chart_data([result])
+            series, baselines = sweep_chart.chart_data([result])
             out.chart(series, baselines)
 
 
@@ -165,7 +165,7 @@ def sensitivity(
     result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
     out.document(result)
     if result.layers:
-        out.renderable(render.sensitivity_table(result))
+        out.renderable(tables.sensitivity_table(result))
     line = (
         f"{len(result.layers)} layers x {len(result.levels)} levels, baseline "
         f"{fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"

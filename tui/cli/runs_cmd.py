@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from engine.errors import PrunelabError
-from tui import render
+from tui import render, sweep_chart, tables
 from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
 from tui.cli.output import EXIT_FAILURE, Output, error_line, output_options
 
@@ -59,7 +59,7 @@ def runs(
         missing = "" if Path(run_dir).is_dir() else " (the folder does not exist yet)"
         out.line(f"no {kind + ' ' if kind else ''}runs under {run_dir}{missing}")
         return
-    out.renderable(render.runs_table(listings, out.console.width))
+    out.renderable(tables.runs_table(listings, out.console.width))
     for item in listings:
         if item.damage:
             out.line(f"damaged: {item.path.name}: {item.damage}", "yellow")
@@ -112,8 +112,8 @@ def report(
             sweeps.append(result)
             labels.append(f"{path.name} ({result.method})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
-            out.renderable(render.sweep_table(result))
-            per_class = render.per_class_table(result)
+            out.renderable(tables.sweep_table(result))
+            per_class = tables.per_class_table(result)
             if per_class is not None:
                 out.renderable(per_class)
             lines.append(render.sweep_line(result))
@@ -122,12 +122,12 @@ def report(
             warnings += [damage] if damage else []
             entry["history"] = history
             title = f"training {record.model}: {path}"
-            out.renderable(render.train_table(history, "SYNTHETIC " * record.synthetic + title))
+            out.renderable(tables.train_table(history, "SYNTHETIC " * record.synthetic + title))
             lines.append(f"{path.name}: " + render.run_best(record))
         elif record.kind == "sensitivity":
             result = read_sensitivity(path)
             entry["result"] = result
-            out.renderable(render.sensitivity_table(result))
+            out.renderable(tables.sensitivity_table(result))
             lines.append(f"{path.name}: " + render.run_best(record))
         else:
             lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
@@ -135,12 +135,12 @@ def report(
         for warning in warnings:
             out.line(f"warning: {path.name}: {warning}", "yellow")
         documents.append(entry)
-    series, baselines = render.chart_data(sweeps, labels if len(sweeps) > 1 else None)
+    series, baselines = sweep_chart.chart_data(sweeps, labels if len(sweeps) > 1 else None)
     out.chart(series, baselines)
     if png is not None:
         if not sweeps:
             raise PrunelabError("--png needs at least one sweep or find run among RUN...")
-        render.write_png(png, series, baselines)
+        sweep_chart.write_png(png, series, baselines)
         lines.append(f"chart written to {png}")
     out.document({"runs": documents, "png": png})
     for line in lines[:-1]:

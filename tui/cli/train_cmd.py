@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from engine.config import TrainConfig
-from tui import render
+from tui import tables
 from tui.cli.options import check_config, config_options, make_config, typed_by_user
 from tui.cli.output import Output, finish, output_options
 from tui.cli.reporter import run_engine
@@ -50,7 +50,7 @@ def train(
     out.document({**dataclasses.asdict(result), "synthetic": synthetic})
     if result.history:
         title = f"training {config.model}: {result.run_dir}"
-        out.renderable(render.train_table(result.history, "SYNTHETIC " * synthetic + title))
+        out.renderable(tables.train_table(result.history, "SYNTHETIC " * synthetic + title))
     line = (
         f"{result.epochs_completed}/{config.epochs} epochs done, test accuracy "
         f"{fmt_pct(result.final_test_acc)} (best {fmt_pct(result.best_test_acc)})"

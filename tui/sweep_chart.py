@@ -1,0 +1,166 @@
+"""The accuracy-vs-sparsity chart of the CLI (plotext text) and of `--png` (matplotlib): the
+series and dense baselines of one or several sweeps, and the two ways to draw them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Series:
+    label: str
+    x: list[float]  # measured sparsity of the prunable weights, %
+    y: list[float]  # top-1 accuracy, %
+
+
+@dataclass
+class Baseline:
+    label: str
+    accuracy: float
+
+
+def sweep_series(result: Any, label: str | None = None) -> Series:
+    """The evaluated points of one sweep, in level order (unevaluated levels are left out)."""
+    points = [p for p in result.points if p.evaluated and p.accuracy is not None]
+    points.sort(key=lambda p: p.level_percent)
+    if label is None:
+        label = f"{result.model} {result.method}"
+    return Series(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])
+
+
+def recovered_series(result: Any, label: str | None = None) -> Series | None:
+    """The fine-tuned accuracy of a recovery sweep's levels, or None for a one-shot sweep."""
+    points = [p for p in result.points if getattr(p, "accuracy_finetuned", None) is not None]
+    if not points:
+        return None
+    points.sort(key=lambda p: p.level_percent)
+    name = f"{label or f'{result.model} {result.method}'} +{result.finetune_epochs}ep ft"
+    return Series(
+        name, [p.sparsity_percent for p in points], [p.accuracy_finetuned for p in points]
+    )
+
+
+def chart_data(
+    results: Sequence[Any], labels: Sequence[str] | None = None
+) -> tuple[list[Series], list[Baseline]]:
+    """Series for each sweep and the dense baselines: one line when all runs share the baseline
+    (within 0.01 point), else one per run, named after it. A recovery sweep adds its fine-tuned
+    curve right after its one-shot curve (never alone) and its control as a baseline."""
+    names: list[str | None] = list(labels) if labels else [None] * len(results)
+    series, recovered, controls = [], [], []
+    for result, name in zip(results, names, strict=True):
+        series.append(sweep_series(result, name))
+        tuned = recovered_series(result, name)
+        if tuned is not None:
+            recovered.append(tuned)
+        if getattr(result, "control_accuracy", None) is not None:
+            controls.append(
+                Baseline(f"control {result.control_accuracy:.2f}%", result.control_accuracy)
+            )
+    series, baselines = _with_baselines(results, series)
+    return series + recovered, baselines + controls
+
+
+def _with_baselines(
+    results: Sequence[Any], series: list[Series]
+) -> tuple[list[Series], list[Baseline]]:
+    """One dense line when the runs share a baseline (within 0.01 point), else one each."""
+    found = [
+        (s.label, r.baseline_accuracy)
+        for r, s in zip(results, series, strict=True)
+        if r.baseline_accuracy is not None
+    ]
+    if not found:
+        return series, []
+    if all(math.isclose(b, found[0][1], abs_tol=0.01) for _, b in found):
+        return series, [Baseline(f"dense {found[0][1]:.2f}%", found[0][1])]
+    return series, [Baseline(f"dense {label} {b:.2f}%", b) for label, b in found]
+
+
+CLI_MARKERS = (("hd", "▀"), ("dot", "•"), ("x", "x"), ("+", "+"), ("*", "*"), ("o", "o"))
+
+
+def draw_accuracy_chart(plt: Any, series: Sequence[Series], baselines: Sequence[Baseline]) -> None:
+    """Draw onto a plotext-like object (the `plotext` module, or textual-plotext's `self.plt`).
+
+    The y axis ends at 100 at most and there is no plotext legend (it would sit on the curves,
+    which start top left): `chart_legend` says which marker is which, under the chart."""
+    xs = [x for s in series for x in s.x] or [0.0, 100.0]
+    lo, hi = min(min(xs), 0.0), max(max(xs), 1.0)
+    ys = [y for s in series for y in s.y] + [b.accuracy for b in baselines]
+    if ys:
+        bottom, top = min(ys), max(ys)
+        span = max(top - bottom, 1.0)
+        plt.ylim(max(bottom - 0.05 * span, 0.0), min(top + 0.05 * span, 100.0))
+    for b in baselines:
+        plt.plot([lo, hi], [b.accuracy, b.accuracy], marker="-", color="gray")
+    for i, s in enumerate(series):
+        if s.x:
+            plt.plot(s.x, s.y, marker=CLI_MARKERS[i % len(CLI_MARKERS)][0])
+    plt.title("top-1 accuracy vs sparsity")
+    plt.xlabel("weights removed (%)")
+    plt.ylabel("top-1 (%)")
+
+
+def chart_legend(series: Sequence[Series], baselines: Sequence[Baseline]) -> str:
+    """Which line is which: `── dense 93.10% · ▀ resnet20 layerwise · • resnet20 global`."""
+    parts = [f"── {b.label}" for b in baselines]
+    parts += [
+        f"{CLI_MARKERS[i % len(CLI_MARKERS)][1]} {s.label}" for i, s in enumerate(series) if s.x
+    ]
+    return " · ".join(parts)
+
+
+def accuracy_chart(
+    series: Sequence[Series],
+    baselines: Sequence[Baseline],
+    *,
+    width: int = 80,
+    height: int = 20,
+    color: bool = False,
+) -> str:
+    """The chart as text (ANSI colours only when `color`), built with plotext, legend below."""
+    import plotext as plt
+
+    from engine.stats import BEST_LEVEL_RULE  # numpy: when used
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    draw_accuracy_chart(plt, series, baselines)
+    text = plt.build()
+    plt.clear_figure()
+    text = text if color else plt.uncolorize(text)
+    return f"{text}\n{chart_legend(series, baselines)}\n{BEST_LEVEL_RULE}"
+
+
+def write_png(
+    path: str, series: Sequence[Series], baselines: Sequence[Baseline], title: str = ""
+) -> None:
+    """The same chart as an image (needs matplotlib: the `png` extra)."""
+    import matplotlib
+
+    from engine.stats import BEST_LEVEL_RULE  # numpy: when used
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as mpl
+
+    fig, ax = mpl.subplots(figsize=(7, 4.5), dpi=150)
+    try:
+        for s in series:
+            ax.plot(s.x, s.y, marker="o", markersize=3, label=s.label)
+        for b in baselines:
+            ax.axhline(b.accuracy, linestyle="--", color="gray", linewidth=1, label=b.label)
+        ax.set_xlabel("weights removed (%)")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(title or "top-1 accuracy vs sparsity")
+        ax.set_xlim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.text(0.01, 0.01, BEST_LEVEL_RULE, fontsize=5, wrap=True)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.savefig(path)
+    finally:
+        mpl.close(fig)

@@ -1,0 +1,213 @@
+"""The rich tables the CLI prints (and `report` shows): training epochs, sweep levels, per-class
+and per-layer accuracy, exports and the runs listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from tui.formatting import NONE, fmt_bytes, fmt_count, fmt_duration, fmt_level, fmt_num, fmt_pct
+from tui.render import fmt_interval, run_best, sweep_legend
+
+
+def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> Table:
+    """One row per epoch; a `sparsity` column when the run pruned (gradual or fine-tuning)."""
+    table = Table(title=title, title_justify="left")
+    pruned = any(h.get("sparsity") is not None for h in history)
+    columns = ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "time")
+    for name in columns + ("sparsity",) * pruned:
+        table.add_column(name, justify="right")
+    best = max((h.get("test_acc") or 0.0 for h in history), default=None)
+    for h in history:
+        style = "bold" if best is not None and h.get("test_acc") == best else None
+        row = [
+            str(h["epoch"]),
+            fmt_num(h.get("train_loss")),
+            fmt_pct(h.get("train_acc")),
+            fmt_num(h.get("test_loss")),
+            fmt_pct(h.get("test_acc")),
+            f"{h.get('lr', 0.0):.4g}",
+            fmt_duration(h.get("seconds")),
+        ]
+        if pruned:
+            row.append(fmt_level(h["sparsity"]) if h.get("sparsity") is not None else NONE)
+        table.add_row(*row, style=style)
+    return table
+
+
+def sweep_table(result: Any, title: str | None = None) -> Table:
+    """Per level: sparsity, nonzero count, accuracy and its drop, loss, dense vs sparse bytes.
+
+    The best level (highest within tolerance) is marked `*`.
+    """
+    from engine.stats import PASSED_OVER_MARK  # numpy: when used
+
+    if title is None:
+        title = f"{result.method} sweep of {result.model}: {result.run_dir}"
+        if getattr(result, "synthetic", False):
+            title = "SYNTHETIC " + title
+    table = Table(title=title, title_justify="left")
+    bn = any(p.accuracy_bn_recalibrated is not None for p in result.points)
+    tuned = any(getattr(p, "accuracy_finetuned", None) is not None for p in result.points)
+    columns = ["level", "sparsity", "nonzero", "top-1", "95% CI", "vs base", "vs base 95% CI"]
+    if bn:
+        columns.append("BN-recal")
+    if tuned:
+        columns.append(f"tuned {result.finetune_epochs}ep")
+    columns += ["loss", "sparse", "dense"]
+    for name in columns:
+        table.add_column(name, justify="right", no_wrap=True)
+    baseline = result.baseline_accuracy
+    for p in result.points:
+        mark = "*" if p.level_percent == result.best_level_percent else ""
+        passed = PASSED_OVER_MARK if getattr(p, "passed_over", False) else ""
+        level = fmt_level(p.level_percent) + ("r" if getattr(p, "refined", False) else "")
+        level += mark + passed
+        if not p.evaluated:
+            row = [level, fmt_level(p.sparsity_percent), fmt_count(p.nonzero_parameters)]
+            row += ["not evaluated"] + [""] * (len(columns) - 4)
+            table.add_row(*row, style="dim")
+            continue
+        delta = (
+            f"{p.accuracy - baseline:+.2f}"
+            if baseline is not None and p.accuracy is not None
+            else NONE
+        )
+        row = [
+            level,
+            fmt_level(p.sparsity_percent),
+            fmt_count(p.nonzero_parameters),
+            fmt_pct(p.accuracy),
+            fmt_interval(getattr(p, "accuracy_ci95", None)),
+            delta,
+            fmt_interval(getattr(p, "delta_ci95", None), signed=True),
+        ]
+        if bn:
+            row.append(fmt_pct(p.accuracy_bn_recalibrated))
+        if tuned:
+            row.append(fmt_pct(p.accuracy_finetuned))
+        row += [fmt_num(p.loss, 3), fmt_bytes(p.sparse_bytes), fmt_bytes(p.dense_bytes)]
+        table.add_row(*row, style="bold" if mark else None)
+    table.caption = sweep_legend(result)
+    if tuned:
+        control = getattr(result, "control_accuracy", None)
+        table.caption += (
+            f"; tuned = after {result.finetune_epochs} epoch(s) of masked fine-tuning"
+            + (f", control (dense fine-tuned alike) {fmt_pct(control)}" if control else "")
+        )
+    table.caption_justify = "left"
+    return table
+
+
+def per_class_table(result: Any) -> Table | None:
+    """Top-1 per class at each level: which classes fail first."""
+    points = [p for p in result.points if getattr(p, "per_class_accuracy", None)]
+    if not points:
+        return None
+    classes = list(points[0].per_class_accuracy)
+    table = Table(title="top-1 per class (%)", title_justify="left")
+    table.add_column("level", justify="right", no_wrap=True)
+    for name in classes:
+        table.add_column(name[:8], justify="right", no_wrap=True)
+    for p in sorted(points, key=lambda p: p.level_percent):
+        values = [p.per_class_accuracy.get(name) for name in classes]
+        table.add_row(fmt_level(p.level_percent), *(fmt_num(v, 1) for v in values))
+    return table
+
+
+def sensitivity_table(result: Any) -> Table:
+    """Layer x level top-1 accuracy, with each cell's drop from the dense baseline."""
+    table = Table(
+        title=f"per-layer sensitivity (baseline {fmt_pct(result.baseline_accuracy)}): {result.run_dir}",
+        title_justify="left",
+    )
+    table.add_column("layer", no_wrap=True)
+    for level in result.levels:
+        table.add_column(fmt_level(level), justify="right", no_wrap=True)
+    for layer in result.layers:
+        row = result.accuracy.get(layer, {})
+        cells = []
+        for level in result.levels:
+            acc = row.get(level)
+            if acc is None:
+                cells.append(NONE)
+                continue
+            drop = acc - result.baseline_accuracy
+            style = "red" if drop < -5 else "yellow" if drop < -1 else ""
+            cells.append(Text(f"{acc:.1f}", style=style))
+        table.add_row(layer, *cells)
+    return table
+
+
+def export_table(result: Any) -> Table:
+    table = Table(
+        title=f"export at {fmt_level(result.level_percent)} ({result.method}, {result.format})",
+        title_justify="left",
+    )
+    table.add_column("what")
+    table.add_column("bytes", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("of dense params", justify="right")
+    dense = result.dense_parameter_bytes or 1
+    rows = [
+        ("dense parameters", result.dense_parameter_bytes),
+        ("nonzero values", result.nonzero_bytes),
+        ("sparse encoding", result.sparse_encoded_bytes),
+        ("dense checkpoint file", result.dense_file_bytes),
+        ("this file", result.file_bytes),
+    ]
+    for name, value in rows:
+        share = f"{100.0 * value / dense:.1f}%" if value is not None else NONE
+        table.add_row(name, fmt_count(value), fmt_bytes(value), share)
+    return table
+
+
+RUNS_FULL_WIDTH = 118  # below this many columns `runs_table` leaves out what the name says
+
+
+def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
+    """One row per run, newest first as given; a SYNTHETIC run says so.
+
+    In a narrow terminal (`width` < RUNS_FULL_WIDTH) kind, model and date are left out: the run's
+    name (`YYYYmmdd-HHMMSS-kind-model`) carries them.
+    """
+    full = width is None or width >= RUNS_FULL_WIDTH
+    table = Table(
+        title="runs (newest first)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("run", no_wrap=True)
+    if full:
+        table.add_column("kind", no_wrap=True)
+        table.add_column("model", no_wrap=True)
+        table.add_column("date", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("data", no_wrap=True)
+    table.add_column("best", justify="right", no_wrap=True)
+    for item in listings:
+        record = item.record
+        status_style = {
+            "completed": "green",
+            "failed": "red",
+            "damaged": "red",
+            "stopped": "yellow",
+            "interrupted": "yellow",
+        }.get(record.status, "")
+        row: list[Any] = [item.path.name]
+        if full:
+            row += [record.kind, record.model, record.created.replace("T", " ")[:16]]
+        row += [
+            Text(record.status, style=status_style),
+            Text("SYNTHETIC", style="yellow") if record.synthetic else "",
+            run_best(record),
+        ]
+        table.add_row(*row)
+    return table
