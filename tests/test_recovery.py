@@ -22,13 +22,11 @@ def recovery_config(root, checkpoint, **changes) -> SweepConfig:
     return SweepConfig(**{**base, **changes})
 
 
-@pytest.mark.xfail(
-    reason="failed once on the merged main under load; not yet diagnosed (see closing note)",
-    strict=False,
-)
 def test_every_level_is_fine_tuned_beside_its_one_shot_accuracy(trained_checkpoint, tmp_path):
     events = []
-    result = run_sweep(recovery_config(tmp_path, trained_checkpoint), on_event=events.append)
+    # 16 fine-tuning steps per level: 4 (256 images) are too few to recover from 90% reliably
+    config = recovery_config(tmp_path, trained_checkpoint, train_subset=1024)
+    result = run_sweep(config, on_event=events.append)
     assert result.status == "completed"
     assert [p.level_percent for p in result.points] == [0, 50, 90]
     assert all(p.accuracy_finetuned is not None for p in result.points)
