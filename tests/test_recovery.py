@@ -1,6 +1,7 @@
 """Recovery sweeps: one-shot and fine-tuned accuracy per level, the control, iterative pruning,
 and stop/resume inside a level's fine-tuning."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_every_level_is_fine_tuned_beside_its_one_shot_accuracy(trained_checkpoi
     again = read_sweep(run)
     assert again.best_level_finetuned == result.best_level_finetuned
     assert again.control_accuracy == result.control_accuracy
+    # fine-tuning a level leaves the next level's one-shot evaluation untouched
+    plain = run_sweep(dataclasses.replace(config, finetune_epochs=0, run_dir=str(tmp_path / "p")))
+    assert [p.accuracy for p in plain.points] == [p.accuracy for p in result.points]
 
 
 def test_without_control_recovered_levels_are_judged_against_dense(trained_checkpoint, tmp_path):
