@@ -27,6 +27,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
 METHODS = ("layerwise", "global", "structured")
 EXPORT_FORMATS = ("sparse", "dense", "slim")  # the first is the default
+X_AXES = ("level", "latency", "macs", "params")  # what a sweep's chart and answer are in
+DEFAULT_LATENCY_BATCH = 64  # --x latency and find --target-speedup time this batch by default
 
 # Per-channel normalisation. "cifar" is the seed's; "imagenet" is what the widely used pretrained
 # CIFAR ResNet-20..110 checkpoints were trained with. Recorded in every checkpoint we write.
@@ -352,6 +354,29 @@ class SweepConfig(DataOptions):
         minimum=0.0,
         maximum=1.0,
         group="Pruning",
+    )
+    latency_batch: int = option(
+        0,
+        "time every level at batch 1 and at this throughput batch (0 = off, or "
+        f"{DEFAULT_LATENCY_BATCH} with --x latency or --target-speedup; parameters and MACs are "
+        "always counted)",
+        minimum=0,
+        maximum=65536,
+        group="Cost",
+    )
+    x: str = option(
+        "level",
+        "the chart's x-axis and the answer's units: level, latency (measured speedup), macs, params",
+        choices=X_AXES,
+        group="Cost",
+    )
+    target_speedup: float = option(
+        0.0,
+        "find: the most accurate level at least this many times faster, timed at "
+        "--latency-batch (0 = off)",
+        minimum=0.0,
+        maximum=1000.0,
+        group="Cost",
     )
 
     finetune_epochs: int = option(

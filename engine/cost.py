@@ -7,8 +7,11 @@ counted), on the network that actually runs: the slim one for structured levels,
 without computing anything.
 
 Latency is the median of timed forward passes after warm-up, on the run's device, precision and
-memory layout, at batch 1 and at a throughput batch. It is opt-in for sweeps: a few seconds per
-level on a CPU.
+memory layout, at batch 1 and at a throughput batch, with the quartiles of the throughput
+batch's passes as its spread; a speedup's range divides the dense quartiles by the level's
+(the slowest and fastest plausible ratio). It is opt-in for sweeps: a few seconds per level on a
+CPU. Nothing here is estimated: a masked (unstructured) network is timed as it runs, on dense
+kernels that still multiply the zeros.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.device import Placement, synchronize
-from engine.models import count_parameters
+from engine.models import CifarResNet, count_parameters
 from engine.slim import kept_channels, skeleton, slim_model
 
 INPUT_SIZE = (3, 32, 32)
@@ -46,7 +49,6 @@ def count_macs(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> in
     return counter.get_total_flops() // 2
 
 
-@torch.inference_mode()
 def measure_latency(
     model: nn.Module,
     placement: Placement,
@@ -57,6 +59,31 @@ def measure_latency(
     input_size: tuple[int, ...] = INPUT_SIZE,
 ) -> float:
     """Median milliseconds of one forward pass of `batch_size` images (after `warmup` passes)."""
+    times = time_passes(
+        model, placement, batch_size, warmup=warmup, repeats=repeats, input_size=input_size
+    )
+    return statistics.median(times)
+
+
+def quartiles(times: list[float]) -> tuple[float, float]:
+    """(first, third) quartile of timed passes: the spread reported beside their median."""
+    if len(times) < 2:
+        return times[0], times[0]
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return q1, q3
+
+
+@torch.inference_mode()
+def time_passes(
+    model: nn.Module,
+    placement: Placement,
+    batch_size: int,
+    *,
+    warmup: int = LATENCY_WARMUP,
+    repeats: int = LATENCY_REPEATS,
+    input_size: tuple[int, ...] = INPUT_SIZE,
+) -> list[float]:
+    """Milliseconds of each of `repeats` forward passes of `batch_size` images, after `warmup`."""
     was_training = model.training
     model.eval()
     x = torch.randn(batch_size, *input_size, device=placement.device)
@@ -71,7 +98,7 @@ def measure_latency(
             if i >= warmup:
                 times.append(1000.0 * (time.perf_counter() - started))
     model.train(was_training)
-    return statistics.median(times)
+    return times
 
 
 @dataclass
@@ -82,6 +109,7 @@ class Cost:
     macs: int
     latency_ms: float | None = None  # batch 1
     latency_batch: float | None = None  # milliseconds per throughput batch
+    batch_quartiles: tuple[float, float] | None = None  # spread of the throughput batch's passes
 
     def speedup_over(self, dense: Cost) -> float | None:
         """Throughput-batch speedup against `dense` (batch-1 when only that was measured)."""
@@ -93,13 +121,28 @@ class Cost:
                 return theirs / mine
         return None
 
+    def speedup_range(self, dense: Cost) -> list[float] | None:
+        """[low, high] of the throughput-batch speedup: dense quartiles over this level's (the
+        first over the third, the third over the first); None when not timed."""
+        if self.batch_quartiles is None or dense.batch_quartiles is None:
+            return None
+        (q1, q3), (d1, d3) = self.batch_quartiles, dense.batch_quartiles
+        return [d1 / q3, d3 / q1] if q1 > 0 and q3 > 0 else None
+
+
+def _timed(cost: Cost, model: nn.Module, placement: Placement, batch_size: int) -> Cost:
+    cost.latency_ms = measure_latency(model, placement, 1)
+    times = time_passes(model, placement, batch_size)
+    cost.latency_batch = statistics.median(times)
+    cost.batch_quartiles = quartiles(times)
+    return cost
+
 
 def measure_cost(model: nn.Module, placement: Placement | None = None, batch_size: int = 0) -> Cost:
     """Parameters and MACs of `model`; latency too when a placement and batch size are given."""
     cost = Cost(count_parameters(model), count_macs(model))
     if placement is not None and batch_size > 0:
-        cost.latency_ms = measure_latency(model, placement, 1)
-        cost.latency_batch = measure_latency(model, placement, batch_size)
+        _timed(cost, model, placement, batch_size)
     return cost
 
 
@@ -115,24 +158,28 @@ class LevelCoster:
         self, model: nn.Module, method: str, placement: Placement, latency_batch: int = 0
     ) -> None:
         self.model = model
-        self.structured = method == "structured"
+        # only the shipped ResNets can have their channels taken out
+        self.removable = isinstance(model, CifarResNet)
+        self.structured = method == "structured" and self.removable
         self.placement = placement
         self.latency_batch = latency_batch
-        self.dense = self._measure(model, skeleton(model))
+        self.dense = self._measure(model, self._counted(model))
+
+    def _counted(self, model: nn.Module) -> nn.Module:
+        return skeleton(model) if self.removable else model
 
     def _measure(self, model: nn.Module, counted: nn.Module) -> Cost:
         cost = Cost(count_parameters(counted), count_macs(counted))
         if self.latency_batch > 0:
             model.to(self.placement.device, memory_format=self.placement.memory_format)
-            cost.latency_ms = measure_latency(model, self.placement, 1)
-            cost.latency_batch = measure_latency(model, self.placement, self.latency_batch)
+            _timed(cost, model, self.placement, self.latency_batch)
         return cost
 
     def at_level(self) -> Cost:
         """The current level's cost (the model holds the level's weights)."""
         if not self.structured:
             return (
-                self._measure(self.model, skeleton(self.model))
+                self._measure(self.model, self._counted(self.model))
                 if self.latency_batch
                 else self.dense
             )
@@ -150,20 +197,41 @@ def cost_fields(cost: Cost, dense: Cost) -> dict[str, float | int | None]:
         "latency_ms": cost.latency_ms,
         "latency_batch": cost.latency_batch,
         "speedup": cost.speedup_over(dense),
+        "speedup_range": cost.speedup_range(dense),
     }
 
 
 def gain_phrase(axis: str, level: dict, dense: dict, where: str = "") -> str | None:
-    """What a level buys in the user's units, e.g. '2.1x faster (CPU, batch 256)',
-    '3.2x fewer MACs', '2.5x fewer parameters'; None when that was not measured.
+    """What a level buys in the user's units, e.g. '2.1x faster (CPU, batch 256)' (with the
+    measured range when known: '2.1x faster (1.9-2.3x, CPU, batch 256)'), '3.2x fewer MACs',
+    '2.5x fewer parameters'; None when that was not measured. A timing whose range holds 1 is
+    'no measurable speedup', never 'faster'.
 
     `level` and `dense` hold cost_fields(); `where` names the device and batch of the timing."""
     if axis == "latency":
-        speedup = level.get("speedup")
-        return f"{speedup:.1f}x faster ({where})" if speedup else None
+        return _speed_phrase(level.get("speedup"), level.get("speedup_range"), where)
     key, noun = {"macs": ("macs", "MACs"), "params": ("parameters", "parameters")}.get(
         axis, (None, "")
     )
     if key is None or not level.get(key) or not dense.get(key):
         return None
-    return f"{dense[key] / level[key]:.1f}x fewer {noun}"
+    ratio = dense[key] / level[key]
+    return f"the same {noun} as dense" if round(ratio, 1) == 1.0 else f"{ratio:.1f}x fewer {noun}"
+
+
+def _speed_phrase(speedup: float | None, spread: list | None, where: str) -> str | None:
+    if not speedup:
+        return None
+    if spread:
+        low, high = spread
+        span = f"{low:.2f}-{high:.2f}x, {where}"
+        if low <= 1.0 <= high:
+            return f"no measurable speedup ({speedup:.2f}x, range {span})"
+        if high < 1.0:
+            return f"{1 / speedup:.1f}x slower ({speedup:.2f}x, range {span})"
+        return f"{speedup:.1f}x faster ({low:.2f}-{high:.2f}x, {where})"
+    if round(speedup, 1) == 1.0:
+        return f"no measurable speedup ({speedup:.2f}x, {where})"
+    if speedup < 1.0:
+        return f"{1 / speedup:.1f}x slower ({where})"
+    return f"{speedup:.1f}x faster ({where})"

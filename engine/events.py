@@ -84,6 +84,10 @@ class SweepPoint:
     total: int = 0
     accuracy_ci95: list[float] | None = None  # Wilson 95% interval
     delta_ci95: list[float] | None = None  # paired 95% interval of the change from dense
+    parameters: int | None = None  # of the network the level runs (slim for structured)
+    macs: int | None = None
+    speedup: float | None = None  # measured, over dense (None when latency was not timed)
+    speedup_range: list[float] | None = None  # its spread: [low, high]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from torch import nn
 
 from engine.checkpoints import ignored_keys_notice, load_state
 from engine.config import SweepConfig
+from engine.cost import LevelCoster, cost_fields
 from engine.data import load_split
 from engine.device import Placement, resolve_placement
 from engine.distributed import rank_device, world_from_env
@@ -143,13 +144,27 @@ class Evaluator:
         # Plain evaluations run on a BatchNorm-folded copy (same numbers, less work per image);
         # the BatchNorm recalibration needs the real BatchNorm layers and uses the model.
         self.folded = fold_batchnorm(setup.model)
+        self._coster: LevelCoster | None = None
+
+    @property
+    def coster(self) -> LevelCoster:
+        """Measures the dense network's cost once, when the first level asks for it (before any
+        level is set: the pruner starts dense)."""
+        if self._coster is None:
+            setup = self.setup
+            self._coster = LevelCoster(
+                setup.model, self.pruner.method, setup.placement, setup.config.latency_batch
+            )
+        return self._coster
 
     def point(
         self, level: float, *, evaluate_it: bool = True, refined: bool = False
     ) -> PointResult:
         started = time.perf_counter()
+        coster = self.coster
         self.pruner.set_level(level)
         sparsity = self.pruner.sparsity()  # the pruner's own counts: no scan of every tensor
+        cost = coster.dense if level == 0 else coster.at_level()
         result: EvalResult | None = None
         recalibrated = None
         self.last_correct = None
@@ -179,6 +194,7 @@ class Evaluator:
                 if result
                 else None
             ),
+            **cost_fields(cost, coster.dense),
         )
 
     def _sparse_bytes(self, layer_nonzero: dict[str, int]) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import FIND_COARSE_STEP, SweepConfig
+from engine.config import DEFAULT_LATENCY_BATCH, FIND_COARSE_STEP, SweepConfig
 from engine.device import resolve_device
 from engine.distributed import Group, SharedStop, rank_device, world_from_env
 from engine.errors import PrunelabError
@@ -56,10 +56,17 @@ from engine.sweep_answer import (
     control_of,
     make_result,
     recovered_view,
+    speed_bracket,
     within,
 )
 from engine.sweep_ranks import SpreadLevels
-from engine.sweep_store import append_correct, read_correct, resume_state, write_outputs
+from engine.sweep_store import (
+    append_correct,
+    read_correct,
+    resume_state,
+    timed_on,
+    write_outputs,
+)
 
 
 def run_sweep(
@@ -72,6 +79,7 @@ def run_sweep(
 ) -> SweepResult:
     """Evaluate every level of `config.levels` (plus 0%, the baseline), optionally refine the
     best-sparsity answer by bisection; see the module docstring."""
+    config = _with_timing(config)
     return _sweep(config, on_event, stop, model=model, resume_run=resume_run, kind="sweep")
 
 
@@ -83,9 +91,21 @@ def find_best(
     coarse_step: float = FIND_COARSE_STEP,
 ) -> SweepResult:
     """The adaptive search alone: scan 0, step, 2*step, ... until the first level outside the
-    tolerance, then bisect down to `config.resolution`."""
+    tolerance, then bisect down to `config.resolution`.
+
+    With `config.target_speedup`: scan until the first level at least that many times faster
+    (latency measured at every level), bisect down to the lowest such level, and answer with the
+    most accurate level that reaches the speedup."""
     config = dataclasses.replace(config, levels=parse_levels(f"0:100:{coarse_step:g}"), refine=True)
-    return _sweep(config, on_event, stop, kind="find", stop_at_first_miss=True)
+    return _sweep(_with_timing(config), on_event, stop, kind="find", stop_at_first_miss=True)
+
+
+def _with_timing(config: SweepConfig) -> SweepConfig:
+    """An answer in speed (--x latency, find --target-speedup) needs every level timed: at
+    DEFAULT_LATENCY_BATCH unless --latency-batch says otherwise."""
+    if (config.x == "latency" or config.target_speedup) and not config.latency_batch:
+        return dataclasses.replace(config, latency_batch=DEFAULT_LATENCY_BATCH)
+    return config
 
 
 def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwargs) -> SweepResult:
@@ -201,14 +221,7 @@ def _sweep_locked(
                 at_chance = at_chance + 1 if point.accuracy <= chance else 0
             if level == 0.0 and point.evaluated and point.accuracy <= chance:
                 on_event(Notice(chance_warning(point.accuracy, chance - 1.0), "warning"))
-            _, baseline = _answer_view(points, recovery is not None)
-            judged = point.accuracy_finetuned if recovery is not None else point.accuracy
-            if (
-                stop_at_first_miss
-                and level > 0
-                and baseline is not None
-                and not within(judged, baseline, config.tolerance)
-            ):
+            if stop_at_first_miss and _search_done(config, point, points, recovery is not None):
                 break
         if status == "completed" and config.refine:
             status = _refine(config, spread.point, points, record_point, stop, recovery is not None)
@@ -236,6 +249,7 @@ def _sweep_locked(
         setup.test_data.synthetic,
         correct,
         selection.to_dict() if selection else None,
+        timed_on(config, setup.placement.describe()),
     )
     if record is not None:
         write_outputs(run_dir, result)
@@ -255,6 +269,23 @@ def _sweep_locked(
         record.save(run_dir)
     on_event(RunFinished(kind=kind, status=status, run_dir=str(run_dir), summary=result.summary()))  # type: ignore[arg-type]
     return result
+
+
+def _search_done(
+    config: SweepConfig, point: PointResult, points: list[PointResult], recovered: bool
+) -> bool:
+    """find's scan stops at the first pruned level outside the tolerance (judged on the
+    recovered accuracy when recovering), or with a target speedup at the first level reaching
+    it."""
+    if config.target_speedup:
+        return point.speedup is not None and point.speedup >= config.target_speedup
+    _, baseline = _answer_view(points, recovered)
+    judged = point.accuracy_finetuned if recovered else point.accuracy
+    return (
+        point.level_percent > 0
+        and baseline is not None
+        and not within(judged, baseline, config.tolerance)
+    )
 
 
 def _answer_view(
@@ -277,12 +308,16 @@ def _refine(
     stop: StopSignal,
     recovered: bool,
 ) -> str:
-    """Bisect between the last level within tolerance and the first outside it."""
+    """Bisect between the last level within tolerance and the first outside it (with a target
+    speedup: between the last level slower than the target and the first reaching it)."""
     while True:
         view, baseline = _answer_view(points, recovered)
         if baseline is None:
             return "completed"
-        bracket = bracket_of(view, baseline, config.tolerance)
+        if config.target_speedup:
+            bracket = speed_bracket(points, config.target_speedup)
+        else:
+            bracket = bracket_of(view, baseline, config.tolerance)
         if bracket is None or bracket[1] - bracket[0] <= config.resolution + 1e-9:
             return "completed"
         if stop_requested(stop):

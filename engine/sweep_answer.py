@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import SweepConfig
+from engine.cost import gain_phrase
 from engine.pruning import METHOD_CAVEATS
 from engine.stats import (
     BEST_LEVEL_RULE,
@@ -21,6 +22,14 @@ from engine.stats import (
     too_small_note,
     wilson_ci95,
 )
+
+# Said wherever an unstructured level's latency, MACs or parameters are shown: nothing is claimed,
+# and the measured figure is that of dense kernels.
+DENSE_KERNELS = (
+    "masked zeros still run on dense kernels: measured as they run, no speedup claimed; "
+    "structured pruning and export --format slim remove the work"
+)
+COST_FIELDS = ("parameters", "macs", "latency_ms", "latency_batch", "speedup", "speedup_range")
 
 
 @dataclass
@@ -47,6 +56,16 @@ class PointResult:
     fitted_accuracy: float | None = None  # the rule's isotonic fit at this level
     passed_over: bool = False  # this level's own accuracy says the opposite of the rule
     accuracy_finetuned: float | None = None  # after fine-tuning with the mask fixed (recovery)
+    # cost of the network this level runs (slim for structured), engine.cost.cost_fields
+    parameters: int | None = None
+    macs: int | None = None
+    latency_ms: float | None = None  # batch 1, median
+    latency_batch: float | None = None  # the throughput batch, median ms
+    speedup: float | None = None  # dense latency / this level's (throughput batch), medians
+    speedup_range: list[float] | None = None  # [low, high] from both timings' quartiles
+
+    def cost(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in COST_FIELDS}
 
 
 @dataclass
@@ -73,6 +92,22 @@ class SweepResult:
     best_level_finetuned: float | None = None  # the answer after fine-tuning
     best_accuracy_finetuned: float | None = None
 
+    x: str = "level"  # the answer's units (SweepConfig.x)
+    timed_on: str = ""  # where latency was measured, e.g. "CPU, batch 64"
+    target_speedup: float = 0.0  # find --target-speedup: the answer is the most accurate level
+
+    def _point(self, level: float | None) -> PointResult | None:
+        return next((p for p in self.points if p.level_percent == level), None)
+
+    def gain(self, level: float | None = None) -> str | None:
+        """What the answer's level (or `level`) buys in `x`'s units, when measured."""
+        best = self._point(self.best_level_percent if level is None else level)
+        dense = self._point(0.0)
+        if best is None or dense is None:
+            return None
+        axis = "latency" if self.target_speedup else self.x
+        return gain_phrase(axis, best.cost(), dense.cost(), self.timed_on)
+
     def sentence(self) -> str:
         """The answer in words, e.g. "62% of weights removed within 1.0 point of 93.1%"; with
         recovery the one-shot answer and the answer after fine-tuning."""
@@ -84,6 +119,8 @@ class SweepResult:
         reference = recovered_baseline(self)
         if reference is None:
             recovered = "no fine-tuned baseline yet"
+        elif self.target_speedup:
+            recovered = self._speed_sentence(self.best_level_finetuned, reference)
         elif self.best_level_finetuned is None:
             recovered = f"no pruned level stays within {points_text(self.tolerance)}"
         else:
@@ -101,24 +138,48 @@ class SweepResult:
     def _oneshot_sentence(self) -> str:
         if self.baseline_accuracy is None:
             return "no baseline accuracy yet"
+        if self.target_speedup:
+            return self._speed_sentence(self.best_level_percent, self.baseline_accuracy)
+        within_text = f"within {points_text(self.tolerance)} of {self.baseline_accuracy:.1f}%"
         if not self.best_level_percent:
-            answer = (
-                f"no pruned level stays within {points_text(self.tolerance)} of "
-                f"{self.baseline_accuracy:.1f}%"
-            )
+            answer = f"no pruned level stays {within_text}"
         else:
-            answer = (
-                f"{self.best_level_percent:g}% of weights removed within "
-                f"{points_text(self.tolerance)} of {self.baseline_accuracy:.1f}%"
-            )
+            level = f"{self.best_level_percent:g}% of {self._units()} removed"
+            gain = self.gain() if self.x != "level" else None
+            answer = f"{gain} ({level}) {within_text}" if gain else f"{level} {within_text}"
         if self.best_level_ci95 is not None:
             low, high = self.best_level_ci95
             span = f"{low:g}%" if low == high else f"{low:g}-{high:g}%"
             answer += f" (95% interval of the best level: {span})"
-        caveat = METHOD_CAVEATS.get(self.method)
+        caveat = self._caveat()
         if caveat:
             answer += f" ({caveat})"
         return f"{answer}; {self.note}" if self.note else answer
+
+    def _units(self) -> str:
+        return "filters" if self.method == "structured" else "weights"
+
+    def _caveat(self) -> str | None:
+        if self.method != "structured" and self.x != "level":
+            return DENSE_KERNELS
+        if self.x == "latency" and not self.timed_on:
+            return "latency not measured: pass --latency-batch N"
+        return METHOD_CAVEATS.get(self.method)
+
+    def _speed_sentence(self, level: float | None, reference: float) -> str:
+        """find --target-speedup: the most accurate level that is fast enough, in words."""
+        target = f"{self.target_speedup:g}x faster ({self.timed_on or 'latency not measured'})"
+        best = self._point(level)
+        if best is None or best.accuracy is None:
+            return f"no level measured reached {target}"
+        accuracy = best.accuracy
+        if self.finetune_epochs and best.accuracy_finetuned is not None:
+            accuracy = best.accuracy_finetuned
+        answer = (
+            f"{self.gain(level)} at {best.level_percent:g}% of {self._units()} removed: "
+            f"{accuracy:.1f}% vs {reference:.1f}% dense (target {target})"
+        )
+        return answer if self.method == "structured" else f"{answer} ({DENSE_KERNELS})"
 
     def summary(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "points"}
@@ -212,6 +273,39 @@ def baseline_of(points: list[PointResult]) -> float | None:
     return None
 
 
+def x_value(point: Any, dense: Any, axis: str) -> float | None:
+    """Where `point` sits on a chart's x-axis: its sparsity (level), its measured speedup
+    (latency), or how many times fewer MACs or parameters it has than `dense`."""
+    if axis == "level":
+        return point.sparsity_percent
+    if axis == "latency":
+        return point.speedup
+    key = {"macs": "macs", "params": "parameters"}.get(axis)
+    mine, theirs = getattr(point, key or "", None), getattr(dense, key or "", None)
+    return theirs / mine if mine and theirs else None
+
+
+def fastest_enough(points: list[PointResult], target: float) -> PointResult | None:
+    """The most accurate evaluated level at least `target` times faster than dense (the lower
+    level on a tie)."""
+    fast = [
+        p
+        for p in points
+        if p.evaluated and p.accuracy is not None and p.speedup and p.speedup >= target
+    ]
+    return max(fast, key=lambda p: (p.accuracy, -p.level_percent), default=None)
+
+
+def speed_bracket(points: list[PointResult], target: float) -> tuple[float, float] | None:
+    """(highest level below `target` speedup, lowest level reaching it) when the first is lower."""
+    timed = [p for p in points if p.speedup is not None]
+    slow = [p.level_percent for p in timed if p.speedup < target]
+    fast = [p.level_percent for p in timed if p.speedup >= target]
+    if not slow or not fast or max(slow) >= min(fast):
+        return None
+    return max(slow), min(fast)
+
+
 def make_result(
     config: SweepConfig,
     run_dir: str,
@@ -220,19 +314,29 @@ def make_result(
     synthetic: bool,
     correct: dict[float, np.ndarray] | None = None,
     test_images: dict[str, Any] | None = None,
+    timed_on: str = "",
 ) -> SweepResult:
     """The result of a sweep: the rule applied, the passed-over levels marked, and with the
-    per-image correctness of every evaluated level the bootstrap interval of the answer."""
+    per-image correctness of every evaluated level the bootstrap interval of the answer (with a
+    target speedup: the most accurate level at least that fast)."""
     points = sorted(points, key=lambda p: p.level_percent)
     baseline = baseline_of(points)
     evaluated = _evaluated(points)
-    answer = best_level_answer([p.accuracy for p in evaluated], baseline, config.tolerance)
-    for point, fitted, passed in zip(evaluated, answer.fitted, answer.passed_over, strict=True):
-        point.fitted_accuracy, point.passed_over = fitted, passed
-    best = evaluated[answer.best_index] if answer.best_index is not None else None
     interval = None
     correct = correct or {}
-    if best is not None and evaluated and all(p.level_percent in correct for p in evaluated):
+    if config.target_speedup:  # the rule's marks and interval belong to the tolerance answer
+        best = fastest_enough(points, config.target_speedup)
+    else:
+        answer = best_level_answer([p.accuracy for p in evaluated], baseline, config.tolerance)
+        for point, fitted, passed in zip(evaluated, answer.fitted, answer.passed_over, strict=True):
+            point.fitted_accuracy, point.passed_over = fitted, passed
+        best = evaluated[answer.best_index] if answer.best_index is not None else None
+    if (
+        not config.target_speedup
+        and best is not None
+        and evaluated
+        and all(p.level_percent in correct for p in evaluated)
+    ):
         matrix = np.stack([correct[p.level_percent] for p in evaluated])
         found = best_level_ci95([p.level_percent for p in evaluated], matrix, config.tolerance)
         interval = list(found) if found else None
@@ -255,11 +359,18 @@ def make_result(
         best_level_ci95=interval,
         note=note,
         test_images=test_images,
+        x=config.x,
+        timed_on=timed_on,
+        target_speedup=config.target_speedup,
     )
     if config.finetune_epochs:
         result.finetune_epochs, result.cumulative = config.finetune_epochs, config.cumulative
         result.control_accuracy = control_of(points)
-        recovered = best_level(recovered_view(points), recovered_baseline(result), config.tolerance)
+        view = recovered_view(points)
+        if config.target_speedup:
+            recovered = fastest_enough(view, config.target_speedup)
+        else:
+            recovered = best_level(view, recovered_baseline(result), config.tolerance)
         if recovered is not None:
             result.best_level_finetuned = recovered.level_percent
             result.best_accuracy_finetuned = recovered.accuracy

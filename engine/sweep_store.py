@@ -41,6 +41,13 @@ CSV_COLUMNS = (
     "delta_ci95_high",
     "fitted_accuracy",
     "passed_over",
+    "parameters",
+    "macs",
+    "latency_ms",
+    "latency_batch",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
 )
 CORRECT_FILE = "correct.jsonl"
 
@@ -55,9 +62,13 @@ def csv_rows(result: SweepResult) -> tuple[list[dict[str, Any]], list[str]]:
     rows = []
     for point in result.points:
         row = asdict(point)
-        for key in ("accuracy_ci95", "delta_ci95"):
+        for key, name in (
+            ("accuracy_ci95", "accuracy_ci95"),
+            ("delta_ci95", "delta_ci95"),
+            ("speedup_range", "speedup"),
+        ):
             low, high = row.pop(key) or (None, None)
-            row[f"{key}_low"], row[f"{key}_high"] = low, high
+            row[f"{name}_low"], row[f"{name}_high"] = low, high
         for name, value in (point.per_class_accuracy or {}).items():
             row[f"accuracy_{name}"] = value
         rows.append(row)
@@ -169,9 +180,18 @@ def read_sweep(run_dir: str | Path) -> SweepResult:
         record.synthetic,
         read_correct(run_dir),
         summary.get("test_images"),
+        timed_on(config, record.device),
     )
     result.reason = damage
     return result
+
+
+def timed_on(config: SweepConfig, device: str) -> str:
+    """'CPU, batch 64' from the run's device description, or '' when latency was not timed."""
+    if not config.latency_batch:
+        return ""
+    kind = device.split(",")[0].split(":")[0].split(" ")[0].strip() or "cpu"
+    return f"{kind.upper()}, batch {config.latency_batch}"
 
 
 @dataclass

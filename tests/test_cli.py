@@ -660,3 +660,37 @@ def test_report_png(swept, tmp_path):
     assert result.exit_code == 0, result.output
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.stdout.strip() == f"chart written to {target}"
+
+
+def test_find_target_speedup_and_sweep_x_in_the_users_units(trained, tmp_path):
+    args = [*TINY, "--method", "structured", "--run-dir", tmp_path]
+    result = invoke(
+        ["find", trained["checkpoint"], *args, "--coarse-step", 50, "--resolution", 50]
+        + ["--target-speedup", "1.01", "--latency-batch", "2", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.strip().splitlines()
+    pairs = dict(item.split("=", 1) for item in line.split())
+    assert pairs["target_speedup"] == "1.01" and pairs["timed_on"] == "CPU,batch2"
+    assert "speedup" in pairs
+    result = invoke(
+        ["sweep", trained["checkpoint"], *args, "--levels", "50", "--x", "macs", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    dense, half = document["points"]
+    assert half["macs"] < dense["macs"] and half["latency_ms"] is None  # timing is opt-in
+    assert document["x"] == "macs"
+    human = invoke(
+        ["sweep", trained["checkpoint"], *args, "--levels", "50", "--x", "macs"]
+        + ["--tolerance", "100"]
+    )
+    assert human.exit_code == 0, human.output
+    assert "times fewer MACs than dense" in human.clean_stdout  # the chart's x-axis
+    assert "x fewer MACs (50% of filters removed)" in human.clean_stdout
+    assert "cost of each level (slim network)" in human.clean_stdout
+    assert "latency not timed: pass --latency-batch N" in human.clean_stdout
+    result = invoke(["sweep", trained["checkpoint"], *args, "--levels", "50", "--x", "speed"])
+    assert result.exit_code == 2 and "--x" in one_line_error(result)
+    result = invoke(["sweep", trained["checkpoint"], *args, "--target-speedup", "2"])
+    assert result.exit_code == 2  # find's option, not sweep's

@@ -73,3 +73,29 @@ def test_gain_in_the_users_units():
     assert gain_phrase("level", level, dense) is None
     untimed = cost_fields(Cost(400, 125), Cost(1000, 400))
     assert gain_phrase("latency", untimed, dense, "CPU") is None
+
+
+def test_speedup_has_a_measured_range_and_noise_is_no_speedup():
+    from engine.cost import _timed, cost_fields, gain_phrase, quartiles
+
+    assert quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0) and quartiles([3.0]) == (3.0, 3.0)
+    dense = Cost(1000, 400, 4.0, 420.0, batch_quartiles=(400.0, 440.0))
+    fast = cost_fields(Cost(400, 125, 2.5, 200.0, batch_quartiles=(190.0, 210.0)), dense)
+    assert fast["speedup"] == 2.1 and fast["speedup_range"] == [400 / 210, 440 / 190]
+    where = "CPU, batch 256"
+    assert gain_phrase("latency", fast, {}, where) == "2.1x faster (1.90-2.32x, CPU, batch 256)"
+    # a masked network timed on dense kernels: a ratio near 1 whose range holds 1 is not "faster"
+    same = cost_fields(Cost(1000, 400, 4.0, 410.0, batch_quartiles=(395.0, 430.0)), dense)
+    phrase = gain_phrase("latency", same, {}, where)
+    assert (
+        phrase.startswith("no measurable speedup (1.02x, range 0.93-1.11x")
+        and "faster" not in phrase
+    )
+    slow = cost_fields(Cost(1000, 400, 4.0, 840.0, batch_quartiles=(800.0, 880.0)), dense)
+    assert gain_phrase("latency", slow, {}, where).startswith("2.0x slower")
+    level = cost_fields(Cost(1000, 400), dense)
+    assert gain_phrase("macs", level, cost_fields(dense, dense)) == "the same MACs as dense"
+    timed = _timed(Cost(1, 1), build_model("resnet20"), CPU, 2)
+    low, high = timed.batch_quartiles
+    assert 0 < low <= timed.latency_batch <= high and timed.latency_ms > 0
+    assert timed.speedup_range(timed)[0] <= 1.0 <= timed.speedup_range(timed)[1]

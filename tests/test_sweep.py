@@ -1,7 +1,9 @@
 """Sweeps on a small trained model: points, files, resume, refine, BN recalibration, sensitivity."""
 
 import copy
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +16,15 @@ from engine.options import parse_levels
 from engine.runs import read_jsonl
 from engine.sensitivity import run_sensitivity
 from engine.sweep import find_best, run_sweep
-from engine.sweep_answer import PointResult, SweepResult, best_level
+from engine.sweep_answer import (
+    DENSE_KERNELS,
+    PointResult,
+    SweepResult,
+    best_level,
+    fastest_enough,
+    make_result,
+    speed_bracket,
+)
 from engine.sweep_store import read_sweep
 
 
@@ -184,3 +194,75 @@ def test_stop_during_a_level_drops_only_that_level(trained_checkpoint, tmp_path)
     assert len(read_jsonl(f"{result.run_dir}/sweep.jsonl")) == 1
     resumed = run_sweep(config, resume_run=result.run_dir)
     assert [p.level_percent for p in resumed.points] == [0.0, 25.0, 50.0, 75.0, 100.0]
+
+
+def test_structured_sweep_records_the_slim_networks_cost(trained_checkpoint, tmp_path):
+    # cheap by default: parameters and MACs counted, latency not timed
+    config = config_for(
+        trained_checkpoint, tmp_path, method="structured", levels=(50.0,), tolerance=100.0
+    )
+    plain = run_sweep(config)
+    dense, half = plain.points
+    assert half.parameters < dense.parameters and half.macs < 0.4 * dense.macs
+    assert half.latency_ms is None and half.speedup is None and plain.timed_on == ""
+    assert "50% of filters removed" in plain.sentence()
+    config = dataclasses.replace(config, latency_batch=4, x="latency")
+    result = run_sweep(config)
+    dense, half = result.points
+    assert dense.speedup == 1.0 and half.latency_ms > 0 and half.latency_batch > 0
+    assert half.speedup is not None
+    assert result.timed_on == "CPU, batch 4" and "filters removed" in result.sentence()
+    gain = result.gain(50.0)  # measured on a busy machine: faster, or no measurable speedup
+    assert "CPU, batch 4)" in gain and gain in result.sentence()
+    assert half.speedup_range[0] <= half.speedup <= half.speedup_range[1]
+    rows = (Path(result.run_dir) / "sweep.csv").read_text().splitlines()
+    assert "parameters,macs,latency_ms,latency_batch,speedup" in rows[0]
+    assert read_sweep(result.run_dir).sentence() == result.sentence()  # the report says the same
+    # in the user's units: MACs and parameters need no timing
+    macs = make_result(dataclasses.replace(config, x="macs"), "r", plain.points, "completed", False)
+    assert macs.gain(50.0).endswith("x fewer MACs")
+
+
+def test_unstructured_levels_claim_no_speedup(trained_checkpoint, tmp_path):
+    config = config_for(trained_checkpoint, tmp_path, levels=(50.0,), x="macs", tolerance=100.0)
+    result = run_sweep(config)
+    dense, half = result.points
+    assert half.macs == dense.macs and half.parameters == dense.parameters
+    assert DENSE_KERNELS in result.sentence()
+
+
+def test_find_target_speedup_answers_with_the_most_accurate_fast_enough_level(
+    trained_checkpoint, tmp_path
+):
+    config = config_for(trained_checkpoint, tmp_path, method="structured", target_speedup=1.01)
+    found = find_best(config, coarse_step=50)
+    assert found.target_speedup == 1.01 and found.timed_on.endswith("batch 64")  # the default
+    fast = [p for p in found.points if p.speedup is not None and p.speedup >= 1.01]
+    if found.best_level_percent is None:
+        assert not fast and "no level measured reached" in found.sentence()
+    else:
+        best = max(fast, key=lambda p: (p.accuracy, -p.level_percent))
+        assert found.best_level_percent == best.level_percent
+        assert found.gain(found.best_level_percent) in found.sentence()
+        assert "CPU, batch 64)" in found.sentence() and "target 1.01x" in found.sentence()
+    # on given points: the most accurate level at or above the target, the lower one on a tie
+    curve = [point(0, 90.0), point(25, 89.0), point(50, 85.0), point(75, 85.0)]
+    for p, speedup in zip(curve, (1.0, 1.3, 2.1, 3.0), strict=True):
+        p.speedup = speedup
+    assert fastest_enough(curve, 2.0).level_percent == 50
+    assert fastest_enough(curve, 1.2).level_percent == 25
+    assert fastest_enough(curve, 5.0) is None
+    assert speed_bracket(curve, 2.0) == (25, 50) and speed_bracket(curve, 1.0) is None
+
+
+def test_an_answer_in_speed_times_every_level():
+    from engine.config import DEFAULT_LATENCY_BATCH
+    from engine.sweep import _with_timing
+
+    config = SweepConfig(checkpoint="c.pt")
+    assert _with_timing(config).latency_batch == 0  # off by default: a few seconds per level
+    assert _with_timing(dataclasses.replace(config, x="latency")).latency_batch == (
+        DEFAULT_LATENCY_BATCH
+    )
+    told = dataclasses.replace(config, target_speedup=2.0, latency_batch=8)
+    assert _with_timing(told).latency_batch == 8

@@ -198,6 +198,15 @@ def find_line(result: Any) -> str:
             f"control={value(result.control_accuracy, 2)}",
             f"finetune_epochs={result.finetune_epochs}",
         ]
+    if getattr(result, "target_speedup", 0):
+        best = next(
+            (p for p in result.points if p.level_percent == result.best_level_percent), None
+        )
+        parts[3:3] = [
+            f"speedup={value(best.speedup if best else None, 2)}",
+            f"target_speedup={result.target_speedup:g}",
+            f"timed_on={result.timed_on.replace(' ', '')}",
+        ]
     if getattr(result, "synthetic", False):
         parts.append("data=SYNTHETIC")
     return " ".join(parts)

@@ -8,12 +8,51 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# What the x-axis shows, per SweepConfig.x (engine.sweep_answer.x_value computes it).
+AXIS_LABELS = {
+    "level": "weights removed (%)",
+    "latency": "speedup over dense (x, measured)",
+    "macs": "times fewer MACs than dense",
+    "params": "times fewer parameters than dense",
+}
+AXIS_TITLES = {"level": "sparsity", "latency": "speedup", "macs": "MACs", "params": "parameters"}
+# The app chart's x-axis names, cycled with `x` (level: None, the chart's own sparsity %).
+SHORT_AXIS = {"latency": "speedup x (measured)", "macs": "x fewer MACs", "params": "x fewer params"}
+
+
+def short_axis_name(axis: str, structured: bool, timed: bool) -> str | None:
+    """The app chart's x-axis name; None for sparsity. Masked (unstructured) levels run on dense
+    kernels, and the name says so."""
+    if axis == "level":
+        return None
+    name = SHORT_AXIS[axis]
+    if axis == "latency" and not timed:
+        name = "speedup: not timed (set Latency batch)"
+    return name if structured else f"{name}, dense kernels"
+
 
 @dataclass
 class Series:
     label: str
-    x: list[float]  # measured sparsity of the prunable weights, %
+    x: list[float]  # measured sparsity of the prunable weights (%), or the axis' ratio
     y: list[float]  # top-1 accuracy, %
+    axis: str = "level"  # SweepConfig.x
+
+
+def _axis_of(results: Sequence[Any], axis: str | None) -> str:
+    if axis is not None:
+        return axis
+    return getattr(results[0], "x", "level") if results else "level"
+
+
+def _placed(result: Any, points: list[Any], axis: str, accuracy: str) -> tuple[list, list]:
+    """(x, y) of the points that have a value on `axis` (e.g. no speedup when not timed)."""
+    from engine.sweep_answer import x_value  # torch: when used
+
+    dense = next((p for p in result.points if p.level_percent == 0.0), None)
+    placed = [(x_value(p, dense, axis), getattr(p, accuracy)) for p in points]
+    placed = [(x, y) for x, y in placed if x is not None]
+    return [x for x, _ in placed], [y for _, y in placed]
 
 
 @dataclass
@@ -22,38 +61,47 @@ class Baseline:
     accuracy: float
 
 
-def sweep_series(result: Any, label: str | None = None) -> Series:
-    """The evaluated points of one sweep, in level order (unevaluated levels are left out)."""
+def sweep_series(result: Any, label: str | None = None, axis: str = "level") -> Series:
+    """The evaluated points of one sweep, in level order (unevaluated levels are left out, and
+    on a cost axis the levels without that measurement)."""
     points = [p for p in result.points if p.evaluated and p.accuracy is not None]
     points.sort(key=lambda p: p.level_percent)
     if label is None:
         label = f"{result.model} {result.method}"
-    return Series(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])
+    if axis == "level":
+        xs, ys = [p.sparsity_percent for p in points], [p.accuracy for p in points]
+    else:
+        xs, ys = _placed(result, points, axis, "accuracy")
+    return Series(label, xs, ys, axis)
 
 
-def recovered_series(result: Any, label: str | None = None) -> Series | None:
+def recovered_series(result: Any, label: str | None = None, axis: str = "level") -> Series | None:
     """The fine-tuned accuracy of a recovery sweep's levels, or None for a one-shot sweep."""
     points = [p for p in result.points if getattr(p, "accuracy_finetuned", None) is not None]
     if not points:
         return None
     points.sort(key=lambda p: p.level_percent)
     name = f"{label or f'{result.model} {result.method}'} +{result.finetune_epochs}ep ft"
-    return Series(
-        name, [p.sparsity_percent for p in points], [p.accuracy_finetuned for p in points]
-    )
+    if axis == "level":
+        xs, ys = [p.sparsity_percent for p in points], [p.accuracy_finetuned for p in points]
+    else:
+        xs, ys = _placed(result, points, axis, "accuracy_finetuned")
+    return Series(name, xs, ys, axis)
 
 
 def chart_data(
-    results: Sequence[Any], labels: Sequence[str] | None = None
+    results: Sequence[Any], labels: Sequence[str] | None = None, axis: str | None = None
 ) -> tuple[list[Series], list[Baseline]]:
     """Series for each sweep and the dense baselines: one line when all runs share the baseline
     (within 0.01 point), else one per run, named after it. A recovery sweep adds its fine-tuned
-    curve right after its one-shot curve (never alone) and its control as a baseline."""
+    curve right after its one-shot curve (never alone) and its control as a baseline. `axis`
+    (SweepConfig.x) defaults to the first sweep's own."""
+    axis = _axis_of(results, axis)
     names: list[str | None] = list(labels) if labels else [None] * len(results)
     series, recovered, controls = [], [], []
     for result, name in zip(results, names, strict=True):
-        series.append(sweep_series(result, name))
-        tuned = recovered_series(result, name)
+        series.append(sweep_series(result, name, axis))
+        tuned = recovered_series(result, name, axis)
         if tuned is not None:
             recovered.append(tuned)
         if getattr(result, "control_accuracy", None) is not None:
@@ -100,8 +148,9 @@ def draw_accuracy_chart(plt: Any, series: Sequence[Series], baselines: Sequence[
     for i, s in enumerate(series):
         if s.x:
             plt.plot(s.x, s.y, marker=CLI_MARKERS[i % len(CLI_MARKERS)][0])
-    plt.title("top-1 accuracy vs sparsity")
-    plt.xlabel("weights removed (%)")
+    axis = series[0].axis if series else "level"
+    plt.title(f"top-1 accuracy vs {AXIS_TITLES[axis]}")
+    plt.xlabel(AXIS_LABELS[axis])
     plt.ylabel("top-1 (%)")
 
 
@@ -153,10 +202,12 @@ def write_png(
             ax.plot(s.x, s.y, marker="o", markersize=3, label=s.label)
         for b in baselines:
             ax.axhline(b.accuracy, linestyle="--", color="gray", linewidth=1, label=b.label)
-        ax.set_xlabel("weights removed (%)")
+        axis = series[0].axis if series else "level"
+        ax.set_xlabel(AXIS_LABELS[axis])
         ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(title or "top-1 accuracy vs sparsity")
-        ax.set_xlim(0, 100)
+        ax.set_title(title or f"top-1 accuracy vs {AXIS_TITLES[axis]}")
+        if axis == "level":
+            ax.set_xlim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.text(0.01, 0.01, BEST_LEVEL_RULE, fontsize=5, wrap=True)

@@ -211,3 +211,42 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
         ]
         table.add_row(*row)
     return table
+
+
+def cost_table(result: Any) -> Table | None:
+    """Per level, what the network it runs costs: parameters, MACs (per image), the measured
+    latency at batch 1 and at the throughput batch, and the speedup over dense with its range.
+    None when the sweep neither timed latency nor asked for a cost axis (`--x`)."""
+    timed = getattr(result, "timed_on", "")
+    if not timed and getattr(result, "x", "level") == "level":
+        return None
+    structured = result.method == "structured"
+    table = Table(
+        title=f"cost of each level ({'slim network' if structured else 'dense kernels'})",
+        title_justify="left",
+    )
+    batch = timed.rsplit("batch ", 1)[-1] if timed else ""
+    columns = ["level", "parameters", "MACs", "ms, batch 1", f"ms, batch {batch or '-'}"]
+    columns += ["speedup", "range"]
+    for name in columns:
+        table.add_column(name, justify="right", no_wrap=True)
+    for p in result.points:
+        span = getattr(p, "speedup_range", None)
+        table.add_row(
+            fmt_level(p.level_percent),
+            fmt_count(getattr(p, "parameters", None)),
+            fmt_count(getattr(p, "macs", None)),
+            fmt_num(getattr(p, "latency_ms", None), 2),
+            fmt_num(getattr(p, "latency_batch", None), 1),
+            NONE if getattr(p, "speedup", None) is None else f"{p.speedup:.2f}x",
+            f"{span[0]:.2f}-{span[1]:.2f}x" if span else NONE,
+        )
+    how = (
+        f"median of timed passes on {timed}; range: dense quartiles over the level's"
+        if timed
+        else "latency not timed: pass --latency-batch N"
+    )
+    if not structured:
+        how += "; masked zeros still run on dense kernels, so no speedup is expected"
+    table.caption, table.caption_justify = how, "left"
+    return table

@@ -24,7 +24,17 @@ from engine.errors import ConfigError, PrunelabError
 from engine.options import describe_allowed, field_default, format_levels, parse_levels
 
 OUTPUT_PANEL = "Output"
-PANEL_ORDER = ("Model", "Data", "Training", "Pruning", "Device", "Checkpoints", "Run", OUTPUT_PANEL)
+PANEL_ORDER = (
+    "Model",
+    "Data",
+    "Training",
+    "Pruning",
+    "Cost",
+    "Device",
+    "Checkpoints",
+    "Run",
+    OUTPUT_PANEL,
+)
 # The seed's own spellings, accepted beside the dashed names (its --epochs and --momentum are
 # already the dashed names).
 SEED_ALIASES: dict[str, tuple[str, ...]] = {

@@ -26,6 +26,9 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
     )
     if result.points:
         out.renderable(tables.sweep_table(result))
+        cost = tables.cost_table(result)
+        if cost is not None:
+            out.renderable(cost)
         per_class = tables.per_class_table(result)
         if per_class is not None:
             out.renderable(per_class)
@@ -34,7 +37,7 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
             out.chart(series, baselines)
 
 
-@config_options(SweepConfig, skip=("checkpoint",))
+@config_options(SweepConfig, skip=("checkpoint", "target_speedup"))
 @output_options("json_out", "json_lines", "quiet")
 def sweep(
     out: Output,
@@ -133,6 +136,9 @@ def find(
         "early_stop",
         "bn_recalibrate",
         "min_density",
+        "latency_batch",
+        "x",
+        "target_speedup",
         *RECOVERY_FIELDS,
         "devices",  # one layer at a time on one device; not spread over ranks
     ),

@@ -113,6 +113,9 @@ def report(
             labels.append(f"{path.name} ({result.method})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
             out.renderable(tables.sweep_table(result))
+            cost = tables.cost_table(result)
+            if cost is not None:
+                out.renderable(cost)
             per_class = tables.per_class_table(result)
             if per_class is not None:
                 out.renderable(per_class)
