@@ -10,8 +10,10 @@ same up to fp32 rounding (tests/test_fold.py: logits within 1e-4, predictions id
 It never changes the model it was built from. Layers that are not folded (the classifier, a
 BatchNorm after anything but a conv) are the model's own modules, shared; the folded convs hold
 their own weights, recomputed from the model's current (pruned) weights by `refresh()` before
-each evaluation, changed layers only. The BatchNorm statistics are read once, at construction: a
-caller that changes them (BatchNorm recalibration, training) evaluates the model itself.
+each evaluation, changed layers only; so is a folded bias whose BatchNorm scale or shift changed
+(structured pruning zeroes both for a removed channel). The BatchNorm statistics are read once, at
+construction: a caller that changes them (BatchNorm recalibration, training) evaluates the model
+itself.
 """
 
 from __future__ import annotations
@@ -29,8 +31,16 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 class _Pair:
     source: nn.Conv2d  # the model's own conv, whose weight the pruner changes
     folded: nn.Conv2d  # the conv with the BatchNorm folded in (weights owned here)
-    scale: torch.Tensor  # (out_channels, 1, ..., 1): gamma / sqrt(var + eps)
+    norm: nn.Module  # the model's BatchNorm: structured pruning zeroes its gamma and beta
+    mean: torch.Tensor  # float64 running statistics, read at construction
+    var: torch.Tensor
+    scale: torch.Tensor | None = None  # (out, 1, ..., 1): gamma / sqrt(var + eps)
     version: int = -1  # source.weight._version when `folded` was last computed
+    norm_version: tuple[int, int] = (-1, -1)  # the norm's gamma/beta versions then
+
+    def norm_versions(self) -> tuple[int, int]:
+        weight, bias = self.norm.weight, self.norm.bias
+        return (-1 if weight is None else weight._version, -1 if bias is None else bias._version)
 
 
 class FoldedEval(nn.Module):
@@ -48,8 +58,11 @@ class FoldedEval(nn.Module):
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Recompute the folded weights of every conv whose weight changed since the last call."""
+        """Recompute the folded weights of every conv whose weight, or whose BatchNorm's scale or
+        shift, changed since the last call."""
         for pair in self._pairs:
+            if pair.norm_version != pair.norm_versions():
+                _fold_norm(pair)
             weight = pair.source.weight
             if pair.version != weight._version:
                 torch.mul(weight, pair.scale, out=pair.folded.weight)
@@ -78,13 +91,14 @@ def fold_batchnorm(model: nn.Module) -> FoldedEval | None:
         conv = modules.get(conv_node.target)
         if type(conv) is not nn.Conv2d or len(conv_node.users) != 1:
             continue
-        folded, scale = _folded_conv(conv, norm)
+        stats = (norm.running_mean.to(torch.float64), norm.running_var.to(torch.float64))
+        pair = _Pair(conv, _folded_conv(conv), norm, *stats)
         name = f"folded_{len(pairs)}"
-        graph.add_submodule(name, folded)
+        graph.add_submodule(name, pair.folded)
         conv_node.target = name
         node.replace_all_uses_with(conv_node)
         graph.graph.erase_node(node)
-        pairs.append(_Pair(conv, folded, scale))
+        pairs.append(pair)
     if not pairs:
         return None
     graph.delete_all_unused_submodules()
@@ -95,16 +109,25 @@ def fold_batchnorm(model: nn.Module) -> FoldedEval | None:
 
 
 @torch.no_grad()
-def _folded_conv(conv: nn.Conv2d, norm: nn.modules.batchnorm._BatchNorm) -> tuple:
-    """A conv with a bias that computes norm(conv(x)) in eval mode, and its per-channel scale."""
-    weight = conv.weight
-    var = norm.running_var.to(torch.float64)
-    gamma = norm.weight.to(torch.float64) if norm.weight is not None else torch.ones_like(var)
-    beta = norm.bias.to(torch.float64) if norm.bias is not None else torch.zeros_like(var)
-    scale = gamma / torch.sqrt(var + norm.eps)
-    shift = beta - norm.running_mean.to(torch.float64) * scale
+def _fold_norm(pair: _Pair) -> None:
+    """The pair's scale and folded bias from its BatchNorm's current gamma and beta (and the
+    statistics read at construction); the folded weight is recomputed on the next refresh."""
+    conv, norm, weight = pair.source, pair.norm, pair.source.weight
+    gamma = norm.weight.to(torch.float64) if norm.weight is not None else torch.ones_like(pair.var)
+    beta = norm.bias.to(torch.float64) if norm.bias is not None else torch.zeros_like(pair.var)
+    scale = gamma / torch.sqrt(pair.var + norm.eps)
+    shift = beta - pair.mean * scale
     if conv.bias is not None:
         shift = shift + conv.bias.to(torch.float64) * scale
+    pair.folded.bias.copy_(shift.to(weight.dtype))
+    pair.scale = scale.to(weight.dtype).view((-1,) + (1,) * (weight.dim() - 1))
+    pair.norm_version, pair.version = pair.norm_versions(), -1
+
+
+@torch.no_grad()
+def _folded_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """An eval-only conv with a bias, shaped like `conv`; `_fold_norm` and `refresh` fill it."""
+    weight = conv.weight
     folded = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -120,6 +143,8 @@ def _folded_conv(conv: nn.Conv2d, norm: nn.modules.batchnorm._BatchNorm) -> tupl
     )
     # Same strides as the source weight (channels_last stays channels_last).
     folded.weight = nn.Parameter(torch.empty_like(weight), requires_grad=False)
-    folded.bias = nn.Parameter(shift.to(weight.dtype), requires_grad=False)
-    shape = (-1,) + (1,) * (weight.dim() - 1)
-    return folded, scale.to(weight.dtype).view(shape)
+    folded.bias = nn.Parameter(
+        torch.empty(conv.out_channels, dtype=weight.dtype, device=weight.device),
+        requires_grad=False,
+    )
+    return folded

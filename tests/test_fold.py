@@ -27,8 +27,12 @@ def _with_real_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_folded_logits_equal_the_model_at_every_level(channels_last):
+@pytest.mark.parametrize(
+    "channels_last, method", [(False, "layerwise"), (True, "layerwise"), (False, "structured")]
+)
+def test_folded_logits_equal_the_model_at_every_level(channels_last, method):
+    # structured zeroes each removed filter's BatchNorm scale and shift too: the folded bias
+    # must follow, or a removed channel would still emit its shift
     torch.manual_seed(0)
     model = _with_real_statistics(build_model("resnet20"))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -40,7 +44,7 @@ def test_folded_logits_equal_the_model_at_every_level(channels_last):
     assert folded.folded_count == convs  # every conv of these ResNets is followed by a BN
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     x = torch.randn(8, 3, 32, 32).contiguous(memory_format=fmt)
-    pruner = Pruner(model, "layerwise", include_classifier=True)
+    pruner = Pruner(model, method, include_classifier=method == "layerwise")
     for level in (0, 70, 30, 95):
         pruner.set_level(level)
         folded.refresh()
@@ -66,7 +70,8 @@ def test_refresh_follows_only_changed_weights():
         assert torch.allclose(folded(x), model(x), rtol=1e-4, atol=1e-4)
 
 
-def test_sweep_accuracies_are_those_of_the_unfolded_model(tmp_path):
+@pytest.mark.parametrize("method", ["layerwise", "structured"])
+def test_sweep_accuracies_are_those_of_the_unfolded_model(tmp_path, method):
     """The sweep evaluates the folded copy; evaluating the model itself gives the same answer."""
     from engine.config import SweepConfig
     from engine.measure import Evaluator, prepare
@@ -83,7 +88,7 @@ def test_sweep_accuracies_are_those_of_the_unfolded_model(tmp_path):
         run_dir=str(tmp_path),
     )
     setup = prepare(config, model, lambda event: None)
-    evaluator = Evaluator(setup, Pruner(setup.model, "layerwise"))
+    evaluator = Evaluator(setup, Pruner(setup.model, method))
     assert evaluator.folded is not None
     for level in (0, 60):
         evaluator.pruner.set_level(level)
