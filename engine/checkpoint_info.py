@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints import Checkpoint, read_checkpoint
 from engine.errors import CheckpointError
 
 # the config keys that say which data a checkpoint was trained on (a sweep evaluates on them)
@@ -53,6 +53,17 @@ class CheckpointInfo:
         return " · ".join(parts)
 
 
+def recorded_data(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The DATA_KEYS a checkpoint records (its training config's, and the normalisation stored
+    beside the weights); empty for files from other tools."""
+    extra = checkpoint.extra
+    config = extra.get("config") if isinstance(extra.get("config"), dict) else {}
+    data = {k: config[k] for k in DATA_KEYS if config.get(k) not in (None, "")}
+    if checkpoint.normalization and "normalization" not in data:
+        data["normalization"] = checkpoint.normalization
+    return data
+
+
 def checkpoint_info(path: str | Path) -> CheckpointInfo:
     """Read `path`'s metadata (the weights are loaded, then dropped); never raises for a bad
     file: `error` says what is wrong instead."""
@@ -62,9 +73,7 @@ def checkpoint_info(path: str | Path) -> CheckpointInfo:
         return CheckpointInfo(str(path), error=str(exc))
     extra = checkpoint.extra
     config = extra.get("config") if isinstance(extra.get("config"), dict) else {}
-    data = {k: config[k] for k in DATA_KEYS if config.get(k) not in (None, "")}
-    if checkpoint.normalization and "normalization" not in data:
-        data["normalization"] = checkpoint.normalization
+    data = recorded_data(checkpoint)
     accuracy = extra.get("acc")
     history = extra.get("history")
     if accuracy is None and isinstance(history, list) and history:

@@ -304,6 +304,26 @@ class SweepConfig(DataOptions):
         choices=("auto", *MODEL_NAMES),
         group="Model",
     )
+    # A trained checkpoint is evaluated on the data it was trained on unless told otherwise.
+    dataset: str = option(
+        "auto",
+        "dataset (auto = the one the checkpoint was trained on, else cifar10)",
+        choices=("auto", *DATASETS),
+        group="Data",
+    )
+    data_dir: str = option(
+        "auto",
+        "dataset directory (auto = the checkpoint's when the dataset is the checkpoint's, else "
+        "data)",
+        group="Data",
+    )
+    normalization: str = option(
+        "auto",
+        "input normalisation (auto = the checkpoint's, else cifar): cifar = the seed's "
+        "constants, imagenet = ImageNet mean/std",
+        choices=("auto", *NORMALIZATIONS),
+        group="Data",
+    )
     checkpoint: str = option("", "checkpoint to prune (any format prunelab loads)", group="Pruning")
     method: str = option(
         "layerwise",
@@ -439,6 +459,9 @@ class FinetuneConfig(DataOptions):
     """Prune a checkpoint once, then train it with the masks fixed (recovery)."""
 
     model: str = same_as(SweepConfig, "model")
+    dataset: str = same_as(SweepConfig, "dataset")
+    data_dir: str = same_as(SweepConfig, "data_dir")
+    normalization: str = same_as(SweepConfig, "normalization")
     checkpoint: str = same_as(SweepConfig, "checkpoint")
     level: float = option(
         70.0,

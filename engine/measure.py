@@ -28,7 +28,7 @@ from engine.models import build_model, count_parameters
 from engine.pruning import Pruner
 from engine.runfiles import RunFileError
 from engine.runs import RunRecord, now_iso, start_run
-from engine.source import resolve_source
+from engine.source import resolve_data, resolve_source
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
 from engine.stats import wilson_ci95
 from engine.sweep_answer import PointResult, per_class_accuracy
@@ -68,8 +68,10 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
     )
     if model is None:
         config, checkpoint = resolve_source(config, on_event)
-    elif config.model == "auto":
-        config = dataclasses.replace(config, model=type(model).__name__)
+    else:  # a model in memory (tests, benchmarks): no checkpoint to take settings from
+        if config.model == "auto":
+            config = dataclasses.replace(config, model=type(model).__name__)
+        config = resolve_data(config, {}, on_event)
     test_data = load_split(config, train=False)
     if model is None:
         model = build_model(config.model, num_classes=len(test_data.classes))

@@ -320,13 +320,14 @@ async def test_sweeping_a_synthetic_checkpoint_needs_no_dataset_change(tmp_path,
     app = make_app(tmp_path, mode="sweep")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.sweep_screen
-        assert screen.form.raw_values()["dataset"] == "cifar10", "the form's default"
+        assert screen.form.raw_values()["dataset"] == "auto", "the form's default"
         # only the checkpoint and what makes the test small: dataset is left alone
         screen.form.set_values(
             {"checkpoint": tiny_checkpoint, "levels": "0,50", "test_subset": 32, "device": "cpu"}
         )
-        await wait_for(pilot, lambda: screen.form.raw_values()["dataset"] == "synthetic")
+        await wait_for(pilot, lambda: screen.checkpoint_text.startswith("resnet20"))
         assert screen.checkpoint_text.startswith("resnet20 · synthetic · epoch 1/1")
+        assert screen.form.raw_values()["dataset"] == "auto", "the form is not rewritten"
         await pilot.press("f5")
         await finish_job(app, pilot)
         assert screen.status == "completed", screen.headline
@@ -481,7 +482,6 @@ async def test_layers_sensitivity_and_png_from_the_sweep_screen(tmp_path, tiny_c
         screen.form.set_values(
             {"checkpoint": tiny_checkpoint, "levels": "0,50", "test_subset": 32, "device": "cpu"}
         )
-        await wait_for(pilot, lambda: screen.form.raw_values()["dataset"] == "synthetic")
         await pilot.press("f5")
         await finish_job(app, pilot)
         screen.query_one("#level-table", DataTable).focus()

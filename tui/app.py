@@ -65,7 +65,6 @@ class PrunelabApp(App[None]):
         self,
         run_root: str = "runs",
         checkpoint_dir: str = "checkpoints",
-        data_dir: str = "data",
         *,
         train_values: dict[str, Any] | None = None,
         sweep_values: dict[str, Any] | None = None,
@@ -82,7 +81,7 @@ class PrunelabApp(App[None]):
         self.quit_after_job = False
         self.last_error: str | None = None
         devices = devices if devices is not None else available_devices()
-        shared = {"run_dir": run_root, "data_dir": data_dir}
+        shared = {"run_dir": run_root}  # data settings: each form's own defaults
         self.train_screen = TrainScreen(
             {**shared, "checkpoint_dir": checkpoint_dir, **(train_values or {})},
             devices=devices,

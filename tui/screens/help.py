@@ -54,7 +54,7 @@ with the 95% interval of the best level. {BEST_LEVEL_RULE} A level marked
 | key | action |
 |---|---|
 | F5 / F6 | start / stop (stops between levels; finished points are kept) |
-| ctrl+o | pick the checkpoint (the newest is the default; its dataset and normalisation fill the form) |
+| ctrl+o | pick the checkpoint (the newest is the default; dataset `auto` evaluates on the data it was trained on) |
 | ctrl+f | hide / show the form |
 | z | chart y axis: zoomed on the baseline and tolerance band, or 0-100 |
 | l | the selected level layer by layer (pruned share of each layer) |

@@ -23,7 +23,7 @@ from tui.screens.job import JobScreen, job_bindings
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
 from tui.widgets.charts import CurvePoint, SweepChart
-from tui.widgets.config_form import ConfigForm, label_for
+from tui.widgets.config_form import ConfigForm
 from tui.widgets.line import FitLine
 from tui.widgets.progress import ProgressPanel
 from tui.widgets.text import plural
@@ -38,7 +38,7 @@ class SweepScreen(JobScreen):
     JOBS = ("sweep", "sensitivity")
     TITLE_TEXT = "Sweep"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Checkpoint… ^o"
-    IDLE_HEADLINE = "pick a checkpoint (^o) · F5 starts"
+    IDLE_HEADLINE = "F5 starts · pick a checkpoint (^o)"
     STOPPING_TEXT = "stopping after this level; finished points are kept"
     BINDINGS = [
         *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Checkpoint…")),
@@ -189,13 +189,7 @@ class SweepScreen(JobScreen):
         info = event.worker.result if event.state == WorkerState.SUCCESS else None
         if info is None or info.path != self.checkpoint_seen:
             return  # failed, or an older checkpoint than the one in the field now
-        self._show_checkpoint(info.describe())
-        # evaluate on the data the checkpoint was trained on: no dataset change needed
-        taken = {k: v for k, v in info.data.items() if self.form.raw_values().get(k) != v}
-        if taken and getattr(self.app, "job", None) != self.JOB:
-            self.form.set_values(taken)
-            names = ", ".join(label_for(k) for k in taken)
-            self.notify(f"{names} taken from the checkpoint", timeout=4)
+        self._show_checkpoint(info.describe())  # its data: what dataset "auto" evaluates on
 
     def _show_checkpoint(self, text: str) -> None:
         self.checkpoint_text = text
