@@ -39,18 +39,41 @@ def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> T
     return table
 
 
-def sweep_table(result: Any, title: str | None = None) -> Table:
-    """Per level: sparsity, nonzero count, accuracy and its drop, loss, dense vs sparse bytes.
+# Left out first when a table is wider than the terminal (--json and wider terminals keep all).
+SWEEP_OPTIONAL = ("dense", "loss", "nonzero", "sparse")
+
+
+def sweep_table(result: Any, title: str | None = None, width: int | None = None) -> Table:
+    """Per level: sparsity, accuracy with its interval, the change from the dense model with its
+    interval, then nonzero count, loss and dense vs sparse bytes while they fit in `width`.
 
     The best level (highest within tolerance) is marked `*`.
     """
+    optional = list(SWEEP_OPTIONAL)
+    left_out: list[str] = []
+    table = _sweep_table(result, title, left_out)
+    while width is not None and optional and _width(table) > width:
+        left_out.append(optional.pop(0))
+        table = _sweep_table(result, title, left_out)
+    if left_out:
+        table.caption += f"; {', '.join(sorted(left_out))} left out at this width (--json has them)"
+    return table
+
+
+def _width(table: Table) -> int:
+    from rich.console import Console
+
+    return Console(width=1000).measure(table).maximum
+
+
+def _sweep_table(result: Any, title: str | None, left_out: list[str]) -> Table:
     from engine.stats import PASSED_OVER_MARK  # numpy: when used
 
     if title is None:
         title = f"{result.method} sweep of {result.model}: {result.run_dir}"
         if getattr(result, "synthetic", False):
             title = "SYNTHETIC " + title
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     bn = any(p.accuracy_bn_recalibrated is not None for p in result.points)
     tuned = any(getattr(p, "accuracy_finetuned", None) is not None for p in result.points)
     columns = ["level", "sparsity", "nonzero", "top-1", "95% CI", "vs base", "vs base 95% CI"]
@@ -59,7 +82,8 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
     if tuned:
         columns.append(f"tuned {result.finetune_epochs}ep")
     columns += ["loss", "sparse", "dense"]
-    for name in columns:
+    shown = [name for name in columns if name not in left_out]
+    for name in shown:
         table.add_column(name, justify="right", no_wrap=True)
     baseline = result.baseline_accuracy
     for p in result.points:
@@ -67,31 +91,29 @@ def sweep_table(result: Any, title: str | None = None) -> Table:
         passed = PASSED_OVER_MARK if getattr(p, "passed_over", False) else ""
         level = fmt_level(p.level_percent) + ("r" if getattr(p, "refined", False) else "")
         level += mark + passed
+        cells = {"level": level, "sparsity": fmt_level(p.sparsity_percent)}
+        cells["nonzero"] = fmt_count(p.nonzero_parameters)
         if not p.evaluated:
-            row = [level, fmt_level(p.sparsity_percent), fmt_count(p.nonzero_parameters)]
-            row += ["not evaluated"] + [""] * (len(columns) - 4)
-            table.add_row(*row, style="dim")
+            cells["top-1"] = "not evaluated"
+            table.add_row(*(cells.get(name, "") for name in shown), style="dim")
             continue
         delta = (
             f"{p.accuracy - baseline:+.2f}"
             if baseline is not None and p.accuracy is not None
             else NONE
         )
-        row = [
-            level,
-            fmt_level(p.sparsity_percent),
-            fmt_count(p.nonzero_parameters),
-            fmt_pct(p.accuracy),
-            fmt_interval(getattr(p, "accuracy_ci95", None)),
-            delta,
-            fmt_interval(getattr(p, "delta_ci95", None), signed=True),
-        ]
+        cells["top-1"] = fmt_pct(p.accuracy)
+        cells["95% CI"] = fmt_interval(getattr(p, "accuracy_ci95", None))
+        cells["vs base"] = delta
+        cells["vs base 95% CI"] = fmt_interval(getattr(p, "delta_ci95", None), signed=True)
         if bn:
-            row.append(fmt_pct(p.accuracy_bn_recalibrated))
+            cells["BN-recal"] = fmt_pct(p.accuracy_bn_recalibrated)
         if tuned:
-            row.append(fmt_pct(p.accuracy_finetuned))
-        row += [fmt_num(p.loss, 3), fmt_bytes(p.sparse_bytes), fmt_bytes(p.dense_bytes)]
-        table.add_row(*row, style="bold" if mark else None)
+            cells[f"tuned {result.finetune_epochs}ep"] = fmt_pct(p.accuracy_finetuned)
+        cells["loss"] = fmt_num(p.loss, 3)
+        cells["sparse"] = fmt_bytes(p.sparse_bytes)
+        cells["dense"] = fmt_bytes(p.dense_bytes)
+        table.add_row(*(cells[name] for name in shown), style="bold" if mark else None)
     table.caption = sweep_legend(result)
     if tuned:
         control = getattr(result, "control_accuracy", None)
@@ -109,7 +131,13 @@ def per_class_table(result: Any) -> Table | None:
     if not points:
         return None
     classes = list(points[0].per_class_accuracy)
-    table = Table(title="top-1 per class (%)", title_justify="left")
+    table = Table(
+        title="top-1 per class (%)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("level", justify="right", no_wrap=True)
     for name in classes:
         table.add_column(name[:8], justify="right", no_wrap=True)

@@ -25,7 +25,7 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
         else result
     )
     if result.points:
-        out.renderable(tables.sweep_table(result))
+        out.renderable(tables.sweep_table(result, width=out.console.width))
         cost = tables.cost_table(result)
         if cost is not None:
             out.renderable(cost)

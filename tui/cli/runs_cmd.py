@@ -112,7 +112,7 @@ def report(
             sweeps.append(result)
             labels.append(f"{path.name} ({result.method})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
-            out.renderable(tables.sweep_table(result))
+            out.renderable(tables.sweep_table(result, width=out.console.width))
             cost = tables.cost_table(result)
             if cost is not None:
                 out.renderable(cost)

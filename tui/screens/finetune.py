@@ -22,7 +22,7 @@ class FinetuneScreen(TrainScreen):
 
     JOB = "finetune"
     TITLE_TEXT = "Fine-tune"
-    IDLE_HEADLINE = "pick a checkpoint and a level · F5 prunes and fine-tunes"
+    IDLE_HEADLINE = "F5 prunes and fine-tunes · pick a checkpoint and a level"
     CONFIG = FinetuneConfig
     GROUPS = FINETUNE_GROUPS
 

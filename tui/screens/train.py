@@ -44,7 +44,7 @@ class TrainScreen(JobScreen):
     JOB = "train"
     TITLE_TEXT = "Train"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_resume", "resume", "Resume… ^o"
-    IDLE_HEADLINE = "fill the form · F5 starts"
+    IDLE_HEADLINE = "F5 starts · fill the form"
     STOPPING_TEXT = "stopping after this batch; a resumable checkpoint is written"
     BINDINGS = [
         *job_bindings(Binding("ctrl+o", "pick_resume", "Resume…")),
