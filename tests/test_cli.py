@@ -639,6 +639,19 @@ def test_report_tables_and_one_overlaid_chart(trained, swept):
     assert data["runs"][0]["result"]["baseline_accuracy"] is not None
 
 
+def test_report_table_fits_an_80_column_terminal(swept):
+    wide = invoke(["report", swept, "--run-dir", swept.parent]).clean_stdout
+    narrow = invoke(["report", swept, "--run-dir", swept.parent], COLUMNS="80").clean_stdout
+    drawn = [
+        line
+        for line in narrow.splitlines()
+        if set(line) & set("─│┤┬") or line.lstrip().startswith("level")
+    ]
+    assert len(drawn) > 10 and max(len(line) for line in drawn) <= 80  # prose wraps softly
+    assert "left out" not in wide and "left out" in narrow  # the caption says what went
+    assert "acc%" in narrow or "top-1" in narrow  # the accuracy column always stays
+
+
 def test_report_unknown_run_exits_1(trained):
     result = invoke(["report", "no-such-run", "--run-dir", trained["runs"]])
     assert result.exit_code == 1
