@@ -78,7 +78,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     state_dict, _ = unwrap(state_dict)
 
     config = rest.get("config") if isinstance(rest.get("config"), dict) else {}
-    model = _pick_str(config, rest, "model") or infer_model_name(state_dict)
+    recorded = _pick_str(config, rest, "model")
+    # a name another tool wrote ("ResNet20", "resnet9999") says nothing we can build: the keys do
+    model = recorded if recorded in MODEL_NAMES else infer_model_name(state_dict)
     normalization = _pick_str(config, rest, "normalization")
     epoch = rest.pop("epoch", None)
     if isinstance(epoch, bool) or not isinstance(epoch, int):

@@ -11,6 +11,7 @@ import importlib
 import io
 import os
 import pickle
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,10 @@ def _read_batch(path: Path, num_classes: int) -> tuple[np.ndarray, list[int]]:
         raise DataError(f"{path}: expected 'data' (numpy array) and 'labels' entries")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(f"{path}: 'data' must be uint8 N x 3072, got {data.dtype} {data.shape}")
+    if not isinstance(labels, (list, tuple, np.ndarray)) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels
+    ):
+        raise DataError(f"{path}: 'labels' must be a list of integers (the file is damaged)")
     labels = [int(v) for v in labels]
     if len(labels) != data.shape[0]:
         raise DataError(f"{path}: {data.shape[0]} images but {len(labels)} labels")
@@ -258,16 +263,7 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     samples = folder_samples if keep is None else [folder_samples[i] for i in keep.tolist()]
     arrays = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
     for i, (path, _) in enumerate(samples):
-        try:
-            with Image.open(path) as im:
-                if im.size != (32, 32):
-                    raise DataError(
-                        f"{path}: image is {im.size[0]}x{im.size[1]}; prunelab's models take "
-                        "32x32 images (resize the folder first)"
-                    )
-                arrays[i] = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"{path}: cannot read image ({exc})") from None
+        arrays[i] = _read_32x32(path, Image, UnidentifiedImageError)
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     counted = selection.describe() if selection else f"{len(labels)} images"
@@ -278,3 +274,26 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
         source=f"image folder {split} split, {split_dir}, {counted}",
         selection=selection,
     )
+
+
+def _read_32x32(path: str, Image: Any, UnidentifiedImageError: type) -> np.ndarray:
+    """One image file as a 32x32x3 uint8 array; anything else is a DataError naming the file.
+    The size is checked from the header, so an oversized image (a decompression bomb) is
+    refused before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            with Image.open(path) as im:
+                if im.size != (32, 32):
+                    raise DataError(
+                        f"{path}: image is {im.size[0]}x{im.size[1]}; prunelab's models take "
+                        "32x32 images (resize the folder first)"
+                    )
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: image is far larger than 32x32 (a decompression bomb?); prunelab's models "
+            "take 32x32 images"
+        ) from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from None
