@@ -76,3 +76,39 @@ def test_cifar_labels_that_are_not_integers_are_named(tmp_path, labels) -> None:
     options = DataOptions(data_dir=str(tmp_path), skip_checksum=True)
     with pytest.raises(DataError, match="test_batch: 'labels' must be a list of integers"):
         load_split(options, train=False)
+
+
+def _resume_fails(tmp_path: Path, payload: dict) -> str:
+    from tiny_runs import tiny_train_config
+
+    from engine.train import train
+
+    path = tmp_path / "damaged.pth"
+    torch.save({"net": build_model("resnet20", 10).state_dict(), **payload}, path)
+    with pytest.raises(CheckpointError) as info:
+        train(tiny_train_config(tmp_path, epochs=2), resume=str(path))
+    assert str(path) in str(info.value)
+    assert not list((tmp_path / "checkpoints").glob("*.pth")), "nothing trained, nothing written"
+    return str(info.value)
+
+
+def test_a_negative_epoch_is_blamed_on_the_checkpoint(tmp_path: Path) -> None:
+    assert "records epoch -5; expected 0 to --epochs (2)" in _resume_fails(tmp_path, {"epoch": -5})
+
+
+def test_a_damaged_optimizer_state_is_named(tmp_path: Path) -> None:
+    torn = {"state": {0: {"momentum_buffer": torch.zeros(1)}}, "param_groups": [{"params": [0]}]}
+    payload = {"epoch": 1, "optimizer": torn, "scheduler": {"last_epoch": 1}}
+    assert "damaged optimizer or scheduler state" in _resume_fails(tmp_path, payload)
+
+
+class _Code:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_protocol_4_pickle_with_code_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "code.pth"
+    path.write_bytes(pickle.dumps({"net": {"w": torch.zeros(1)}, "x": _Code()}, protocol=4))
+    with pytest.raises(CheckpointError, match=r"code\.pth contains code objects \(builtins\.print"):
+        read_checkpoint(path)
