@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.errors import PrunelabError
-from engine.runs import RunListing, list_runs, read_jsonl
+from engine.runs import RunListing, list_runs, read_metrics
 from engine.stats import BEST_LEVEL_RULE
 from tui.formatting import fmt_acc
 from tui.render import classes_failing_line
@@ -380,11 +380,13 @@ class RunsScreen(Screen):
         """A run's curves for the chart: a sweep's accuracy vs sparsity, or a training run's
         test accuracy per epoch (and its train accuracy when shown alone)."""
         if listing.record.kind == "train":
-            epochs = read_jsonl(listing.path / "metrics.jsonl")
+            epochs, _ = read_metrics(listing.path)  # damaged lines skipped (the details say so)
             xs = [float(e["epoch"]) for e in epochs]
             curves = [("test" if train_too else label, xs, [float(e["test_acc"]) for e in epochs])]
-            if train_too:
-                curves.append(("train", xs, [float(e["train_acc"]) for e in epochs]))
+            trained = [e for e in epochs if isinstance(e.get("train_acc"), (int, float))]
+            if train_too and trained:
+                train_acc = [float(e["train_acc"]) for e in trained]
+                curves.append(("train", [float(e["epoch"]) for e in trained], train_acc))
             return curves if xs else []
         result = self._sweep_or_none(listing)
         if result is None:

@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import TrainConfig
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
-from engine.runs import read_jsonl
+from engine.runs import read_metrics
 from tui.formatting import fmt_acc, fmt_duration, fmt_ranks
 from tui.screens.common import find_checkpoints, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
@@ -240,7 +240,8 @@ class TrainScreen(JobScreen):
         if not self.progress_text.startswith(("resuming", "pruning")):
             self.progress_text = "data loaded · training the first batches…"
         # a resumed run continues a run folder: show the epochs it already logged
-        logged = read_jsonl(Path(event.run_dir) / "metrics.jsonl")
+        logged, _ = read_metrics(event.run_dir)  # damaged lines are skipped
+        logged = [e for e in logged if isinstance(e.get("train_acc"), (int, float))]
         if logged and not self.epochs:
             self.epochs = logged
             if self.ready:
