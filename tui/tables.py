@@ -278,3 +278,9 @@ def cost_table(result: Any) -> Table | None:
         how += "; masked zeros still run on dense kernels, so no speedup is expected"
     table.caption, table.caption_justify = how, "left"
     return table
+
+
+def sweep_tables(result: Any, width: int | None = None) -> list[Table]:
+    """What the CLI prints for a sweep: its levels, their cost when measured, per-class accuracy."""
+    found = [sweep_table(result, width=width), cost_table(result), per_class_table(result)]
+    return [table for table in found if table is not None]

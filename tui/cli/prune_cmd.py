@@ -25,13 +25,8 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
         else result
     )
     if result.points:
-        out.renderable(tables.sweep_table(result, width=out.console.width))
-        cost = tables.cost_table(result)
-        if cost is not None:
-            out.renderable(cost)
-        per_class = tables.per_class_table(result)
-        if per_class is not None:
-            out.renderable(per_class)
+        for table in tables.sweep_tables(result, width=out.console.width):
+            out.renderable(table)
         if chart:
             series, baselines = sweep_chart.chart_data([result])
             out.chart(series, baselines)

@@ -112,13 +112,8 @@ def report(
             sweeps.append(result)
             labels.append(f"{path.name} ({result.method})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
-            out.renderable(tables.sweep_table(result, width=out.console.width))
-            cost = tables.cost_table(result)
-            if cost is not None:
-                out.renderable(cost)
-            per_class = tables.per_class_table(result)
-            if per_class is not None:
-                out.renderable(per_class)
+            for table in tables.sweep_tables(result, width=out.console.width):
+                out.renderable(table)
             lines.append(render.sweep_line(result))
         elif record.kind == "train":
             history, damage = read_metrics(path)
