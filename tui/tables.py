@@ -14,9 +14,22 @@ from tui.formatting import NONE, fmt_bytes, fmt_count, fmt_duration, fmt_level, 
 from tui.render import fmt_interval, run_best, sweep_legend
 
 
+def titled_table(title: str) -> Table:
+    """Every CLI table in one compact style (a rule under the header, no outer box), so the
+    widest of them still fits 80 columns."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
 def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> Table:
     """One row per epoch; a `sparsity` column when the run pruned (gradual or fine-tuning)."""
-    table = Table(title=title, title_justify="left")
+    table = titled_table(title)
     pruned = any(h.get("sparsity") is not None for h in history)
     columns = ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "time")
     for name in columns + ("sparsity",) * pruned:
@@ -73,7 +86,7 @@ def _sweep_table(result: Any, title: str | None, left_out: list[str]) -> Table:
         title = f"{result.method} sweep of {result.model}: {result.run_dir}"
         if getattr(result, "synthetic", False):
             title = "SYNTHETIC " + title
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = titled_table(title)
     bn = any(p.accuracy_bn_recalibrated is not None for p in result.points)
     tuned = any(getattr(p, "accuracy_finetuned", None) is not None for p in result.points)
     columns = ["level", "sparsity", "nonzero", "top-1", "95% CI", "vs base", "vs base 95% CI"]
@@ -131,13 +144,7 @@ def per_class_table(result: Any) -> Table | None:
     if not points:
         return None
     classes = list(points[0].per_class_accuracy)
-    table = Table(
-        title="top-1 per class (%)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = titled_table("top-1 per class (%)")
     table.add_column("level", justify="right", no_wrap=True)
     for name in classes:
         table.add_column(name[:8], justify="right", no_wrap=True)
@@ -149,9 +156,8 @@ def per_class_table(result: Any) -> Table | None:
 
 def sensitivity_table(result: Any) -> Table:
     """Layer x level top-1 accuracy, with each cell's drop from the dense baseline."""
-    table = Table(
-        title=f"per-layer sensitivity (baseline {fmt_pct(result.baseline_accuracy)}): {result.run_dir}",
-        title_justify="left",
+    table = titled_table(
+        f"per-layer sensitivity (baseline {fmt_pct(result.baseline_accuracy)}): {result.run_dir}"
     )
     table.add_column("layer", no_wrap=True)
     for level in result.levels:
@@ -172,9 +178,8 @@ def sensitivity_table(result: Any) -> Table:
 
 
 def export_table(result: Any) -> Table:
-    table = Table(
-        title=f"export at {fmt_level(result.level_percent)} ({result.method}, {result.format})",
-        title_justify="left",
+    table = titled_table(
+        f"export at {fmt_level(result.level_percent)} ({result.method}, {result.format})"
     )
     table.add_column("what")
     table.add_column("bytes", justify="right")
@@ -204,14 +209,7 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
     name (`YYYYmmdd-HHMMSS-kind-model`) carries them.
     """
     full = width is None or width >= RUNS_FULL_WIDTH
-    table = Table(
-        title="runs (newest first)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = titled_table("runs (newest first)")
     table.add_column("run", no_wrap=True)
     if full:
         table.add_column("kind", no_wrap=True)
@@ -249,9 +247,8 @@ def cost_table(result: Any) -> Table | None:
     if not timed and getattr(result, "x", "level") == "level":
         return None
     structured = result.method == "structured"
-    table = Table(
-        title=f"cost of each level ({'slim network' if structured else 'dense kernels'})",
-        title_justify="left",
+    table = titled_table(
+        f"cost of each level ({'slim network' if structured else 'dense kernels'})"
     )
     batch = timed.rsplit("batch ", 1)[-1] if timed else ""
     columns = ["level", "parameters", "MACs", "ms, batch 1", f"ms, batch {batch or '-'}"]

@@ -402,6 +402,7 @@ def _compact(text: str) -> str:
     """The table's shorter wording of an answer (the details keep the full sentence)."""
     for long, short in (
         (" of weights removed within ", " removed within "),
+        ("no pruned level stays within ", "no level within "),
         (" points of ", " pts of "),
         (" point of ", " pt of "),
     ):
