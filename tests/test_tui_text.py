@@ -49,3 +49,11 @@ def test_form_words_names_fields_not_flags():
         "set model to resnet20"
     )
     assert form_words("see --json-lines", fields) == "see --json-lines", "unknown flags stay"
+
+
+def test_form_words_for_the_options_only_some_runs_need():
+    fields = {"overwrite": True, "checkpoint-dir": False, "allow-nonfinite": True}
+    said = form_words("ck.pth exists; pass --overwrite or another --checkpoint-dir", fields)
+    assert said == "ck.pth exists; turn overwrite on or another checkpoint-dir"
+    nan = form_words("x.pth diverged (pass --allow-nonfinite to use it anyway)", fields)
+    assert nan == "x.pth diverged (turn allow-nonfinite on to use it anyway)"

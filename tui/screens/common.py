@@ -64,6 +64,8 @@ def form_words(message: str, fields: dict[str, bool]) -> str:
         name, value = match.group(1), match.group(2)
         if name not in fields:
             return match.group(0)
+        if match.string[: match.start()].endswith("another "):
+            return name  # "or another --checkpoint-dir" -> "or another checkpoint-dir"
         if fields[name]:
             tail = f" {value}" if value else ""
             return f"turn {name} on{tail}"

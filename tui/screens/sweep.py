@@ -75,7 +75,7 @@ class SweepScreen(JobScreen):
             groups=SWEEP_GROUPS,
             choices={"device": self.devices},
             suggestions={"checkpoint": [str(p) for p in find_checkpoints(self.checkpoint_dir)]},
-            exclude=("allow_nonfinite", "x", "target_speedup"),  # x: the `x` key; find's
+            exclude=("x", "target_speedup"),  # x: the `x` key; find's
             id="sweep-form",
         )
 

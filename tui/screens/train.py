@@ -77,7 +77,6 @@ class TrainScreen(JobScreen):
             self.initial_values,
             groups=self.GROUPS,
             choices={"device": self.devices},
-            exclude=("checkpoint_minutes", "overwrite", "allow_nonfinite"),
             id=f"{self.JOB}-form",
         )
 
