@@ -26,6 +26,7 @@ class RunStarted:
     config: dict[str, Any]
     synthetic: bool = False  # every output of a run on synthetic data says so
     world_size: int = 1  # ranks of a distributed (torchrun) run; rank 0 reports
+    data: str = ""  # where the evaluated images come from (ImageSet.source), when known
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ def announce(
             model=setup.config.model,
             parameters=setup.parameters,
             config=setup.config.to_dict(),
+            data=setup.test_data.source,
             synthetic=setup.test_data.synthetic,
             world_size=world_size,
         )

@@ -271,7 +271,7 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
         images=images,
         labels=labels,
         classes=classes,
-        source=f"image folder {split} split, {split_dir}, {counted}",
+        source=f"{'JPEG ' * _is_jpeg(samples)}image folder {split} split, {split_dir}, {counted}",
         selection=selection,
     )
 
@@ -297,3 +297,12 @@ def _read_32x32(path: str, Image: Any, UnidentifiedImageError: type) -> np.ndarr
         ) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"{path}: cannot read image ({exc})") from None
+
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def _is_jpeg(samples: list[tuple[str, int]]) -> bool:
+    """Whether the chosen images are JPEG files: lossy copies whose accuracies are not those of
+    CIFAR-10's own images, so every output labels them."""
+    return bool(samples) and all(str(p).lower().endswith(JPEG_SUFFIXES) for p, _ in samples)

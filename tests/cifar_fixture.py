@@ -116,8 +116,10 @@ def write_imagefolder(
     size: int = 32,
     classes: tuple[str, ...] = ("bird", "cat", "dog"),
     seed: int = 0,
+    suffix: str = ".png",
 ) -> Path:
-    """Write root/train/<class>/*.png and root/test/<class>/*.png; return root."""
+    """Write root/train/<class>/*.png (or `suffix`, e.g. .jpg) and root/test/<class>/*; return
+    root."""
     from PIL import Image
 
     root = Path(root)
@@ -128,5 +130,5 @@ def write_imagefolder(
             folder.mkdir(parents=True, exist_ok=True)
             images = class_images(np.full(per_class, c), rng, size=size)
             for i, image in enumerate(images):
-                Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:04d}.png")
+                Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:04d}{suffix}")
     return root

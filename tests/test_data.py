@@ -184,6 +184,17 @@ def test_imagefolder(tmp_path):
     assert np.array_equal(train.images[4].permute(1, 2, 0).numpy(), png)
 
 
+def test_a_jpeg_folder_is_labelled_jpeg(tmp_path):
+    """JPEG copies of CIFAR-10 are lossy: their accuracies are labelled, never passed off as
+    CIFAR-10's own."""
+    png = write_imagefolder(tmp_path / "png", per_class=2)
+    jpeg = write_imagefolder(tmp_path / "jpeg", per_class=2, suffix=".jpg")
+    as_png = load_split(DataOptions(dataset="imagefolder", data_dir=str(png)), train=False)
+    as_jpeg = load_split(DataOptions(dataset="imagefolder", data_dir=str(jpeg)), train=False)
+    assert as_png.source.startswith("image folder test split")
+    assert as_jpeg.source.startswith("JPEG image folder test split")
+
+
 def test_imagefolder_errors(tmp_path):
     bad = write_imagefolder(tmp_path / "big", per_class=1, size=40)
     with pytest.raises(DataError) as err:

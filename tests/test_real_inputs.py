@@ -231,3 +231,16 @@ def test_unreadable_subset_and_empty_test_set_exit_2_in_one_line(tmp_path: Path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: invalid value for --data-dir: ")
     assert "holds 0 images" in lines[0]
+
+
+def test_a_jpeg_folder_is_labelled_in_the_sweep_and_the_runs_list(tmp_path: Path) -> None:
+    jpeg = write_imagefolder(tmp_path / "jpeg", per_class=2, classes=CLASSES, suffix=".jpg")
+    path = tmp_path / "resnet20-12fca82f.th"
+    write_legacy_resnet(path, build_model("resnet20"))
+    runs = tmp_path / "runs"
+    args = ["--dataset", "imagefolder", "--data-dir", jpeg, "--model", "resnet20"]
+    result = invoke("sweep", path, *args, "--levels", "0", "--device", "cpu", "--run-dir", runs)
+    assert result.exit_code == 0, result.output
+    assert "test images: JPEG image folder test split" in result.stdout
+    listed = invoke("runs", "--run-dir", runs)
+    assert "JPEG" in listed.stdout.splitlines()[-1]

@@ -43,6 +43,7 @@ def run_started_line(event: RunStarted) -> str:
     if event.world_size > 1:
         parts.append(f"{event.world_size} ranks")
     line = " | ".join(parts) + f" | run {event.run_dir}"
+    line += f"\ntest images: {event.data}" if event.data and not event.synthetic else ""
     return f"SYNTHETIC {line}" if event.synthetic else line
 
 

@@ -232,7 +232,7 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
             row += [record.kind, record.model, record.created.replace("T", " ")[:16]]
         row += [
             Text(record.status, style=status_style),
-            Text("SYNTHETIC", style="yellow") if record.synthetic else "",
+            data_label(record),
             run_best(record),
         ]
         table.add_row(*row)
@@ -281,3 +281,10 @@ def sweep_tables(result: Any, width: int | None = None) -> list[Table]:
     """What the CLI prints for a sweep: its levels, their cost when measured, per-class accuracy."""
     found = [sweep_table(result, width=width), cost_table(result), per_class_table(result)]
     return [table for table in found if table is not None]
+
+
+def data_label(record: Any) -> Text | str:
+    """SYNTHETIC or JPEG where the numbers are not those of CIFAR-10's own images."""
+    if record.synthetic:
+        return Text("SYNTHETIC", style="yellow")
+    return "JPEG" if str(record.data or "").startswith("JPEG") else ""

@@ -101,6 +101,9 @@ def report(
         record = listing.record
         entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
         entry["status"], entry["synthetic"] = record.status, record.synthetic
+        entry["data"] = record.data
+        if record.data:
+            out.line(f"{path.name}: {record.data}")
         warnings = [listing.damage] if listing.damage else []
         warnings += [
             f"{ck} no longer holds what this run wrote (its hash changed)"
