@@ -57,3 +57,30 @@ def test_form_words_for_the_options_only_some_runs_need():
     assert said == "ck.pth exists; turn overwrite on or another checkpoint-dir"
     nan = form_words("x.pth diverged (pass --allow-nonfinite to use it anyway)", fields)
     assert nan == "x.pth diverged (turn allow-nonfinite on to use it anyway)"
+
+
+def test_png_title_says_when_the_test_images_were_not_cifar10s_own():
+    from types import SimpleNamespace
+
+    from tui.cli.runs_cmd import _png_title
+
+    sweep = SimpleNamespace(x="level")
+    jpeg = {"kind": "sweep", "synthetic": False, "data": "JPEG image folder test split, d, 9"}
+    png = {**jpeg, "data": "image folder test split, d, 9"}
+    fake = {**png, "synthetic": True}
+    assert _png_title([sweep], [jpeg]).endswith("(JPEG test images)")
+    assert _png_title([sweep], [fake]).endswith("(SYNTHETIC data)")
+    assert _png_title([sweep, sweep], [jpeg, png]) == "top-1 accuracy vs sparsity"
+
+
+def test_a_sweep_series_carries_each_points_interval():
+    from types import SimpleNamespace
+
+    from tui.sweep_chart import sweep_series
+
+    point = SimpleNamespace(
+        evaluated=True, accuracy=50.0, level_percent=0.0, sparsity_percent=0.0,
+        accuracy_ci95=(48.0, 52.0),
+    )  # fmt: skip
+    result = SimpleNamespace(points=[point], model="resnet20", method="layerwise")
+    assert sweep_series(result).band == [(48.0, 52.0)]

@@ -37,6 +37,7 @@ class Series:
     x: list[float]  # measured sparsity of the prunable weights (%), or the axis' ratio
     y: list[float]  # top-1 accuracy, %
     axis: str = "level"  # SweepConfig.x
+    band: list[tuple[float, float]] | None = None  # each point's 95% interval, when known
 
 
 def _axis_of(results: Sequence[Any], axis: str | None) -> str:
@@ -70,8 +71,10 @@ def sweep_series(result: Any, label: str | None = None, axis: str = "level") -> 
         label = f"{result.model} {result.method}"
     if axis == "level":
         xs, ys = [p.sparsity_percent for p in points], [p.accuracy for p in points]
-    else:
-        xs, ys = _placed(result, points, axis, "accuracy")
+        bands = [getattr(p, "accuracy_ci95", None) for p in points]
+        band = [tuple(b) for b in bands] if bands and all(bands) else None
+        return Series(label, xs, ys, axis, band)  # type: ignore[arg-type]
+    xs, ys = _placed(result, points, axis, "accuracy")
     return Series(label, xs, ys, axis)
 
 
@@ -199,7 +202,11 @@ def write_png(
     fig, ax = mpl.subplots(figsize=(7, 4.5), dpi=150)
     try:
         for s in series:
-            ax.plot(s.x, s.y, marker="o", markersize=3, label=s.label)
+            (line,) = ax.plot(s.x, s.y, marker="o", markersize=3, label=s.label)
+            if s.band:
+                low, high = [b[0] for b in s.band], [b[1] for b in s.band]
+                color = line.get_color()
+                ax.fill_between(s.x, low, high, color=color, alpha=0.2, label="95% interval")
         for b in baselines:
             ax.axhline(b.accuracy, linestyle="--", color="gray", linewidth=1, label=b.label)
         axis = series[0].axis if series else "level"

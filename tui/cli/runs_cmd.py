@@ -141,9 +141,21 @@ def report(
     if png is not None:
         if not sweeps:
             raise PrunelabError("--png needs at least one sweep or find run among RUN...")
-        sweep_chart.write_png(png, series, baselines)
+        sweep_chart.write_png(png, series, baselines, title=_png_title(sweeps, documents))
         lines.append(f"chart written to {png}")
     out.document({"runs": documents, "png": png})
     for line in lines[:-1]:
         out.line(line)
     out.final(lines[-1])
+
+
+def _png_title(sweeps: list[Any], documents: list[dict[str, Any]]) -> str:
+    """The chart's title, saying SYNTHETIC or JPEG when every run's test images were such."""
+    axis = getattr(sweeps[0], "x", "level") if sweeps else "level"
+    title = f"top-1 accuracy vs {sweep_chart.AXIS_TITLES[axis]}"
+    runs = [d for d in documents if d["kind"] in ("sweep", "find")]
+    if runs and all(d["synthetic"] for d in runs):
+        return f"{title} (SYNTHETIC data)"
+    if runs and all(str(d.get("data", "")).startswith("JPEG") for d in runs):
+        return f"{title} (JPEG test images)"
+    return title
