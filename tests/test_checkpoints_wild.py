@@ -9,22 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from test_checkpoints import _randomised
 
 from engine.checkpoints import ignored_keys_notice, load_state, read_checkpoint
 from engine.errors import CheckpointError
 from engine.models import build_model
-
-
-def _randomised(name: str, seed: int = 0) -> nn.Module:
-    """Non-trivial BatchNorm statistics, so loading them is visible in the outputs."""
-    torch.manual_seed(seed)
-    model = build_model(name)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-    return model.eval()
 
 
 def _loads_same(path: Path, source: nn.Module, model: str = "resnet20") -> list[str]:
