@@ -8,14 +8,16 @@ without computing anything.
 
 Latency is the median of timed forward passes after warm-up, on the run's device, precision and
 memory layout, at batch 1 and at a throughput batch, with the quartiles of the throughput
-batch's passes as its spread; a speedup's range divides the dense quartiles by the level's
-(the slowest and fastest plausible ratio). It is opt-in for sweeps: a few seconds per level on a
-CPU. Nothing here is estimated: a masked (unstructured) network is timed as it runs, on dense
+batch's passes as its spread. A sweep level's speedup is timed against a dense copy in
+alternating rounds (dense-level, level-dense, ...), so a change in the machine's load hits both
+sides; its range divides the dense quartiles by the level's (the slowest and fastest plausible
+ratio). It is opt-in for sweeps: a few seconds per level on a CPU. Nothing here is estimated: a masked (unstructured) network is timed as it runs, on dense
 kernels that still multiply the zeros.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from engine.slim import kept_channels, skeleton, slim_model
 INPUT_SIZE = (3, 32, 32)
 LATENCY_WARMUP = 3  # untimed passes first: allocator, oneDNN/cuDNN kernel choice
 LATENCY_REPEATS = 10  # timed passes; the median is reported
+LATENCY_ROUNDS = 3  # a level against dense: alternating rounds of LATENCY_REPEATS // 2 passes
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> int:
@@ -110,9 +113,13 @@ class Cost:
     latency_ms: float | None = None  # batch 1
     latency_batch: float | None = None  # milliseconds per throughput batch
     batch_quartiles: tuple[float, float] | None = None  # spread of the throughput batch's passes
+    paired: tuple[float, list[float]] | None = None  # (speedup, range) timed against dense
 
     def speedup_over(self, dense: Cost) -> float | None:
-        """Throughput-batch speedup against `dense` (batch-1 when only that was measured)."""
+        """Throughput-batch speedup against `dense` (batch-1 when only that was measured); the
+        paired timing when there is one."""
+        if self.paired is not None:
+            return self.paired[0]
         for mine, theirs in (
             (self.latency_batch, dense.latency_batch),
             (self.latency_ms, dense.latency_ms),
@@ -124,6 +131,8 @@ class Cost:
     def speedup_range(self, dense: Cost) -> list[float] | None:
         """[low, high] of the throughput-batch speedup: dense quartiles over this level's (the
         first over the third, the third over the first); None when not timed."""
+        if self.paired is not None:
+            return self.paired[1]
         if self.batch_quartiles is None or dense.batch_quartiles is None:
             return None
         (q1, q3), (d1, d3) = self.batch_quartiles, dense.batch_quartiles
@@ -164,6 +173,8 @@ class LevelCoster:
         self.placement = placement
         self.latency_batch = latency_batch
         self.dense = self._measure(model, self._counted(model))
+        # what each timed level runs against (the model itself is pruned in place)
+        self.reference = copy.deepcopy(model).eval() if latency_batch > 0 else None
 
     def _counted(self, model: nn.Module) -> nn.Module:
         return skeleton(model) if self.removable else model
@@ -176,17 +187,44 @@ class LevelCoster:
         return cost
 
     def at_level(self) -> Cost:
-        """The current level's cost (the model holds the level's weights)."""
+        """The current level's cost (the model holds the level's weights), its throughput batch
+        timed against the dense copy in alternating rounds."""
         if not self.structured:
-            return (
-                self._measure(self.model, self._counted(self.model))
-                if self.latency_batch
-                else self.dense
-            )
-        spec = kept_channels(self.model)
-        counted = slim_model(skeleton(self.model), spec)
-        runs = slim_model(self.model, spec) if self.latency_batch > 0 else counted
-        return self._measure(runs, counted)
+            if not self.latency_batch:
+                return self.dense
+            runs, counted = self.model, self._counted(self.model)
+        else:
+            spec = kept_channels(self.model)
+            counted = slim_model(skeleton(self.model), spec)
+            runs = slim_model(self.model, spec) if self.latency_batch > 0 else counted
+        cost = Cost(count_parameters(counted), count_macs(counted))
+        if self.reference is not None:
+            place = self.placement
+            runs.to(place.device, memory_format=place.memory_format)
+            cost.latency_ms = measure_latency(runs, place, 1)
+            dense, level = time_alternating(self.reference, runs, place, self.latency_batch)
+            cost.latency_batch, cost.batch_quartiles = statistics.median(level), quartiles(level)
+            (d1, d3), (q1, q3) = quartiles(dense), cost.batch_quartiles
+            cost.paired = (statistics.median(dense) / cost.latency_batch, [d1 / q3, d3 / q1])
+        return cost
+
+
+def time_alternating(
+    first: nn.Module,
+    second: nn.Module,
+    placement: Placement,
+    batch_size: int,
+    rounds: int = LATENCY_ROUNDS,
+    repeats: int = LATENCY_REPEATS // 2,
+) -> tuple[list[float], list[float]]:
+    """Timed passes of two networks in alternating rounds (first-second, second-first, ...), so
+    that a change in the machine's load between them hits both; each round warms up once."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for r in range(rounds):
+        for i in (0, 1) if r % 2 == 0 else (1, 0):
+            model = (first, second)[i]
+            times[i].extend(time_passes(model, placement, batch_size, warmup=1, repeats=repeats))
+    return times
 
 
 def cost_fields(cost: Cost, dense: Cost) -> dict[str, float | int | None]:

@@ -686,6 +686,12 @@ def test_find_target_speedup_and_sweep_x_in_the_users_units(trained, tmp_path):
     pairs = dict(item.split("=", 1) for item in line.split())
     assert pairs["target_speedup"] == "1.01" and pairs["timed_on"] == "CPU,batch2"
     assert "speedup" in pairs
+    human = invoke(  # a person reads the answer in words above the key=value line
+        ["find", trained["checkpoint"], *args, "--coarse-step", 50, "--resolution", 50]
+        + ["--target-speedup", "1000", "--latency-batch", "2"]
+    )
+    assert human.exit_code == 0, human.output
+    assert "no level measured reached 1000x faster (CPU, batch 2)" in human.clean_stdout
     result = invoke(
         ["sweep", trained["checkpoint"], *args, "--levels", "50", "--x", "macs", "--json"]
     )

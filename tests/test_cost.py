@@ -99,3 +99,20 @@ def test_speedup_has_a_measured_range_and_noise_is_no_speedup():
     low, high = timed.batch_quartiles
     assert 0 < low <= timed.latency_batch <= high and timed.latency_ms > 0
     assert timed.speedup_range(timed)[0] <= 1.0 <= timed.speedup_range(timed)[1]
+
+
+def test_a_level_is_timed_against_a_dense_copy_in_alternating_rounds():
+    from engine.cost import LevelCoster, cost_fields, time_alternating
+
+    model = build_model("resnet20").eval()
+    first, second = time_alternating(model, model, CPU, 2, rounds=2, repeats=2)
+    assert len(first) == len(second) == 4 and min(first + second) > 0
+    coster = LevelCoster(model, "structured", CPU, latency_batch=2)
+    assert coster.reference is not model  # the model is pruned in place; the copy stays dense
+    Pruner(model, "structured").set_level(50)
+    fields = cost_fields(coster.at_level(), coster.dense)
+    low, high = fields["speedup_range"]
+    assert low <= fields["speedup"] <= high and fields["latency_batch"] > 0
+    assert all(
+        torch.count_nonzero(p) == p.numel() for p in coster.reference.parameters() if p.dim() == 4
+    )

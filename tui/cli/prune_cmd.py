@@ -102,7 +102,8 @@ def find(
     ] = FIND_COARSE_STEP,
     **options: Any,
 ) -> None:
-    """The best-sparsity answer alone: the highest level within --tolerance of the dense baseline.
+    """The best-sparsity answer alone: the highest level within --tolerance of the dense baseline
+    (with --target-speedup S: the most accurate level measured at least S times faster).
 
     Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise run=...
     """
@@ -115,6 +116,8 @@ def find(
 
     result, _ = run_engine(out, find_best, config, coarse_step=coarse_step)
     _sweep_output(out, result, chart=False)
+    if out.human and (config.target_speedup or config.x != "level"):
+        out.line(result.sentence())  # the answer in the user's units, above the key=value line
     if result.synthetic and out.human:
         out.line(render.SYNTHETIC_WARNING, "bold yellow")
     finish(out, result.status, render.find_line(result), None)
