@@ -7,6 +7,7 @@ layout). Engine work runs in the app's thread worker exactly as for a user.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -532,3 +533,39 @@ async def test_resume_picker_offers_only_resumable_checkpoints(tmp_path, tiny_ch
         await pilot.pause()
         assert app.job is None
         assert "set epochs above 1" in [n.message for n in app._notifications][-1]
+
+
+async def test_sweep_chart_x_axis_cycles_level_speedup_macs_params(tmp_path, tiny_checkpoint):
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.sweep_screen
+        values = {**TINY, "checkpoint": tiny_checkpoint, "levels": "0,50", "tolerance": 100.0}
+        screen.form.set_values({**values, "method": "structured", "latency_batch": 2})
+        await pilot.pause()
+        await pilot.press("f5")
+        await finish_job(app, pilot)
+        chart = screen.query_one(SweepChart)
+        assert chart.axis is None and [p.sparsity for p in chart.points][0] == 0.0
+        assert any(b.key == "x" and b.show and b.description == "Axis" for b in screen.BINDINGS)
+        screen.query_one("#level-table", DataTable).focus()
+        await pilot.press("x")
+        speedups = [p.speedup for p in screen.points]
+        assert chart.axis == "speedup x (measured)" and speedups[0] == 1.0
+        assert sorted(p.sparsity for p in chart.points) == sorted(speedups)
+        assert chart.spec().xlabel == "speedup x (measured)"
+        assert str(screen.query_one("#level-table", DataTable).ordered_columns[-3].label) == (
+            "speedup"
+        )
+        await pilot.press("x")
+        assert chart.axis == "x fewer MACs" and chart.points[0].sparsity == 1.0
+        assert chart.points[-1].sparsity > 2.0  # half the filters: far fewer MACs
+        await pilot.press("x")
+        assert chart.axis == "x fewer params" and chart.points[-1].sparsity > 1.5
+        await pilot.press("x")
+        assert chart.axis is None
+        # a masked sweep that was not timed: no speedup to show, and the names say dense kernels
+        screen.config = dataclasses.replace(screen.config, method="layerwise", latency_batch=0)
+        for p in screen.points:
+            p.speedup = None
+        await pilot.press("x")
+        assert chart.axis == "x fewer MACs, dense kernels"

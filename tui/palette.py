@@ -32,6 +32,12 @@ PALETTE = (
     ),
     ("sweep", "toggle_form", "Sweep: hide or show the form", "more room for the chart (ctrl+f)"),
     ("sweep", "zoom", "Sweep: zoom the chart", "the tolerance band, or all of 0-100 (z)"),
+    (
+        "sweep",
+        "x_axis",
+        "Sweep: chart against level, speedup, MACs or parameters",
+        "the chart's x-axis in turn; speedup is measured when Latency batch is set (x)",
+    ),
     ("sweep", "layers", "Sweep: per-layer view of the selected level", "sparsity per layer (l)"),
     ("sweep", "sensitivity", "Sweep: per-layer sensitivity", "prune one layer at a time (s)"),
     ("sweep", "save_chart", "Sweep: save the chart as PNG", "accuracy vs sparsity (ctrl+s)"),

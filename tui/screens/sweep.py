@@ -13,15 +13,17 @@ from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.checkpoint_info import checkpoint_info
-from engine.config import SweepConfig
+from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.stats import PASSED_OVER_MARK
-from tui.formatting import fmt_acc, fmt_bytes, fmt_count, fmt_duration
+from engine.sweep_answer import x_value
+from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
 from tui.screens.job import JobScreen, job_bindings
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
+from tui.sweep_chart import short_axis_name
 from tui.widgets.charts import CurvePoint, SweepChart
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.line import FitLine
@@ -45,6 +47,7 @@ class SweepScreen(JobScreen):
         Binding("z", "zoom", "Zoom", show=False),  # the chart's title says z
         Binding("ctrl+s", "save_chart", "Save PNG", show=False),
         Binding("l", "layers", "Layers"),
+        Binding("x", "x_axis", "Axis"),
         Binding("s", "sensitivity", "Sensitivity", show=False),
     ]
 
@@ -64,6 +67,7 @@ class SweepScreen(JobScreen):
         self.sentence = ""
         self.checkpoint_seen = ""  # the checkpoint whose data fields were last taken
         self.checkpoint_text = ""
+        self.axis = "level"  # the chart's x-axis (X_AXES), cycled with `x`
 
     def compose_above_form(self) -> ComposeResult:
         yield FitLine(self.checkpoint_text, id="checkpoint-line", classes="resume-line")
@@ -119,6 +123,24 @@ class SweepScreen(JobScreen):
     def action_zoom(self) -> None:
         """The chart's y axis: the band around the baseline, or all of 0-100."""
         self.query_one(SweepChart).toggle_zoom()
+
+    def action_x_axis(self) -> None:
+        """The chart's x-axis, in turn: sparsity, the measured speedup over dense (when the
+        sweep timed its levels), times fewer MACs, times fewer parameters."""
+        axes = [a for a in X_AXES if a != "latency" or self._timed()]
+        at = axes.index(self.axis) if self.axis in axes else -1
+        self.axis = axes[(at + 1) % len(axes)]
+        if self.ready:
+            self._redraw_chart()
+
+    def _timed(self) -> bool:
+        return any(getattr(p, "speedup", None) for p in self.points) or bool(
+            self.config is not None and self.config.latency_batch
+        )
+
+    def axis_name(self) -> str | None:
+        structured = self.config is not None and self.config.method == "structured"
+        return short_axis_name(self.axis, structured, self._timed())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "layers":
@@ -331,6 +353,8 @@ class SweepScreen(JobScreen):
             columns.append("BN acc%")
         if self._recovering():
             columns.append("tuned%")
+        if self.config is not None and self.config.latency_batch:
+            columns.append("speedup")
         return columns + ["compact", "s"]
 
     def _recovering(self) -> bool:
@@ -353,28 +377,36 @@ class SweepScreen(JobScreen):
             cells.append(fmt_acc(p.accuracy_bn_recalibrated))
         if self._recovering():
             cells.append(fmt_acc(p.accuracy_finetuned))
+        if self.config is not None and self.config.latency_batch:
+            speedup = getattr(p, "speedup", None)
+            cells.append(NONE if speedup is None else f"{speedup:.2f}x")
         cells += [fmt_bytes(p.sparse_bytes), f"{p.seconds:.1f}"]
         table.add_row(*cells, key=key)
         table.move_cursor(row=table.row_count - 1)
 
     def _redraw_chart(self) -> None:
-        curve = [
-            CurvePoint(p.sparsity_percent, p.accuracy)
-            for p in self.points
-            if p.evaluated and p.accuracy is not None
-        ]
+        axis = self.axis
+        dense = next((p for p in self.points if p.level_percent == 0.0), None)
+
+        def placed(p: Any, accuracy: float | None) -> CurvePoint | None:
+            x = x_value(p, dense, axis)
+            return None if x is None or accuracy is None else CurvePoint(x, accuracy)
+
+        curve = [placed(p, p.accuracy) for p in self.points if p.evaluated]
         best = None
         if self.best_level is not None:
             match = [p for p in self.points if p.level_percent == self.best_level]
-            if match and match[0].accuracy is not None:
-                best = CurvePoint(match[0].sparsity_percent, match[0].accuracy)
-        recovered = [
-            CurvePoint(p.sparsity_percent, p.accuracy_finetuned)
-            for p in self.points
-            if p.accuracy_finetuned is not None
-        ]
+            best = placed(match[0], match[0].accuracy) if match else None
+        recovered = [placed(p, p.accuracy_finetuned) for p in self.points]
         chart = self.query_one(SweepChart)
-        chart.set_data(curve, self.baseline, self.tolerance, best, recovered)
+        chart.axis = self.axis_name()
+        chart.set_data(
+            [c for c in curve if c],
+            self.baseline,
+            self.tolerance,
+            best,
+            [c for c in recovered if c],
+        )
         self.query_one("#sentence", Static).update(self.sentence)
 
     def _redraw_all(self) -> None:

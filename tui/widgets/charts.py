@@ -190,7 +190,7 @@ class LossChart(Chart):
 
 @dataclass(frozen=True)
 class CurvePoint:
-    sparsity: float
+    sparsity: float  # the x value: sparsity %, or the speedup when the axis says so
     accuracy: float
 
 
@@ -208,6 +208,19 @@ class SweepChart(Chart):
         self.best: CurvePoint | None = None
         self.recovered: list[CurvePoint] = []  # a recovery sweep's fine-tuned accuracy
         self.zoomed = True
+        self.axis: str | None = None  # None: sparsity %; else the x-axis' name, e.g. "speedup x"
+
+    def _axes(self, plt: Plot, bottom: float = 0, top: float = 100) -> None:
+        if self.axis is None:
+            percent_axes(plt, bottom, top)
+            return
+        xs = [p.sparsity for p in self.points + self.recovered] or [1.0]
+        low, high = min(min(xs), 1.0), max(max(xs), 1.1)
+        pad = 0.05 * (high - low)
+        plt.xlim(low - pad, high + pad)
+        plt.ylim(bottom, min(top, 100.0))
+        if bottom == 0 and top == 100:
+            plt.yticks(PERCENT_TICKS)
 
     def toggle_zoom(self) -> None:
         self.zoomed = not self.zoomed
@@ -232,10 +245,10 @@ class SweepChart(Chart):
         if zoom:
             highest = max((p.accuracy for p in self.points), default=None)
             low, high = zoom_range(self.baseline, tolerance, highest)
-            percent_axes(plt, low, high)
+            self._axes(plt, low, high)
             plt.yticks(nice_ticks(low, high, self.size.height - 4))
         else:
-            percent_axes(plt)
+            self._axes(plt)
         if self.baseline is not None:
             # the band: baseline (green) down to baseline - tolerance (yellow)
             plt.hline(self.baseline, "green")
@@ -243,10 +256,11 @@ class SweepChart(Chart):
                 plt.hline(self.baseline - tolerance, "yellow")
             view = "z: 0-100" if zoom else "z: zoom"
             band = f" ── −{tolerance:g} pt" if tolerance else ""
+            against = self.axis or "sparsity %"
             plt.title(
                 fit_title(
                     self.size.width,
-                    f"acc % vs sparsity % · ── baseline{band} · X best · {view}",
+                    f"acc % vs {against} · ── baseline{band} · X best · {view}",
                     f"acc % · ── baseline{band} · X best · {view}",
                     f"── baseline{band} · X best",
                 )
@@ -264,11 +278,11 @@ class SweepChart(Chart):
 
     def spec(self) -> ChartSpec:
         spec = ChartSpec(
-            "top-1 accuracy vs sparsity",
-            "weights removed (%)",
+            f"top-1 accuracy vs {self.axis or 'sparsity'}",
+            self.axis or "weights removed (%)",
             "top-1 accuracy (%)",
             [("accuracy", [p.sparsity for p in self.points], [p.accuracy for p in self.points])],
-            xlim=(0, 100),
+            xlim=(0, 100) if self.axis is None else None,
         )
         if self.recovered:
             xs, ys = [p.sparsity for p in self.recovered], [p.accuracy for p in self.recovered]
@@ -281,9 +295,10 @@ class SweepChart(Chart):
                 highest = max((p.accuracy for p in self.points), default=None)
                 spec.ylim = zoom_range(self.baseline, self.tolerance or 0.0, highest)
         if self.best is not None:
-            spec.points.append(
-                (f"best {self.best.sparsity:.1f}%", self.best.sparsity, self.best.accuracy)
+            where = (
+                f"{self.best.sparsity:.1f}%" if self.axis is None else f"{self.best.sparsity:.2f}x"
             )
+            spec.points.append((f"best {where}", self.best.sparsity, self.best.accuracy))
         return spec
 
 
