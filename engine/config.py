@@ -392,8 +392,8 @@ class SweepConfig(DataOptions):
     )
     target_speedup: float = option(
         0.0,
-        "find: the most accurate level at least this many times faster, timed at "
-        "--latency-batch (0 = off)",
+        "find: the most accurate level measured at least this many times faster (the low end "
+        "of its range), timed at --latency-batch (0 = off)",
         minimum=0.0,
         maximum=1000.0,
         group="Cost",

@@ -55,6 +55,7 @@ from engine.sweep_answer import (
     bracket_of,
     control_of,
     make_result,
+    reaches,
     recovered_view,
     speed_bracket,
     within,
@@ -93,9 +94,9 @@ def find_best(
     """The adaptive search alone: scan 0, step, 2*step, ... until the first level outside the
     tolerance, then bisect down to `config.resolution`.
 
-    With `config.target_speedup`: scan until the first level at least that many times faster
-    (latency measured at every level), bisect down to the lowest such level, and answer with the
-    most accurate level that reaches the speedup."""
+    With `config.target_speedup`: scan until the first level measured at least that many times
+    faster (the low end of its speedup's range; latency measured at every level), bisect down to
+    the lowest such level, and answer with the most accurate level that reaches the speedup."""
     config = dataclasses.replace(config, levels=parse_levels(f"0:100:{coarse_step:g}"), refine=True)
     return _sweep(_with_timing(config), on_event, stop, kind="find", stop_at_first_miss=True)
 
@@ -278,7 +279,7 @@ def _search_done(
     recovered accuracy when recovering), or with a target speedup at the first level reaching
     it."""
     if config.target_speedup:
-        return point.speedup is not None and point.speedup >= config.target_speedup
+        return reaches(point, config.target_speedup)
     _, baseline = _answer_view(points, recovered)
     judged = point.accuracy_finetuned if recovered else point.accuracy
     return (

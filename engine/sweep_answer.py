@@ -285,22 +285,26 @@ def x_value(point: Any, dense: Any, axis: str) -> float | None:
     return theirs / mine if mine and theirs else None
 
 
+def reaches(point: Any, target: float) -> bool:
+    """Measured at least `target` times faster than dense: the low end of the speedup's range
+    (on a busy machine a median alone can be luck), the median when no range was recorded."""
+    span = getattr(point, "speedup_range", None)
+    speedup = span[0] if span else point.speedup
+    return speedup is not None and speedup >= target
+
+
 def fastest_enough(points: list[PointResult], target: float) -> PointResult | None:
-    """The most accurate evaluated level at least `target` times faster than dense (the lower
-    level on a tie)."""
-    fast = [
-        p
-        for p in points
-        if p.evaluated and p.accuracy is not None and p.speedup and p.speedup >= target
-    ]
+    """The most accurate evaluated level measured at least `target` times faster than dense (the
+    lower level on a tie)."""
+    fast = [p for p in points if p.evaluated and p.accuracy is not None and reaches(p, target)]
     return max(fast, key=lambda p: (p.accuracy, -p.level_percent), default=None)
 
 
 def speed_bracket(points: list[PointResult], target: float) -> tuple[float, float] | None:
     """(highest level below `target` speedup, lowest level reaching it) when the first is lower."""
     timed = [p for p in points if p.speedup is not None]
-    slow = [p.level_percent for p in timed if p.speedup < target]
-    fast = [p.level_percent for p in timed if p.speedup >= target]
+    slow = [p.level_percent for p in timed if not reaches(p, target)]
+    fast = [p.level_percent for p in timed if reaches(p, target)]
     if not slow or not fast or max(slow) >= min(fast):
         return None
     return max(slow), min(fast)
