@@ -1,7 +1,7 @@
 """What holding a pruning mask costs per training step: masked vs plain, in one run.
 
 PLAIN   forward, cross-entropy, backward, SGD step (momentum 0.9, weight decay 5e-4): the step
-        body of engine.train._Loop.run.
+        body of engine.train_loop.EpochLoop.run (engine.train_loop.train_step).
 MASKED  the same step, then `MaskSet.apply()`: one `masked_fill_` per pruned tensor, which is what
         fine-tuning (engine.finetune) and gradual pruning (engine.gradual) add after every step.
 
@@ -25,13 +25,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from common import Timer, add_common_arguments, config_from_args, describe_device  # noqa: E402
 
 from engine.config import TrainConfig  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.masks import MaskSet  # noqa: E402
 from engine.models import build_model  # noqa: E402
+from engine.train_loop import train_step  # noqa: E402
 
 
 def main() -> None:
@@ -60,11 +60,7 @@ def main() -> None:
         model.train()
 
         def step() -> None:
-            with placement.autocast():
-                loss = F.cross_entropy(model(images).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, optimizer, images, labels, placement)
             after()
 
         return step

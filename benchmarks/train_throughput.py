@@ -11,9 +11,9 @@ PLAIN  torch.utils.data.DataLoader over benchmarks.reference_data.reference_data
 
 Same architecture and initial weights (two copies), same SGD settings (the seed's), batch size,
 device and number of steps. engine.train.train() runs whole epochs with evaluation, events and
-checkpoints and has no step-level entry point, so OURS is a minimal loop built from the engine's
-pieces (BatchLoader + model + SGD + Placement.autocast) whose step body is the one in
-engine.train._Loop.run. Both loops drop the last partial batch, so every step has the full batch.
+checkpoints, so OURS is a minimal loop built from the engine's pieces (BatchLoader + model + SGD)
+around the engine's own step, engine.train_loop.train_step (imported, not copied). Both loops
+drop the last partial batch, so every step has the full batch.
 
 Noise: the timed steps are split into --rounds rounds; each round times a block of steps of each
 way, and the order alternates (ours-plain, plain-ours, ...), so drift in a shared machine's load
@@ -35,7 +35,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from common import (  # noqa: E402
     Timer,
     add_common_arguments,
@@ -51,6 +50,7 @@ from engine.data import load_split  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.loader import BatchLoader  # noqa: E402
 from engine.models import build_model  # noqa: E402
+from engine.train_loop import train_step  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             weight_decay=config.weight_decay,
         )
 
-    # OURS: the engine's loader and placement, the step of engine.train._Loop.run.
+    # OURS: the engine's loader and placement, the step of engine.train_loop.train_step.
     ours_model = copy.deepcopy(base).to(device, memory_format=placement.memory_format).train()
     ours_opt = sgd(ours_model)
     loader = BatchLoader(
@@ -132,13 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     def ours_step() -> None:
         nonlocal loss_sum, correct
         images, labels = next(ours_batches)
-        with placement.autocast():
-            logits = ours_model(images)
-            loss = F.cross_entropy(logits.float(), labels)
-        ours_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        ours_opt.step()
-        loss_sum += loss.detach() * labels.numel()
+        logits, images_loss = train_step(ours_model, ours_opt, images, labels, placement)
+        loss_sum += images_loss
         correct += (logits.argmax(dim=1) == labels).sum()
 
     # PLAIN: the seed's loop.

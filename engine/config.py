@@ -7,17 +7,14 @@ messages next to its form fields. The defaults are the seed project's recommende
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass, fields
 
 from engine.errors import ConfigError
 from engine.options import (
-    describe_allowed,
+    Options,
     option,
     parse_device,
     parse_levels,
-    plain_number,
     same_as,
 )
 
@@ -44,7 +41,7 @@ MAX_SEED = 2**32 - 1
 
 
 @dataclass
-class DataOptions:
+class DataOptions(Options):
     """What to read, where to run, how exactly: shared by training and pruning runs."""
 
     model: str = option("resnet50", "architecture", choices=MODEL_NAMES, group="Model")
@@ -110,33 +107,7 @@ class DataOptions:
     )
 
     def problems(self) -> list[ConfigError]:
-        """Every invalid field with its message; empty when the config is valid."""
-        found: list[ConfigError] = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            meta = f.metadata
-            allowed = describe_allowed(meta)
-            if meta.get("choices") and value not in meta["choices"]:
-                found.append(ConfigError(f.name, f"{value!r} is not allowed; {allowed}"))
-                continue
-            if meta.get("minimum") is not None or meta.get("maximum") is not None:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, (int, float))
-                    or math.isnan(value)
-                ):
-                    found.append(ConfigError(f.name, f"{value!r} is not a number; {allowed}"))
-                    continue
-                if f.type == "int" and not float(value).is_integer():
-                    found.append(ConfigError(f.name, f"{value!r} is not a whole number; {allowed}"))
-                    continue
-                lo, hi = meta.get("minimum"), meta.get("maximum")
-                if (lo is not None and value < lo) or (hi is not None and value > hi):
-                    found.append(
-                        ConfigError(
-                            f.name, f"{plain_number(value)} is out of range; allowed {allowed}"
-                        )
-                    )
+        found = super().problems()
         try:
             parse_device(self.device)
         except ValueError as exc:
@@ -145,25 +116,6 @@ class DataOptions:
             if not str(getattr(self, name)).strip():
                 found.append(ConfigError(name, "must not be empty"))
         return found
-
-    def validate(self) -> None:
-        """Raise ConfigError for the first invalid field."""
-        found = self.problems()
-        if found:
-            raise found[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        """Build from a dict (e.g. a checkpoint's config), ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        if "levels" in kwargs:
-            kwargs["levels"] = tuple(kwargs["levels"])
-        return cls(**kwargs)
 
 
 @dataclass
@@ -496,4 +448,54 @@ class FinetuneConfig(DataOptions):
             found.append(ConfigError("checkpoint", "a checkpoint file is required"))
         if not str(self.checkpoint_dir).strip():
             found.append(ConfigError("checkpoint_dir", "must not be empty"))
+        return found
+
+
+@dataclass
+class ExportConfig(Options):
+    """One pruned model written to a file: which checkpoint, how much and how to prune, which
+    format, where. The CLI's `export` options and the app's export dialog come from it."""
+
+    checkpoint: str = same_as(SweepConfig, "checkpoint")
+    level: float = option(
+        0.0,
+        "percent of the prunable weights to remove",
+        minimum=0.0,
+        maximum=100.0,
+        group="Pruning",
+    )
+    method: str = same_as(SweepConfig, "method")
+    include_classifier: bool = same_as(SweepConfig, "include_classifier")
+    min_density: float = same_as(SweepConfig, "min_density")
+    model: str = same_as(SweepConfig, "model")
+    format: str = option(
+        EXPORT_FORMATS[0],
+        "sparse = compact file (bitmask + values, compressed), dense = plain state dict the "
+        "seed's code loads, slim = structured only: the removed channels taken out (fewer "
+        "parameters and MACs, and faster: the format that speeds up)",
+        choices=EXPORT_FORMATS,
+        group="Export",
+    )
+    output: str = option(
+        "",
+        "where to write (default: beside the checkpoint, <name>_<method><level>.<format>.pth)",
+        group="Export",
+    )
+    run_dir: str = same_as(DataOptions, "run_dir")
+
+    def problems(self) -> list[ConfigError]:
+        found = super().problems()
+        if not any(p.field == "level" for p in found):
+            try:
+                parse_levels([self.level])  # the one rule for what a level may be
+            except ValueError as exc:
+                found.append(ConfigError("level", str(exc)))
+        if not str(self.checkpoint).strip():
+            found.append(ConfigError("checkpoint", "a checkpoint file is required"))
+        if not str(self.run_dir).strip():
+            found.append(ConfigError("run_dir", "must not be empty"))
+        if self.format == "slim" and self.method != "structured":
+            found.append(
+                ConfigError("format", "slim removes whole channels: it needs --method structured")
+            )
         return found

@@ -20,15 +20,14 @@ import torch
 
 from engine import sparse_format
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
-from engine.config import EXPORT_FORMATS, METHODS
+from engine.config import ExportConfig
 from engine.errors import CheckpointError, ConfigError
+from engine.events import EventCallback, StopSignal, no_events
+from engine.lifecycle import Run
 from engine.models import build_model, count_parameters
-from engine.options import parse_levels
 from engine.pruning import Pruner, measure_sparsity
-from engine.runs import now_iso, start_run
 from engine.slim import SLIM_FORMAT, kept_channels, slim_model
-
-FORMATS = EXPORT_FORMATS
+from engine.summaries import ExportSummary
 
 
 @dataclass
@@ -45,6 +44,7 @@ class ExportResult:
     dense_file_bytes: int  # the same model saved as a dense checkpoint file
     parameters: int = 0  # parameters of the network in the file (fewer for slim)
     dense_parameters: int = 0  # parameters of the dense architecture
+    status: str = "completed"  # or "stopped": nothing was written
 
     @property
     def ratio(self) -> float:
@@ -59,57 +59,73 @@ def default_output(checkpoint: str | Path, level_percent: float, method: str, fm
     return path.with_name(f"{stem}_{method}{level_percent:g}.{fmt}.pth")
 
 
-def export_pruned(
-    checkpoint: str | Path,
-    level_percent: float,
-    *,
-    method: str = "layerwise",
-    include_classifier: bool = False,
-    fmt: str = FORMATS[0],
-    output: str | Path | None = None,
-    model: str | None = None,
-    min_density: float = 0.0,
-    run_dir: str | Path | None = None,
-) -> ExportResult:
-    """Prune `checkpoint` to `level_percent` (percent of weights removed) and write it.
+def output_path(config: ExportConfig) -> Path:
+    """`config.output`, or beside the checkpoint (`default_output`)."""
+    if config.output:
+        return Path(config.output)
+    return default_output(config.checkpoint, config.level, config.method, config.format)
 
-    With `run_dir` (the runs root, e.g. "runs") the export is also recorded there as a run of
-    kind "export", like every training run and sweep."""
-    try:
-        parse_levels([level_percent])  # the one rule for what a level may be
-    except ValueError as exc:
-        raise ConfigError("level", str(exc)) from None
-    if method not in METHODS:
-        raise ConfigError("method", f"{method!r} is not allowed; one of {', '.join(METHODS)}")
-    if fmt not in FORMATS:
-        raise ConfigError("format", f"{fmt!r} is not allowed; one of {', '.join(FORMATS)}")
-    if fmt == "slim" and method != "structured":
-        raise ConfigError("format", "slim removes whole channels: it needs --method structured")
-    path = Path(output) if output else default_output(checkpoint, level_percent, method, fmt)
-    if path.resolve() == Path(checkpoint).resolve():
+
+def export_pruned(
+    config: ExportConfig, on_event: EventCallback = no_events, stop: StopSignal = None
+) -> ExportResult:
+    """Prune `config.checkpoint` to `config.level` (percent of weights removed) and write it.
+
+    A run of kind "export" under `config.run_dir`, like every other run: started and finished
+    events, failures recorded; a stop before the file is written leaves no file."""
+    config.validate()
+    path = output_path(config)
+    if path.resolve() == Path(config.checkpoint).resolve():
         raise ConfigError(
             "output", f"{path} is the checkpoint being exported; write to another file"
         )
-    source = read_checkpoint(checkpoint)
-    name = model or source.model
+    source = read_checkpoint(config.checkpoint)
+    name = source.model if config.model == "auto" else config.model
     if name is None:
-        raise CheckpointError(f"cannot tell which architecture {checkpoint} holds; pass --model")
+        raise CheckpointError(
+            f"cannot tell which architecture {config.checkpoint} holds; pass --model"
+        )
     net = build_model(name)
-    load_state(net, source.state_dict, str(checkpoint))
-    pruner = Pruner(net, method, include_classifier, min_density)
-    pruner.set_level(level_percent)
+    load_state(net, source.state_dict, str(config.checkpoint))
+    run = Run("export", on_event, stop)
+    run.open(
+        config.run_dir,
+        model=name,
+        config=config.to_dict(),
+        device="cpu",
+        data="",
+        synthetic=False,
+    )
+    run.start(parameters=count_parameters(net))
+    with run.guard():
+        result = _export(config, name, source, net, run)
+    run.finish(result.status, ExportSummary.from_dict({**asdict(result), "ratio": result.ratio}))
+    return result
+
+
+def _export(
+    config: ExportConfig, name: str, source: Any, net: torch.nn.Module, run: Run
+) -> ExportResult:
+    level, fmt = config.level, config.format
+    pruner = Pruner(net, config.method, config.include_classifier, config.min_density)
+    pruner.set_level(level)
     sparsity = measure_sparsity(net, pruner.layers)
+    if run.stop_requested():
+        return ExportResult(
+            "", fmt, level, config.method, sparsity.percent, 0, 0, 0, 0, 0, status="stopped"
+        )
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     meta: dict[str, Any] = {
         "epoch": source.epoch,
         "model": name,
         "normalization": source.normalization or "cifar",
         "pruning": {
-            "level_percent": level_percent,
-            "method": method,
-            "include_classifier": include_classifier,
+            "level_percent": level,
+            "method": config.method,
+            "include_classifier": config.include_classifier,
+            "min_density": config.min_density,
             "sparsity_percent": sparsity.percent,
-            "source": str(checkpoint),
+            "source": str(config.checkpoint),
         },
     }
     if "config" in source.extra:
@@ -124,13 +140,19 @@ def export_pruned(
         payload = {"format": SLIM_FORMAT, "channels": kept_channels(net), "net": slim_state, **meta}
     else:
         payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
+    if run.stop_requested():
+        return ExportResult(
+            "", fmt, level, config.method, sparsity.percent, 0, 0, 0, 0, 0, status="stopped"
+        )
+    path = output_path(config)
     write_checkpoint(path, payload)
+    run.notice(f"wrote {path}")
     tensors = list(state.values())
-    result = ExportResult(
+    return ExportResult(
         path=str(path),
         format=fmt,
-        level_percent=level_percent,
-        method=method,
+        level_percent=level,
+        method=config.method,
         sparsity_percent=sparsity.percent,
         dense_parameter_bytes=sum(t.numel() * t.element_size() for t in tensors),
         nonzero_bytes=sum(int(torch.count_nonzero(t)) * t.element_size() for t in tensors),
@@ -141,26 +163,6 @@ def export_pruned(
         parameters=parameters,
         dense_parameters=count_parameters(net),
     )
-    if run_dir is not None:
-        _record(run_dir, name, str(checkpoint), result, include_classifier)
-    return result
-
-
-def _record(
-    root: str | Path, model: str, checkpoint: str, result: ExportResult, include_classifier: bool
-) -> None:
-    settings = {
-        "checkpoint": checkpoint,
-        "output": result.path,
-        "level_percent": result.level_percent,
-        "method": result.method,
-        "format": result.format,
-        "include_classifier": include_classifier,
-    }
-    run, record = start_run(root, "export", model, settings, device="cpu", data="", synthetic=False)
-    record.status, record.finished = "completed", now_iso()
-    record.summary = {**asdict(result), "ratio": result.ratio}
-    record.save(run)
 
 
 def _saved_size(payload: dict[str, Any]) -> int:

@@ -4,7 +4,6 @@ device, test batches, optional BatchNorm recalibration batches) and the per-leve
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -20,14 +19,13 @@ from engine.data import load_split
 from engine.device import Placement, resolve_placement
 from engine.distributed import rank_device, world_from_env
 from engine.evaluate import EvalResult, evaluate
-from engine.events import EventCallback, Notice, RunFinished, RunStarted, StopSignal, SweepPoint
+from engine.events import EventCallback, Notice, StopSignal, SweepPoint
 from engine.fold import fold_batchnorm
 from engine.imageset import ImageSet
+from engine.lifecycle import Run
 from engine.loader import BatchLoader
 from engine.models import build_model, count_parameters
 from engine.pruning import Pruner
-from engine.runfiles import RunFileError
-from engine.runs import RunRecord, now_iso, start_run
 from engine.source import resolve_data, resolve_source
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
 from engine.stats import wilson_ci95
@@ -98,35 +96,20 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
     )
 
 
-def start_run_folder(setup: Setup, kind: str, world_size: int = 1) -> tuple[Path, RunRecord]:
-    """A new run folder recording the config, the device, the data and the ranks."""
-    return start_run(
+def open_run(
+    setup: Setup, run: Run, *, resume: str | Path | None = None, world_size: int = 1
+) -> Path:
+    """Open `run`'s folder (new, or `resume`) recording the config, the device, the data and
+    the ranks."""
+    return run.open(
         setup.config.run_dir,
-        kind,
-        setup.config.model,
-        setup.config.to_dict(),
+        model=setup.config.model,
+        config=setup.config.to_dict(),
         device=setup.placement.describe(),
         data=setup.test_data.source,
         synthetic=setup.test_data.synthetic,
+        resume=resume,
         world_size=world_size,
-    )
-
-
-def announce(
-    setup: Setup, kind: str, run_dir: Path, on_event: EventCallback, world_size: int = 1
-) -> None:
-    on_event(
-        RunStarted(
-            kind=kind,  # type: ignore[arg-type]
-            run_dir=str(run_dir),
-            device=setup.placement.describe(),
-            model=setup.config.model,
-            parameters=setup.parameters,
-            config=setup.config.to_dict(),
-            data=setup.test_data.source,
-            synthetic=setup.test_data.synthetic,
-            world_size=world_size,
-        )
     )
 
 
@@ -260,19 +243,6 @@ def emit_point(on_event: EventCallback, point: PointResult, index: int, total: i
     """The point as an event: every field they share, plus its place in the sweep."""
     shared = {f.name for f in dataclasses.fields(SweepPoint)} & set(point.__dataclass_fields__)
     on_event(SweepPoint(**{k: getattr(point, k) for k in shared}, index=index, total=total))
-
-
-def finish_failed(
-    record: RunRecord | None, run_dir: Path, kind: str, reason: str, on_event: EventCallback
-) -> None:
-    """Record the failure (rank 0 holds the record; other ranks of a distributed run do not)."""
-    if record is None:
-        on_event(RunFinished(kind=kind, status="failed", run_dir=str(run_dir), reason=reason))  # type: ignore[arg-type]
-        return
-    record.status, record.reason, record.finished = "failed", reason, now_iso()
-    with contextlib.suppress(RunFileError):  # the original failure says more (e.g. disk full)
-        record.save(run_dir)
-    on_event(RunFinished(kind=kind, status="failed", run_dir=str(run_dir), reason=reason))  # type: ignore[arg-type]
 
 
 def chance_warning(accuracy: float, chance: float) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import MISSING, field, fields
+from dataclasses import MISSING, asdict, field, fields
 from typing import Any
+
+from engine.errors import ConfigError
 
 MIN_LEVEL_STEP = 0.01  # finest level spacing (also the finest --resolution)
 MAX_LEVELS = 1001  # a sweep of 0:100:0.1; more levels are a typo, not a plan
@@ -160,3 +162,57 @@ def field_default(cls: type, name: str) -> Any:
         if f.name == name:
             return f.default if f.default is not MISSING else None
     raise KeyError(name)
+
+
+class Options:
+    """Base of every config dataclass: each field an `option()` whose metadata the checks and
+    both front ends read."""
+
+    def problems(self) -> list[ConfigError]:
+        """Every invalid field with its message; empty when the config is valid."""
+        found: list[ConfigError] = []
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            meta = f.metadata
+            allowed = describe_allowed(meta)
+            if meta.get("choices") and value not in meta["choices"]:
+                found.append(ConfigError(f.name, f"{value!r} is not allowed; {allowed}"))
+                continue
+            if meta.get("minimum") is not None or meta.get("maximum") is not None:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or math.isnan(value)
+                ):
+                    found.append(ConfigError(f.name, f"{value!r} is not a number; {allowed}"))
+                    continue
+                if f.type == "int" and not float(value).is_integer():
+                    found.append(ConfigError(f.name, f"{value!r} is not a whole number; {allowed}"))
+                    continue
+                lo, hi = meta.get("minimum"), meta.get("maximum")
+                if (lo is not None and value < lo) or (hi is not None and value > hi):
+                    found.append(
+                        ConfigError(
+                            f.name, f"{plain_number(value)} is out of range; allowed {allowed}"
+                        )
+                    )
+        return found
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first invalid field."""
+        found = self.problems()
+        if found:
+            raise found[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build from a dict (e.g. a checkpoint's config), ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "levels" in kwargs:
+            kwargs["levels"] = tuple(kwargs["levels"])
+        return cls(**kwargs)

@@ -10,14 +10,12 @@ resumed one computes only the missing levels.
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from engine.config import DEFAULT_LATENCY_BATCH, FIND_COARSE_STEP, SweepConfig
@@ -27,26 +25,17 @@ from engine.errors import PrunelabError
 from engine.events import (
     EventCallback,
     Notice,
-    RunFinished,
     StopSignal,
     SweepFinished,
     no_events,
     stop_requested,
 )
-from engine.measure import (
-    Evaluator,
-    Stopped,
-    announce,
-    chance_warning,
-    emit_point,
-    finish_failed,
-    prepare,
-    start_run_folder,
-)
+from engine.lifecycle import Run
+from engine.measure import Evaluator, Stopped, chance_warning, emit_point, open_run, prepare
 from engine.options import parse_levels
 from engine.pruning import Pruner
 from engine.recovery import Recovery
-from engine.runs import RunRecord, WriterLock, append_jsonl, load_run, now_iso
+from engine.runs import append_jsonl, load_run
 from engine.stats import paired_delta_ci95
 from engine.sweep_answer import (
     PointResult,
@@ -65,6 +54,7 @@ from engine.sweep_store import (
     append_correct,
     read_correct,
     resume_state,
+    saved_config,
     timed_on,
     write_outputs,
 )
@@ -109,69 +99,112 @@ def _with_timing(config: SweepConfig) -> SweepConfig:
     return config
 
 
+def resume_sweep(
+    run_dir: str | Path, on_event: EventCallback = no_events, stop: StopSignal = None, **device: Any
+) -> SweepResult:
+    """Finish an interrupted sweep or find run with its saved settings (`device` may override
+    the machine settings, see engine.operations); a find run still stops at its first miss."""
+    kind = load_run(run_dir).kind
+    config = dataclasses.replace(saved_config(Path(run_dir)), **device)
+    return _sweep(
+        config, on_event, stop, kind=kind, resume_run=run_dir, stop_at_first_miss=kind == "find"
+    )
+
+
 def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwargs) -> SweepResult:
     """Under torchrun the ranks share out the levels (engine.sweep_ranks); rank 0 writes and
     holds the run folder's writer lock (a second resume is refused)."""
     world = world_from_env()
     group = Group(world, rank_device(resolve_device(config.device), world))
-    locks: list[WriterLock] = []
+    run = Run(kwargs["kind"], on_event if world.writer else no_events, stop)
     try:
-        on_event = on_event if world.writer else no_events
-        return _sweep_locked(group, config, on_event, stop, locks=locks, **kwargs)
+        return _sweep_in(group, run, config, **kwargs)
     finally:
-        for lock in locks:
-            lock.release()
+        run.release()
         group.close()
 
 
-def _sweep_locked(
+def _sweep_in(
     group: Group,
+    run: Run,
     config: SweepConfig,
-    on_event: EventCallback,
-    stop: StopSignal,
     *,
     kind: str,
-    locks: list[WriterLock],
     model: nn.Module | None = None,
     resume_run: str | Path | None = None,
     stop_at_first_miss: bool = False,
 ) -> SweepResult:
-    world = group.world
+    world, on_event, stop = group.world, run.on_event, run.stop
     done: dict[float, PointResult] = {}
     correct: dict[float, np.ndarray] = {}
     if resume_run is not None:
         if world.writer:
-            locks.append(WriterLock(resume_run).acquire())
+            run.claim(resume_run)  # a second resume is refused before anything is read
         config, done, damage = resume_state(resume_run, config)
         if damage:
             on_event(Notice(f"{damage}; those levels are computed again", "warning"))
         correct = read_correct(Path(resume_run))
     setup = prepare(config, model, on_event)
     config = setup.config
-    record: RunRecord | None = None
-    run_dir: Path | None = None
-    if resume_run is not None:
-        run_dir = Path(resume_run)
-        if world.writer:
-            record = load_run(run_dir)
-            record.status, record.reason = "running", ""
-            record.pid, record.host = os.getpid(), socket.gethostname()
-            record.world_size = world.world_size
-            record.save(run_dir)
-        on_event(Notice(f"resuming {run_dir}: {len(done)} level(s) already done"))
-    elif world.writer:
-        run_dir, record = start_run_folder(setup, kind, world.world_size)
-        locks.append(WriterLock(run_dir).acquire())
-    run_dir = Path(group.broadcast_object(str(run_dir)))
-    announce(setup, kind, run_dir, on_event, world.world_size)
+    if world.writer:
+        open_run(setup, run, resume=resume_run, world_size=world.world_size)
+        if resume_run is not None:
+            run.notice(f"resuming {resume_run}: {len(done)} level(s) already done")
+    run_dir = run.follow(group.broadcast_object(str(run.dir)))
+    run.start(parameters=setup.parameters, data=setup.test_data.source)
     shared = SharedStop(group, stop) if world.distributed else None
     stop = shared or stop
-    pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
+    points = list(done.values())
+    status = "completed"
+    batch = setup.test_loader.batch_size
+    with run.guard(
+        oom_hint=f"at eval batch size {batch}; try --eval-batch-size {max(1, batch // 2)}"
+    ):
+        pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
+        try:
+            status = _levels(
+                setup, run, pruner, group, shared, stop, points, done, correct, stop_at_first_miss
+            )
+        finally:
+            pruner.release()
+        selection = setup.test_data.selection
+        result = make_result(
+            config,
+            str(run_dir),
+            points,
+            status,
+            setup.test_data.synthetic,
+            correct,
+            selection.to_dict() if selection else None,
+            timed_on(config, setup.placement.describe()),
+        )
+        if world.writer:
+            write_outputs(run_dir, result)
+    on_event(
+        SweepFinished(
+            baseline_accuracy=result.baseline_accuracy,
+            best_level_percent=result.best_level_percent,
+            best_accuracy=result.best_accuracy,
+            tolerance=result.tolerance,
+            points=len(result.points),
+            best_level_ci95=result.best_level_ci95,
+            note=result.note,
+        )
+    )
+    run.finish(status, result.run_summary())
+    return result
+
+
+def _levels(
+    setup, run: Run, pruner: Pruner, group: Group, shared, stop, points, done, correct,
+    stop_at_first_miss: bool,
+) -> str:  # fmt: skip
+    """Measure every level not `done` (and refine): 'completed' or 'stopped'."""
+    config, world, on_event, run_dir = setup.config, group.world, run.on_event, run.dir
     evaluator = Evaluator(setup, pruner, stop)
     if config.finetune_epochs and world.distributed:
         raise PrunelabError("recovery sweeps (--finetune-epochs) run on one device; drop --devices")
     recovery = Recovery(setup, run_dir, on_event, stop) if config.finetune_epochs else None
-    points = list(done.values())
     status = "completed"
 
     def measure(level: float, *, evaluate_it: bool = True, refined: bool = False):
@@ -228,48 +261,7 @@ def _sweep_locked(
             status = _refine(config, spread.point, points, record_point, stop, recovery is not None)
     except Stopped:
         status = "stopped"
-    except torch.cuda.OutOfMemoryError:
-        reason = (
-            f"CUDA out of memory at eval batch size {setup.test_loader.batch_size}; "
-            f"try --eval-batch-size {max(1, setup.test_loader.batch_size // 2)}"
-        )
-        finish_failed(record, run_dir, kind, reason, on_event)
-        raise PrunelabError(reason) from None
-    except BaseException as exc:
-        finish_failed(record, run_dir, kind, str(exc) or type(exc).__name__, on_event)
-        raise
-    finally:
-        pruner.release()
-
-    selection = setup.test_data.selection
-    result = make_result(
-        config,
-        str(run_dir),
-        points,
-        status,
-        setup.test_data.synthetic,
-        correct,
-        selection.to_dict() if selection else None,
-        timed_on(config, setup.placement.describe()),
-    )
-    if record is not None:
-        write_outputs(run_dir, result)
-    on_event(
-        SweepFinished(
-            baseline_accuracy=result.baseline_accuracy,
-            best_level_percent=result.best_level_percent,
-            best_accuracy=result.best_accuracy,
-            tolerance=result.tolerance,
-            points=len(result.points),
-            best_level_ci95=result.best_level_ci95,
-            note=result.note,
-        )
-    )
-    if record is not None:
-        record.status, record.finished, record.summary = status, now_iso(), result.summary()
-        record.save(run_dir)
-    on_event(RunFinished(kind=kind, status=status, run_dir=str(run_dir), summary=result.summary()))  # type: ignore[arg-type]
-    return result
+    return status
 
 
 def _search_done(

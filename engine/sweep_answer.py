@@ -22,6 +22,7 @@ from engine.stats import (
     too_small_note,
     wilson_ci95,
 )
+from engine.summaries import SweepSummary
 
 # Said wherever an unstructured level's latency, MACs or parameters are shown: nothing is claimed,
 # and the measured figure is that of dense kernels.
@@ -180,6 +181,18 @@ class SweepResult:
             f"{accuracy:.1f}% vs {reference:.1f}% dense (target {target})"
         )
         return answer if self.method == "structured" else f"{answer} ({DENSE_KERNELS})"
+
+    def run_summary(self) -> SweepSummary:
+        """What run.json keeps of this sweep (engine.summaries)."""
+        return SweepSummary(
+            method=self.method,
+            baseline_accuracy=self.baseline_accuracy,
+            tolerance=self.tolerance,
+            best_level_percent=self.best_level_percent,
+            best_accuracy=self.best_accuracy,
+            levels=len(self.points),
+            sentence=self.sentence(),
+        )
 
     def summary(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "points"}

@@ -221,3 +221,19 @@ def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
     return SensitivityResult(
         str(run_dir), list(table), levels, summary.get("baseline_accuracy"), table, status
     )
+
+
+def write_sensitivity(run_dir: Path, result: SensitivityResult) -> None:
+    """sensitivity.csv (layer x level) and summary.json (every accuracy, keyed by level text)."""
+    table, levels = result.accuracy, result.levels
+    columns = ["layer"] + [f"{level:g}" for level in levels]
+    rows = [{"layer": n, **{f"{lv:g}": acc for lv, acc in row.items()}} for n, row in table.items()]
+    write_csv(run_dir / "sensitivity.csv", rows, columns)
+    write_json(
+        run_dir / "summary.json",
+        {
+            "baseline_accuracy": result.baseline_accuracy,
+            "levels": levels,
+            "accuracy": {n: {f"{k:g}": v for k, v in r.items()} for n, r in table.items()},
+        },
+    )

@@ -6,11 +6,26 @@ import pytest
 import torch
 
 from engine.checkpoints import read_checkpoint, write_checkpoint
+from engine.config import ExportConfig
 from engine.errors import ConfigError
-from engine.export import export_pruned
+from engine.export import export_pruned as run_export
 from engine.models import build_model
 from engine.pruning import Pruner
 from engine.sparse_format import decode_tensor, encode_tensor
+
+
+def export_pruned(checkpoint, level, *, output, fmt="sparse", run_dir=None, **kw):
+    """One export (recorded as a run beside the output file unless `run_dir` says where)."""
+    run_dir = run_dir or os.path.join(os.path.dirname(str(output)), "runs")
+    config = ExportConfig(
+        checkpoint=str(checkpoint),
+        level=level,
+        format=fmt,
+        output=str(output),
+        run_dir=str(run_dir),
+        **kw,
+    )
+    return run_export(config)
 
 
 def pruned_reference(checkpoint: str, level: float, method: str) -> dict[str, torch.Tensor]:
@@ -75,14 +90,15 @@ def test_codec_round_trips_edge_cases():
         assert torch.equal(decoded, tensor)
 
 
-def test_bad_values_name_the_option(trained_checkpoint):
+def test_bad_values_name_the_option(trained_checkpoint, tmp_path):
     with pytest.raises(ConfigError, match="level"):
-        export_pruned(trained_checkpoint, 120)
+        export_pruned(trained_checkpoint, 120, output=tmp_path / "x.pth")
     with pytest.raises(ConfigError, match="format"):
-        export_pruned(trained_checkpoint, 50, fmt="zip")
+        export_pruned(trained_checkpoint, 50, fmt="zip", output=tmp_path / "x.pth")
+    assert not (tmp_path / "runs").exists()  # nothing recorded for a config that is wrong
 
 
-def test_export_is_recorded_as_a_run_when_asked(trained_checkpoint, tmp_path):
+def test_export_is_recorded_as_a_run(trained_checkpoint, tmp_path):
     from engine.runs import list_runs
 
     result = export_pruned(

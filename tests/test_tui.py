@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import time
 from pathlib import Path
@@ -16,14 +17,20 @@ import pytest
 import torch
 from textual import events
 from textual.widgets import Button, DataTable, Input, Static
+from typer.testing import CliRunner
 
 from engine.checkpoints import read_checkpoint
 from engine.config import SweepConfig, TrainConfig
 from engine.events import BatchProgress, EpochEnded, SweepPoint
+from engine.lifecycle import list_run_infos
+from engine.lifecycle import read_run_info as read_run
+from engine.models import build_model
+from engine.pruning import Pruner
 from engine.runs import list_runs, load_run
-from engine.sweep import run_sweep
+from engine.sweep import find_best, run_sweep
 from engine.train import resume_config, train
 from tui.app import PrunelabApp
+from tui.cli import app as cli_app
 from tui.messages import EngineProgress, wrap
 from tui.screens.dialogs import (
     ConfirmDialog,
@@ -371,6 +378,12 @@ async def test_runs_screen_overlays_two_sweeps_and_exports(tmp_path, tiny_checkp
         assert sorted(len(xs) for _, xs, _ in chart.series) == [2, 3]
         details = str(screen.query_one("#run-details", Static).render())
         assert "of weights removed" in details or "no pruned level" in details
+        # the app and `prunelab runs` show the engine's one headline per run
+        headlines = [info.headline() for info in list_run_infos(runs)]
+        cells = [row[3] for row in table_rows(table)]
+        assert all(h.startswith(c.removesuffix("…")) for c, h in zip(cells, headlines, strict=True))
+        listed = CliRunner().invoke(cli_app, ["runs", "--run-dir", str(runs), "--json"])
+        assert [r["headline"] for r in json.loads(listed.stdout)] == headlines
 
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
@@ -569,3 +582,68 @@ async def test_sweep_chart_x_axis_cycles_level_speedup_macs_params(tmp_path, tin
             p.speedup = None
         await pilot.press("x")
         assert chart.axis == "x fewer MACs, dense kernels"
+
+
+async def test_runs_screen_exports_a_global_sweep_with_its_own_masks(tmp_path, tiny_checkpoint):
+    sweep = run_sweep(
+        SweepConfig(
+            **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
+            checkpoint=tiny_checkpoint,
+            method="global",
+            min_density=0.4,
+            levels=(0.0, 80.0),
+            run_dir=str(tmp_path / "runs"),
+        )
+    )
+    app = make_app(tmp_path, mode="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        app.runs_screen.query_one("#runs-table", DataTable).focus()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one("#export-level", Input).value = "80"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+    exports = [i for i in list_run_infos(tmp_path / "runs") if i.kind == "export"]
+    exported = read_checkpoint(exports[0].summary.path).state_dict
+    model = build_model("resnet20")
+    model.load_state_dict(read_checkpoint(tiny_checkpoint).state_dict)
+    pruner = Pruner(model, "global", False, 0.4)
+    pruner.set_level(80)
+    for name, module in pruner.layers:
+        assert torch.equal(exported[f"{name}.weight"] == 0, module.weight == 0), name
+    assert exports[0].summary.sparsity_percent == pytest.approx(sweep.points[-1].sparsity_percent)
+
+
+async def test_cli_and_app_resume_a_find_run_alike(tmp_path, tiny_checkpoint):
+    config = SweepConfig(
+        **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
+        checkpoint=tiny_checkpoint,
+        tolerance=0.0,
+        resolution=10.0,
+        run_dir=str(tmp_path / "runs"),
+    )
+    stopped = []
+    for _ in range(2):
+        points = []
+        result = find_best(
+            config,
+            lambda e, points=points: points.append(e) if isinstance(e, SweepPoint) else None,
+            lambda points=points: len(points) >= 1,
+            coarse_step=25,
+        )
+        assert result.status == "stopped"
+        stopped.append(result.run_dir)
+    by_cli = CliRunner().invoke(cli_app, ["sweep", "--resume", stopped[0], "--json"])
+    assert by_cli.exit_code == 0, by_cli.output
+    app = make_app(tmp_path, mode="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.runs_screen.query_one("#runs-table", DataTable)
+        table.focus()
+        names = [row[1] for row in table_rows(table)]
+        table.move_cursor(row=names.index(Path(stopped[1]).name))
+        await pilot.press("c")
+        await finish_job(app, pilot)
+        by_app = [p.level_percent for p in app.sweep_screen.points]
+    assert [p["level_percent"] for p in json.loads(by_cli.stdout)["points"]] == by_app
+    assert {read_run(r).kind for r in stopped} == {"find"}
+    assert all(read_run(r).record.status == "completed" for r in stopped)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual import events
@@ -19,7 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import SEED_LEVELS, FinetuneConfig, SweepConfig, TrainConfig
+from engine.config import SEED_LEVELS, ExportConfig, FinetuneConfig, SweepConfig, TrainConfig
 from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
 from tui.formatting import fmt_bytes
@@ -79,7 +80,6 @@ class PrunelabApp(App[None]):
         self.worker: Worker | None = None
         self.stop_signal = threading.Event()
         self.quit_after_job = False
-        self.last_error: str | None = None
         devices = devices if devices is not None else available_devices()
         shared = {"run_dir": run_root}  # data settings: each form's own defaults
         self.train_screen = TrainScreen(
@@ -198,7 +198,7 @@ class PrunelabApp(App[None]):
 
         return self._start_job(screen.JOB, work, hook=record_loss)
 
-    def start_sweep(self, config: SweepConfig, resume_run: str | None = None) -> Worker | None:
+    def start_sweep(self, config: SweepConfig) -> Worker | None:
         from engine.sweep import run_sweep
         from tui.launched import sweep_on_devices
 
@@ -206,8 +206,8 @@ class PrunelabApp(App[None]):
 
         def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
             if config.devices == 1:
-                return run_sweep(config, on_event, stop, resume_run=resume_run)
-            return sweep_on_devices(config, resume_run, on_event, stop)
+                return run_sweep(config, on_event, stop)
+            return sweep_on_devices(config, None, on_event, stop)
 
         return self._start_job("sweep", work)
 
@@ -222,15 +222,29 @@ class PrunelabApp(App[None]):
             "sensitivity", lambda on_event, stop: run_sensitivity(config, on_event, stop)
         )
 
-    def start_export(self, checkpoint: str, level_percent: float, **kwargs: Any) -> Worker | None:
+    def start_resume(self, run_dir: str) -> Worker | None:
+        """Continue an interrupted sweep or find run (engine.operations.resume_run: the same
+        rule and the same semantics as `prunelab sweep --resume`)."""
+        from engine.operations import resume_run
+        from engine.sweep_store import saved_config
+        from tui.launched import sweep_on_devices
+
+        config = saved_config(Path(run_dir))
+        self.sweep_screen.begin(config)
+
+        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
+            if config.devices == 1:
+                return resume_run(run_dir, on_event, stop)
+            return sweep_on_devices(config, run_dir, on_event, stop)
+
+        return self._start_job("sweep", work)
+
+    def start_export(self, config: ExportConfig) -> Worker | None:
         from engine.export import export_pruned
 
-        self.notify(f"exporting {checkpoint} at {level_percent:g}%…")
+        self.notify(f"exporting {config.checkpoint} at {config.level:g}%…")
         return self._start_job(
-            "export",
-            lambda on_event, stop: export_pruned(
-                checkpoint, level_percent, run_dir=self.run_root, **kwargs
-            ),
+            "export", lambda on_event, stop: export_pruned(config, on_event, stop)
         )
 
     def _start_job(
@@ -245,7 +259,6 @@ class PrunelabApp(App[None]):
         stop = threading.Event()
         self.stop_signal = stop
         self.job = job
-        self.last_error = None
 
         def on_event(event: Event) -> None:
             if hook is not None:
@@ -398,7 +411,6 @@ class PrunelabApp(App[None]):
             self.exit()
             return
         if message.error is not None and message.error != "cancelled":
-            self.last_error = message.error
             self.push_screen(ErrorDialog(message.title or "Failed", message.error))
         elif job == "export" and message.result is not None:
             self._show_export(message.result)

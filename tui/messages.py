@@ -14,8 +14,6 @@ from textual.message import Message
 
 from engine.events import BatchProgress, Event
 
-JOBS = ("train", "sweep", "export")
-
 
 class EngineEvent(Message):
     """One engine event from the running job (`job` is train, sweep or export)."""

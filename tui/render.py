@@ -266,25 +266,3 @@ def classes_failing_line(result: Any, count: int = 3) -> str:
     worst = sorted(drops)[:count]
     shown = ", ".join(f"{name} {drop:+.1f}" for drop, name in worst)
     return f"classes that fail first (change at {fmt_level(at.level_percent)}): {shown}"
-
-
-def run_best(record: Any) -> str:
-    """A run's headline: best test accuracy for training, best sparsity (@ its accuracy) for
-    sweeps, the dense baseline for sensitivity runs."""
-    summary = record.summary or {}
-    if record.kind == "train" and summary.get("best_test_acc") is not None:
-        return f"{fmt_pct(summary['best_test_acc'])} ({summary.get('epochs_completed', 0)} ep)"
-    if record.kind == "finetune" and summary.get("recovered_accuracy") is not None:
-        return (
-            f"{fmt_level(summary['level_percent'])}: {fmt_pct(summary['oneshot_accuracy'])}"
-            f" -> {fmt_pct(summary['recovered_accuracy'])}"
-        )
-    if record.kind in ("sweep", "find") and summary.get("best_level_percent") is not None:
-        return (
-            f"{fmt_level(summary['best_level_percent'])} @ {fmt_pct(summary.get('best_accuracy'))}"
-        )
-    if record.kind == "sensitivity" and summary.get("baseline_accuracy") is not None:
-        return f"base {fmt_pct(summary['baseline_accuracy'])}"
-    if record.kind == "export" and summary.get("file_bytes") is not None:
-        return f"{fmt_level(summary['level_percent'])}: {fmt_bytes(summary['file_bytes'])}"
-    return NONE

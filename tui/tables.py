@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tui.formatting import NONE, fmt_bytes, fmt_count, fmt_duration, fmt_level, fmt_num, fmt_pct
-from tui.render import fmt_interval, run_best, sweep_legend
+from tui.render import fmt_interval, sweep_legend
 
 
 def titled_table(title: str) -> Table:
@@ -203,7 +203,8 @@ RUNS_FULL_WIDTH = 118  # below this many columns `runs_table` leaves out what th
 
 
 def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
-    """One row per run, newest first as given; a SYNTHETIC run says so.
+    """One row per run (engine.lifecycle.RunInfo), newest first as given, with the run's
+    headline (the line the app's Runs screen shows too); a SYNTHETIC run says so.
 
     In a narrow terminal (`width` < RUNS_FULL_WIDTH) kind, model and date are left out: the run's
     name (`YYYYmmdd-HHMMSS-kind-model`) carries them.
@@ -217,7 +218,7 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
         table.add_column("date", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("data", no_wrap=True)
-    table.add_column("best", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=False)
     for item in listings:
         record = item.record
         status_style = {
@@ -233,7 +234,7 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
         row += [
             Text(record.status, style=status_style),
             data_label(record),
-            run_best(record),
+            item.headline(),
         ]
         table.add_row(*row)
     return table

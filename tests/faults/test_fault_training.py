@@ -12,6 +12,7 @@ from injector import Killed, full_disk, kill_after
 from tiny_runs import tiny_train_config
 
 import engine.train as train_module
+import engine.train_loop as train_loop_module
 from engine.checkpoints import read_checkpoint, write_checkpoint
 from engine.errors import CheckpointError, ConfigError, PrunelabError
 from engine.events import Notice
@@ -72,14 +73,14 @@ def test_checkpoints_are_never_clobbered_and_hashes_are_recorded(tmp_path: Path)
 
 def test_a_name_taken_while_running_goes_to_the_runs_own_file(tmp_path, monkeypatch) -> None:
     notices: list[str] = []
-    real_save = train_module._Loop._save
+    real_save = train_loop_module.EpochLoop._save
     taken = tmp_path / "checkpoints" / "synthetic_resnet20_ckpt_epoch1.pth"
 
     def race(self, *args, **kwargs):
         write_checkpoint(taken, {"net": {"w": torch.zeros(1)}})  # another process, meanwhile
         return real_save(self, *args, **kwargs)
 
-    monkeypatch.setattr(train_module._Loop, "_save", race)
+    monkeypatch.setattr(train_loop_module.EpochLoop, "_save", race)
     result = train(
         tiny(tmp_path, epochs=1),
         on_event=lambda e: notices.append(e.text) if isinstance(e, Notice) else None,
@@ -106,9 +107,9 @@ def test_fewer_epochs_than_the_checkpoint_holds_is_refused(tmp_path: Path) -> No
 
 def test_a_kill_loses_at_most_the_rolling_interval(tmp_path, monkeypatch) -> None:
     clock = iter(range(0, 10**6, 60))  # every reading of the clock is one minute later
-    monkeypatch.setattr(train_module, "now_s", lambda: float(next(clock)))
+    monkeypatch.setattr(train_loop_module, "now_s", lambda: float(next(clock)))
     config = tiny(tmp_path, epochs=2, checkpoint_every=10, checkpoint_minutes=1.0)
-    kill_after(monkeypatch, train_module, "evaluate", calls=2)  # dies in epoch 2's test pass
+    kill_after(monkeypatch, train_loop_module, "evaluate", calls=2)  # dies in epoch 2's test pass
     with pytest.raises(Killed):
         train(config)
     monkeypatch.undo()

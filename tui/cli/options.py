@@ -30,18 +30,20 @@ PANEL_ORDER = (
     "Training",
     "Pruning",
     "Cost",
+    "Export",
     "Device",
     "Checkpoints",
     "Run",
     OUTPUT_PANEL,
 )
-# The seed's own spellings, accepted beside the dashed names (its --epochs and --momentum are
-# already the dashed names).
-SEED_ALIASES: dict[str, tuple[str, ...]] = {
+# Other spellings accepted beside the dashed names: the original project's (its --epochs and
+# --momentum are already the dashed names) and short forms.
+OPTION_ALIASES: dict[str, tuple[str, ...]] = {
     "batch_size": ("--batch_size",),
     "lr": ("--learning-rate", "--learning_rate"),
     "weight_decay": ("--weight_decay",),
     "t_max": ("--T_max",),
+    "output": ("-o",),
 }
 # Config fields that are positional arguments rather than options.
 ARGUMENT_NAMES = {"checkpoint": "CHECKPOINT"}
@@ -75,7 +77,7 @@ def _config_parameter(cls: type, f: dataclasses.Field, default: Any = None) -> i
         help_text += f" ({describe_allowed(meta)})"
     info = typer.Option(
         option_name(f.name),
-        *SEED_ALIASES.get(f.name, ()),
+        *OPTION_ALIASES.get(f.name, ()),
         help=escape(help_text),
         rich_help_panel=meta.get("group") or "Options",
         show_default=py_type is not bool,

@@ -12,7 +12,7 @@ from engine.config import FIND_COARSE_STEP, RECOVERY_FIELDS, SENSITIVITY_LEVELS,
 from engine.errors import ConfigError, PrunelabError
 from engine.options import MIN_LEVEL_STEP
 from tui import render, sweep_chart, tables
-from tui.cli.options import CheckpointArg, config_options, make_config
+from tui.cli.options import CheckpointArg, config_options, make_config, typed_by_user
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
 from tui.cli.reporter import run_engine
 from tui.formatting import fmt_pct
@@ -35,6 +35,7 @@ def _sweep_output(out: Output, result: Any, *, chart: bool = True) -> None:
 @config_options(SweepConfig, skip=("checkpoint", "target_speedup"))
 @output_options("json_out", "json_lines", "quiet")
 def sweep(
+    ctx: typer.Context,
     out: Output,
     checkpoint: Annotated[
         Optional[str],  # noqa: UP045 - typer needs a runtime type here
@@ -49,8 +50,8 @@ def sweep(
         typer.Option(
             "--resume",
             metavar="RUN",
-            help="finish an interrupted sweep run (its folder or name under --run-dir) with "
-            "its own checkpoint and settings; only missing levels are computed",
+            help="finish an interrupted sweep or find run (its folder or name under --run-dir) "
+            "with its own checkpoint and settings; only missing levels are computed",
             rich_help_panel="Run",
         ),
     ] = None,
@@ -68,15 +69,23 @@ def sweep(
     if resume is not None:
         run = str(resolve_run(options["run_dir"], resume))
         kind = load_run(run).kind
-        if kind != "sweep":
+        if kind not in ("sweep", "find"):
             raise PrunelabError(f"cannot resume {run}: it is a {kind} run, not a sweep")
     elif checkpoint is None:
         error_line("missing argument CHECKPOINT (or --resume RUN)")
         raise typer.Exit(EXIT_USAGE)
     config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
-    from engine.sweep import run_sweep  # torch: only once the options are known to be good
+    # torch: only once the options are known to be good
+    from engine.operations import DEVICE_SETTINGS, resume_run
+    from engine.sweep import run_sweep
 
-    result, _ = run_engine(out, run_sweep, config, resume_run=run)
+    if run is not None:  # the engine's one rule: the run's own settings, a find stays a find
+        device = {k: options[k] for k in typed_by_user(ctx, DEVICE_SETTINGS)}
+        result, _ = run_engine(
+            out, lambda _, on_event, stop: resume_run(run, on_event, stop, **device), config
+        )
+    else:
+        result, _ = run_engine(out, run_sweep, config)
     _sweep_output(out, result)
     finish(
         out,

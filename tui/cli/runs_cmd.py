@@ -24,17 +24,19 @@ def runs(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="show at most N runs (0 = all)")] = 0,
 ) -> None:
-    """The past runs, newest first: kind, model, date, status, best accuracy or best sparsity.
+    """The past runs, newest first: kind, model, date, status and the run's headline (its best
+    accuracy, its best sparsity, or why it did not end), the same line the app shows.
 
     Damaged runs are listed too, each with what is wrong with it."""
     from engine.errors import ConfigError
-    from engine.runs import RUN_KINDS, check_run_root, list_runs
+    from engine.lifecycle import list_run_infos
+    from engine.runs import RUN_KINDS, check_run_root
 
     try:
         check_run_root(run_dir, create=False)
     except PrunelabError as exc:
         raise ConfigError("run_dir", str(exc)) from None
-    everything = list_runs(run_dir)
+    everything = list_run_infos(run_dir)
     kinds = sorted(set(RUN_KINDS) | {r.record.kind for r in everything})
     if kind is not None and kind not in kinds:
         raise ConfigError("kind", f"{kind!r} is not allowed; one of {', '.join(kinds)}")
@@ -48,7 +50,7 @@ def runs(
                     "run": item.path.name,
                     "path": str(item.path),
                     **dataclasses.asdict(item.record),
-                    "best": render.run_best(item.record),
+                    "headline": item.headline(),
                     "damage": item.damage,
                 }
                 for item in listings
@@ -85,7 +87,8 @@ def report(
     ] = None,
 ) -> None:
     """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
-    from engine.runs import changed_checkpoints, read_metrics, read_run, resolve_run
+    from engine.lifecycle import read_run_info
+    from engine.runs import changed_checkpoints, read_metrics, resolve_run
     from engine.sweep_store import read_sensitivity, read_sweep
 
     if png is not None:
@@ -97,7 +100,7 @@ def report(
     sweeps, labels, documents, lines = [], [], [], []
     for name in names:
         path = resolve_run(run_dir, name)
-        listing = read_run(path)
+        listing = read_run_info(path)
         record = listing.record
         entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
         entry["status"], entry["synthetic"] = record.status, record.synthetic
@@ -124,12 +127,12 @@ def report(
             entry["history"] = history
             title = f"training {record.model}: {path}"
             out.renderable(tables.train_table(history, "SYNTHETIC " * record.synthetic + title))
-            lines.append(f"{path.name}: " + render.run_best(record))
+            lines.append(f"{path.name}: " + listing.headline())
         elif record.kind == "sensitivity":
             result = read_sensitivity(path)
             entry["result"] = result
             out.renderable(tables.sensitivity_table(result))
-            lines.append(f"{path.name}: " + render.run_best(record))
+            lines.append(f"{path.name}: " + listing.headline())
         else:
             lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
         entry["warnings"] = warnings

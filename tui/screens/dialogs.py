@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
+
+from engine.config import ExportConfig
+from engine.options import describe_allowed, field_meta
 
 
 class MessageDialog(ModalScreen[None]):
@@ -114,15 +119,16 @@ class PickDialog(ModalScreen[str | None]):
 
 
 class ExportDialog(ModalScreen[dict | None]):
-    """Which level of a sweep to export, and in which format."""
+    """Which level of a sweep to export, and in which format (checked by engine.config.ExportConfig,
+    like the CLI's `export` options). Dismisses with {"level": float, "format": str} or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, run_name: str, level: float | None, formats: tuple[str, ...]) -> None:
+    def __init__(self, run_name: str, level: float | None) -> None:
         super().__init__(classes="dialog-screen -export")
         self.run_name = run_name
         self.level = level
-        self.formats = formats
+        self.formats = tuple(field_meta(ExportConfig, "format")["choices"])
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="export-dialog"):
@@ -153,17 +159,21 @@ class ExportDialog(ModalScreen[dict | None]):
 
     def _submit(self) -> None:
         text = self.query_one("#export-level", Input).value.strip()
+        fmt = str(self.query_one("#export-format", Select).value)
         try:
             level = float(text)
-            if not 0.0 <= level <= 100.0:
-                raise ValueError
         except ValueError:
+            level = math.nan
+        problems = ExportConfig(checkpoint="-", level=level, format=fmt).problems()
+        if problems:
+            allowed = describe_allowed(field_meta(ExportConfig, "level"))
             self.query_one("#export-error", Static).update(
-                f"{text!r} is not a level; give a percent from 0 to 100"
+                f"{text!r} is not a level; give a percent {allowed}"
+                if problems[0].field == "level"
+                else str(problems[0])
             )
             return
-        fmt = self.query_one("#export-format", Select).value
-        self.dismiss({"level_percent": level, "fmt": fmt})
+        self.dismiss({"level": level, "format": fmt})
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -13,7 +12,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.errors import PrunelabError
-from engine.runs import RunListing, list_runs, read_metrics
+from engine.lifecycle import RunInfo, list_run_infos
+from engine.operations import export_config_from_sweep, why_not_resumable
+from engine.runs import read_metrics
 from engine.stats import BEST_LEVEL_RULE
 from tui.formatting import fmt_acc
 from tui.render import classes_failing_line
@@ -26,31 +27,6 @@ from tui.widgets.text import cut_words, elide_middle, plural
 
 SWEEP_KINDS = ("sweep", "find")
 RUN_COLUMNS = ("✓", "run", "status", "result")
-
-
-def result_line(listing: RunListing, sweep: Any = None) -> str:
-    """One line per run for the table, from what run.json records; a sweep's answer from its
-    points (`sweep`, a SweepResult) when given, so the list and the details agree mid-run."""
-    record = listing.record
-    summary = record.summary or {}
-    if listing.damage:
-        return f"damaged: {listing.damage}"
-    if record.status in ("failed", "interrupted") and record.reason:
-        return record.reason
-    if record.kind == "train":
-        acc = summary.get("final_test_acc")
-        epochs = summary.get("epochs_completed")
-        if acc is None:
-            return ""
-        return f"test {fmt_acc(acc)}% after {plural(epochs or 0, 'epoch')}"
-    if record.kind in SWEEP_KINDS and sweep is not None:
-        return sweep_answer(record, sweep)
-    if record.kind in SWEEP_KINDS and summary.get("sentence"):
-        return str(summary["sentence"])
-    if record.kind == "export" and summary.get("path"):
-        ratio = 100 * summary.get("ratio", 0.0)
-        return f"{summary['path']}: {ratio:.1f}% of the dense file"
-    return ""
 
 
 class RunsScreen(Screen):
@@ -68,7 +44,7 @@ class RunsScreen(Screen):
     def __init__(self, run_root: str, *, name: str | None = None) -> None:
         super().__init__(name=name, id="runs-screen")
         self.run_root = run_root
-        self.listings: list[RunListing] = []
+        self.listings: list[RunInfo] = []
         self.marked: list[str] = []  # run folder names, in marking order
         self._sweeps: dict[str, tuple[float, Any]] = {}  # name -> (mtime, SweepResult)
         self.ready = False  # True once composed and mounted: widgets can be updated
@@ -99,7 +75,7 @@ class RunsScreen(Screen):
             return
         table = self.query_one("#runs-table", DataTable)
         keep = table.cursor_row
-        self.listings = list_runs(self.run_root)
+        self.listings = list_run_infos(self.run_root)
         names = {listing.path.name for listing in self.listings}
         self.marked = [m for m in self.marked if m in names]
         table.clear()
@@ -115,25 +91,25 @@ class RunsScreen(Screen):
                 "✓" if name in self.marked else "",
                 name,
                 record.status,
-                cut_words(_compact(result_line(listing, self._sweep_or_none(listing))), room),
+                cut_words(listing.headline(), room),
                 key=name,
             )
         if self.listings:
             table.move_cursor(row=min(max(keep, 0), len(self.listings) - 1))
         self._show_selected()
 
-    def selected(self) -> RunListing | None:
+    def selected(self) -> RunInfo | None:
         table = self.query_one("#runs-table", DataTable)
         if not self.listings or table.cursor_row < 0 or table.cursor_row >= len(self.listings):
             return None
         return self.listings[table.cursor_row]
 
-    def selected_sweep(self) -> RunListing | None:
+    def selected_sweep(self) -> RunInfo | None:
         """The selected run when it is a sweep (or find) run."""
         listing = self.selected()
         return listing if listing is not None and listing.record.kind in SWEEP_KINDS else None
 
-    def sweep(self, listing: RunListing) -> Any:
+    def sweep(self, listing: RunInfo) -> Any:
         """The SweepResult of a sweep run, cached while its files do not change."""
         from engine.sweep_store import read_sweep
 
@@ -146,7 +122,7 @@ class RunsScreen(Screen):
             self._sweeps[name] = cached
         return cached[1]
 
-    def _sweep_or_none(self, listing: RunListing) -> Any:
+    def _sweep_or_none(self, listing: RunInfo) -> Any:
         if listing.record.kind not in SWEEP_KINDS:
             return None
         try:
@@ -171,8 +147,8 @@ class RunsScreen(Screen):
             listing = self.selected_sweep()
             if listing is None:
                 return False  # only sweeps are marked, exported from or continued
-            if action == "continue_sweep" and listing.record.status not in ("stopped", "failed"):
-                return False  # only an interrupted sweep can be continued
+            if action == "continue_sweep" and why_not_resumable(listing) is not None:
+                return False  # the engine's one rule for what can be resumed
             if action != "toggle_mark" and getattr(self.app, "job", None) is not None:
                 return None
         return True
@@ -183,11 +159,8 @@ class RunsScreen(Screen):
         if self.check_action("continue_sweep", ()) is not True or listing is None:
             self.app.bell()
             return
-        from engine.config import SweepConfig
-
-        config = SweepConfig.from_dict(listing.record.config)
         self.app.switch_mode("sweep")
-        self.app.start_sweep(config, resume_run=str(listing.path))
+        self.app.start_resume(str(listing.path))
 
     def action_layers(self) -> None:
         """The selected sweep's best level (else its highest), layer by layer."""
@@ -258,30 +231,23 @@ class RunsScreen(Screen):
         if getattr(self.app, "job", None) is not None:
             self.notify("wait for the running job to finish", severity="warning")
             return
-        from engine.export import FORMATS
-
         try:
             result = self.sweep(listing)
         except (PrunelabError, OSError, ValueError) as exc:
             self.notify(str(exc), severity="error")
             return
-        config = listing.record.config
 
         def chosen(answer: dict | None) -> None:
             if answer is None:
                 return
-            self.app.start_export(
-                checkpoint=str(config.get("checkpoint", "")),
-                level_percent=answer["level_percent"],
-                method=str(config.get("method", result.method)),
-                include_classifier=bool(config.get("include_classifier", False)),
-                fmt=answer["fmt"],
-                model=result.model,
-            )
+            try:
+                config = export_config_from_sweep(listing.path, answer["level"], answer["format"])
+            except (PrunelabError, OSError, ValueError) as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.app.start_export(config)
 
-        self.app.push_screen(
-            ExportDialog(listing.path.name, result.best_level_percent, tuple(FORMATS)), chosen
-        )
+        self.app.push_screen(ExportDialog(listing.path.name, result.best_level_percent), chosen)
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -305,7 +271,7 @@ class RunsScreen(Screen):
     def on_resize(self) -> None:
         self.refresh_runs()
 
-    def _details(self, listing: RunListing) -> str:
+    def _details(self, listing: RunInfo) -> str:
         record = listing.record
         config = record.config or {}
         lines = [
@@ -375,7 +341,7 @@ class RunsScreen(Screen):
             chart.set_data(series, kind)
 
     def _curves(
-        self, listing: RunListing, *, label: str, train_too: bool
+        self, listing: RunInfo, *, label: str, train_too: bool
     ) -> list[tuple[str, list[float], list[float]]]:
         """A run's curves for the chart: a sweep's accuracy vs sparsity, or a training run's
         test accuracy per epoch (and its train accuracy when shown alone)."""
@@ -394,21 +360,6 @@ class RunsScreen(Screen):
         points = [p for p in result.points if p.evaluated and p.accuracy is not None]
         return [(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])]
 
-    def marked_paths(self) -> list[Path]:
-        return [Path(self.run_root) / name for name in self.marked]
-
-
-def _compact(text: str) -> str:
-    """The table's shorter wording of an answer (the details keep the full sentence)."""
-    for long, short in (
-        (" of weights removed within ", " removed within "),
-        ("no pruned level stays within ", "no level within "),
-        (" points of ", " pts of "),
-        (" point of ", " pt of "),
-    ):
-        text = text.replace(long, short)
-    return text
-
 
 def sweep_answer(record: Any, result: Any) -> str:
     """A sweep's answer in words; partial (`running after 3 of 21 levels, so far: …`) until
@@ -419,7 +370,7 @@ def sweep_answer(record: Any, result: Any) -> str:
     return answer_text(status, result.sentence(), len(result.points), total)
 
 
-def _label(listing: RunListing) -> str:
+def _label(listing: RunInfo) -> str:
     """A legend label: a sweep's method and a run's start time (`layerwise 01-02 10:00`)."""
     record = listing.record
     created = record.created.replace("T", " ")[5:16] if record.created else listing.path.name

@@ -247,13 +247,6 @@ class ConfigForm(Vertical):
                 _show_end(control)
         self.revalidate()
 
-    def set_choices(self, name: str, choices: list[str]) -> None:
-        control = self.query_one(f"#f-{name}", Select)
-        current = control.value
-        control.set_options([(c, c) for c in choices])
-        if current in choices:
-            control.value = current
-
     def set_suggestions(self, name: str, suggestions: list[str]) -> None:
         control = self.query_one(f"#f-{name}", Input)
         control.suggester = SuggestFromList(suggestions, case_sensitive=True)

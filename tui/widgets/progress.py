@@ -70,11 +70,6 @@ class ProgressPanel(Widget):
             self.detail = detail
         self.refresh()
 
-    def reset(self, headline: str = "") -> None:
-        self.status, self.headline, self.fraction = "starting", headline, None
-        self.progress = self.detail = ""
-        self.refresh()
-
     def render(self) -> RenderResult:
         width = self.size.width or 80
         # each line is `a · b · c` parts: whole parts are dropped to fit, never half a word

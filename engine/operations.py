@@ -1,0 +1,115 @@
+"""Operations on past runs: resume one, export a level of a sweep.
+
+The front ends call these instead of rebuilding a run's settings themselves, so the CLI and the
+app cannot disagree about what a run folder means.
+
+What can be resumed (one rule): a run that did not complete (stopped, failed, or still marked
+running because its process was killed) of a kind listed in `RESUMERS`, keeping that kind's
+semantics (a `find` run goes on as a find: it still stops at the first level outside the
+tolerance). A new resumable kind adds one entry to `RESUMERS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.config import ExportConfig, SweepConfig
+from engine.errors import PrunelabError
+from engine.events import EventCallback, StopSignal, no_events
+from engine.export import ExportResult, export_pruned
+from engine.lifecycle import RunInfo, read_run_info
+from engine.runs import read_json
+from engine.summaries import TrainSummary
+
+# Settings of the machine, not of the run: a resumed run may use another device.
+DEVICE_SETTINGS = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
+SWEEP_KINDS = ("sweep", "find")
+
+
+def _resume_sweep(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
+    from engine.sweep import resume_sweep
+
+    return resume_sweep(info.path, on_event, stop, **device)
+
+
+def _resume_train(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
+    from engine.train import resume_config, train
+
+    checkpoint = info.summary.checkpoint if isinstance(info.summary, TrainSummary) else None
+    if not checkpoint or not Path(checkpoint).is_file():
+        raise PrunelabError(
+            f"cannot resume {info.path}: it wrote no checkpoint to continue from"
+            + (f" ({checkpoint} is gone)" if checkpoint else "")
+        )
+    config = resume_config(checkpoint, **device)
+    return train(config, on_event, stop, resume=checkpoint)
+
+
+RESUMERS: dict[str, Callable[..., Any]] = {
+    "train": _resume_train,
+    "sweep": _resume_sweep,
+    "find": _resume_sweep,
+}
+
+
+def why_not_resumable(info: RunInfo) -> str | None:
+    """None when `resume_run` can continue this run, else the one-line reason."""
+    if info.kind not in RESUMERS:
+        return f"a {info.kind} run cannot be resumed; start it again"
+    if info.record.status == "completed":
+        return f"{info.path.name} already completed"
+    return None
+
+
+def resume_run(
+    path: str | Path, on_event: EventCallback = no_events, stop: StopSignal = None, **device: Any
+) -> Any:
+    """Continue an interrupted run with its own settings (only `DEVICE_SETTINGS` may change).
+
+    Returns what the kind's entry point returns (a SweepResult, a TrainResult)."""
+    unknown = set(device) - set(DEVICE_SETTINGS)
+    if unknown:
+        raise PrunelabError(f"a resumed run keeps its settings; cannot change {sorted(unknown)}")
+    info = read_run_info(path)
+    reason = why_not_resumable(info)
+    if reason is not None:
+        raise PrunelabError(f"cannot resume {info.path}: {reason}")
+    return RESUMERS[info.kind](info, on_event, stop, **device)
+
+
+def export_config_from_sweep(
+    path: str | Path, level: float, fmt: str | None = None, output: str = ""
+) -> ExportConfig:
+    """The export of one level of a sweep or find run, pruned exactly as the sweep pruned it:
+    its checkpoint, method, classifier choice, minimum density and model."""
+    info = read_run_info(path)
+    if info.kind not in SWEEP_KINDS:
+        raise PrunelabError(f"{info.path} is a {info.kind} run; export a level of a sweep run")
+    saved = SweepConfig.from_dict(read_json(info.path / "config.json"))
+    config = ExportConfig(
+        checkpoint=saved.checkpoint,
+        level=level,
+        method=saved.method,
+        include_classifier=saved.include_classifier,
+        min_density=saved.min_density,
+        model=info.record.model if saved.model == "auto" else saved.model,
+        output=output,
+        run_dir=str(info.path.parent),
+    )
+    return config if fmt is None else dataclasses.replace(config, format=fmt)
+
+
+def export_from_sweep(
+    path: str | Path,
+    level: float,
+    fmt: str | None = None,
+    *,
+    output: str = "",
+    on_event: EventCallback = no_events,
+    stop: StopSignal = None,
+) -> ExportResult:
+    """Export `level` of the sweep run at `path` (see `export_config_from_sweep`)."""
+    return export_pruned(export_config_from_sweep(path, level, fmt, output), on_event, stop)

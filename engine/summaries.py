@@ -1,0 +1,150 @@
+"""What each kind of run leaves in run.json's `summary`: one typed dataclass per kind.
+
+`headline()` is the one line every front end shows for a run (`prunelab runs`, the app's Runs
+screen), so they cannot disagree. A new kind adds a class here and one line in `SUMMARIES`.
+Old run folders keep working: unknown keys are ignored, missing ones take their defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}%"
+
+
+@dataclass
+class RunSummary:
+    """Base: plain data that round-trips through JSON."""
+
+    kind: ClassVar[str] = ""
+
+    def headline(self) -> str:
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class TrainSummary(RunSummary):
+    kind: ClassVar[str] = "train"
+    epochs_completed: int = 0
+    final_test_acc: float | None = None
+    best_test_acc: float | None = None
+    checkpoint: str | None = None  # the last checkpoint written (resume from it)
+    sparsity: float | None = None  # percent of prunable weights at 0, when the run pruned
+
+    def headline(self) -> str:
+        if self.best_test_acc is None:
+            return ""
+        epochs = self.epochs_completed
+        return f"best {_pct(self.best_test_acc)}, {epochs} epoch{'s' * (epochs != 1)}"
+
+
+@dataclass
+class FinetuneSummary(TrainSummary):
+    """Pruned once, then trained with the mask fixed (engine.finetune)."""
+
+    kind: ClassVar[str] = "finetune"
+    level_percent: float = 0.0
+    method: str = ""
+    dense_accuracy: float | None = None
+    oneshot_accuracy: float | None = None
+    recovered_accuracy: float | None = None
+    best_epoch: int | None = None
+    pruned_weights: int = 0
+    prunable_weights: int = 0
+
+    def headline(self) -> str:
+        if self.recovered_accuracy is None:
+            return ""
+        return (
+            f"{self.level_percent:g}% {self.method}: {_pct(self.oneshot_accuracy)} -> "
+            f"{_pct(self.recovered_accuracy)} (dense {_pct(self.dense_accuracy)})"
+        )
+
+
+@dataclass
+class SweepSummary(RunSummary):
+    """A sweep or a find run: the answer (see engine.sweep_answer)."""
+
+    kind: ClassVar[str] = "sweep"
+    method: str = ""
+    baseline_accuracy: float | None = None
+    tolerance: float = 1.0
+    best_level_percent: float | None = None
+    best_accuracy: float | None = None
+    levels: int = 0
+    sentence: str = ""
+
+    def headline(self) -> str:
+        if self.baseline_accuracy is None:
+            return ""
+        if self.best_level_percent is None:
+            return f"no level within {self.tolerance:g} of dense {_pct(self.baseline_accuracy)}"
+        return (
+            f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
+            f"dense {_pct(self.baseline_accuracy)}"
+        )
+
+
+@dataclass
+class SensitivitySummary(RunSummary):
+    kind: ClassVar[str] = "sensitivity"
+    baseline_accuracy: float | None = None
+    layers: int = 0
+    levels: list[float] = field(default_factory=list)
+
+    def headline(self) -> str:
+        if self.baseline_accuracy is None:
+            return ""
+        return (
+            f"{self.layers} layers x {len(self.levels)} levels, "
+            f"dense {_pct(self.baseline_accuracy)}"
+        )
+
+
+@dataclass
+class ExportSummary(RunSummary):
+    kind: ClassVar[str] = "export"
+    path: str = ""
+    format: str = ""
+    level_percent: float = 0.0
+    method: str = ""
+    sparsity_percent: float = 0.0
+    file_bytes: int = 0
+    dense_file_bytes: int = 0
+    ratio: float = 0.0
+
+    def headline(self) -> str:
+        if not self.path:
+            return ""
+        return (
+            f"{self.level_percent:g}% {self.method} -> {Path(self.path).name}, "
+            f"{100 * self.ratio:.1f}% of the dense file"
+        )
+
+
+SUMMARIES: dict[str, type[RunSummary]] = {
+    "train": TrainSummary,
+    "finetune": FinetuneSummary,
+    "sweep": SweepSummary,
+    "find": SweepSummary,
+    "sensitivity": SensitivitySummary,
+    "export": ExportSummary,
+}
+
+
+def summary_from_dict(kind: str, data: dict[str, Any]) -> RunSummary | None:
+    """The typed summary of a run of `kind` (None for a kind this version does not know)."""
+    cls = SUMMARIES.get(kind)
+    return None if cls is None else cls.from_dict(data or {})
