@@ -3,8 +3,8 @@
 The front ends call these instead of rebuilding a run's settings themselves, so the CLI and the
 app cannot disagree about what a run folder means.
 
-What can be resumed (one rule): a run that did not complete (stopped, failed, or still marked
-running because its process was killed) of a kind listed in `RESUMERS`, keeping that kind's
+What can be resumed (one rule): a run that did not complete (stopped, failed, or interrupted:
+still marked running but its process was killed) of a kind listed in `RESUMERS`, keeping that kind's
 semantics (a `find` run goes on as a find: it still stops at the first level outside the
 tolerance). A new resumable kind adds one entry to `RESUMERS`.
 """
@@ -35,21 +35,41 @@ def _resume_sweep(info: RunInfo, on_event: EventCallback, stop: StopSignal, **de
     return resume_sweep(info.path, on_event, stop, **device)
 
 
-def _resume_train(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
-    from engine.train import resume_config, train
-
+def _last_checkpoint(info: RunInfo) -> str:
+    """The checkpoint a training-loop run (train, finetune) goes on from: the one its summary
+    names, or, for a run killed before it could write one, the last one it recorded writing."""
     checkpoint = info.summary.checkpoint if isinstance(info.summary, TrainSummary) else None
+    if not checkpoint and info.record.checkpoints:
+        checkpoint = list(info.record.checkpoints)[-1]
     if not checkpoint or not Path(checkpoint).is_file():
         raise PrunelabError(
             f"cannot resume {info.path}: it wrote no checkpoint to continue from"
             + (f" ({checkpoint} is gone)" if checkpoint else "")
         )
+    return checkpoint
+
+
+def _resume_train(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
+    from engine.train import resume_config, train
+
+    checkpoint = _last_checkpoint(info)
     config = resume_config(checkpoint, **device)
     return train(config, on_event, stop, resume=checkpoint)
 
 
+def _resume_finetune(
+    info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any
+) -> Any:
+    from engine.finetune import finetune, finetune_resume_config
+
+    checkpoint = _last_checkpoint(info)
+    config = finetune_resume_config(checkpoint, **device)
+    return finetune(config, on_event, stop, resume=checkpoint)
+
+
 RESUMERS: dict[str, Callable[..., Any]] = {
     "train": _resume_train,
+    "finetune": _resume_finetune,
     "sweep": _resume_sweep,
     "find": _resume_sweep,
 }
@@ -61,6 +81,8 @@ def why_not_resumable(info: RunInfo) -> str | None:
         return f"a {info.kind} run cannot be resumed; start it again"
     if info.record.status == "completed":
         return f"{info.path.name} already completed"
+    if info.record.status == "running":  # its writer lives (a dead one's run reads interrupted)
+        return f"{info.path.name} is still running (PID {info.record.pid}); stop it first"
     return None
 
 

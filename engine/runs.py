@@ -37,7 +37,7 @@ from engine.runfiles import (
 )
 
 RUN_FILE = "run.json"
-RUN_KINDS = ("train", "sweep", "find", "sensitivity", "export")
+RUN_KINDS = ("train", "finetune", "sweep", "find", "sensitivity", "export")
 LOCK_FILE = ".writer.lock"
 # Files that make a folder a run even when run.json is missing or damaged.
 RUN_FILES = (RUN_FILE, "config.json", "metrics.jsonl", "sweep.jsonl", "sensitivity.jsonl")

@@ -14,13 +14,21 @@ from tiny_runs import tiny_train_config
 
 from engine.checkpoints import read_checkpoint
 from engine.config import ExportConfig, FinetuneConfig, SweepConfig
-from engine.events import RunFinished, RunStarted, SweepPoint
+from engine.events import (
+    CheckpointSaved,
+    Notice,
+    RunFinished,
+    RunStarted,
+    SensitivityPoint,
+    SweepPoint,
+)
 from engine.export import export_pruned
 from engine.finetune import finetune
 from engine.lifecycle import Run
 from engine.lifecycle import read_run_info as read_run
 from engine.models import build_model
 from engine.operations import (
+    RESUMERS,
     export_config_from_sweep,
     export_from_sweep,
     resume_run,
@@ -50,12 +58,12 @@ def sweep_config(checkpoint: str, root: Path, **changes) -> SweepConfig:
     return SweepConfig(**{**base, **changes})
 
 
-def start(kind: str, checkpoint: str, root: Path, on_event, stop):
+def start(kind: str, checkpoint: str, root: Path, on_event, stop, epochs: int = 1):
     """Run one `kind` on tiny inputs; returns its result."""
     if kind == "train":
-        return train(tiny_train_config(root, epochs=1, train_subset=64), on_event, stop)
+        return train(tiny_train_config(root, epochs=epochs, train_subset=64), on_event, stop)
     if kind == "finetune":
-        base = tiny_train_config(root, epochs=1, train_subset=64).to_dict()
+        base = tiny_train_config(root, epochs=epochs, train_subset=64).to_dict()
         base = {k: v for k, v in base.items() if k in FinetuneConfig.__dataclass_fields__}
         config = FinetuneConfig(**{**base, "checkpoint": checkpoint, "level": 50.0})
         return finetune(config, on_event, stop)
@@ -178,3 +186,46 @@ def test_a_find_run_resumes_as_a_find(trained_checkpoint, tmp_path):
     # the same search as an uninterrupted find: it stopped at the first miss, then bisected
     assert [p.level_percent for p in resumed.points] == [p.level_percent for p in full.points]
     assert why_not_resumable(read_run(first.run_dir)) is not None  # completed now
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs in the process."""
+
+
+# where each kind is killed: once it has saved something to go on from
+KILL_AT = {"train": CheckpointSaved, "finetune": CheckpointSaved, "sweep": SweepPoint}
+KILL_AT["find"] = SweepPoint
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_killed_reads_interrupted_and_resumes_by_the_one_rule(
+    kind, trained_checkpoint, tmp_path, monkeypatch
+):
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        work = KILL_AT.get(kind, (Notice, SweepPoint, SensitivityPoint))
+        if isinstance(event, work) and any(isinstance(e, RunStarted) for e in events):
+            raise Killed
+
+    # a kill writes nothing more; the kernel drops the writer's lock, and its PID is gone
+    monkeypatch.setattr(Run, "_end", lambda self, status, reason: self.release())
+    with pytest.raises(Killed):
+        start(kind, trained_checkpoint, tmp_path, on_event, None, epochs=2)
+    monkeypatch.undo()
+    monkeypatch.setattr("engine.runs.pid_alive", lambda pid: False)
+    run_dir = next(e for e in events if isinstance(e, RunStarted)).run_dir
+    info = read_run(run_dir)
+    assert (info.kind, info.record.status) == (kind, "interrupted")
+    assert not any(isinstance(e, RunFinished) for e in events)
+    if kind not in RESUMERS:
+        assert why_not_resumable(info) == f"a {kind} run cannot be resumed; start it again"
+        return
+    assert why_not_resumable(info) is None
+    resumed = []
+    resume_run(run_dir, resumed.append)
+    finished = [e for e in resumed if isinstance(e, RunFinished)]
+    assert len(finished) == 1 and finished[0].status == "completed"
+    assert finished[0].run_dir == run_dir  # the same folder goes on
+    assert read_run(run_dir).record.status == "completed"
