@@ -14,19 +14,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import ExportConfig, SweepConfig
 from engine.errors import PrunelabError
 from engine.events import EventCallback, StopSignal, no_events
-from engine.export import ExportResult, export_pruned
 from engine.lifecycle import RunInfo, read_run_info
 from engine.runs import read_json
 from engine.summaries import TrainSummary
 
+if TYPE_CHECKING:  # torch: only when something is exported or resumed, so listing stays light
+    from engine.export import ExportResult
+
 # Settings of the machine, not of the run: a resumed run may use another device.
 DEVICE_SETTINGS = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
 SWEEP_KINDS = ("sweep", "find")
+TRAINING_KINDS = ("train", "finetune")  # they go on from a checkpoint
+RESUMABLE_STATUSES = ("stopped", "failed", "interrupted")
 
 
 def _resume_sweep(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
@@ -35,7 +39,7 @@ def _resume_sweep(info: RunInfo, on_event: EventCallback, stop: StopSignal, **de
     return resume_sweep(info.path, on_event, stop, **device)
 
 
-def _last_checkpoint(info: RunInfo) -> str:
+def resume_checkpoint(info: RunInfo) -> str:
     """The checkpoint a training-loop run (train, finetune) goes on from: the one its summary
     names, or, for a run killed before it could write one, the last one it recorded writing."""
     checkpoint = info.summary.checkpoint if isinstance(info.summary, TrainSummary) else None
@@ -52,7 +56,7 @@ def _last_checkpoint(info: RunInfo) -> str:
 def _resume_train(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
     from engine.train import resume_config, train
 
-    checkpoint = _last_checkpoint(info)
+    checkpoint = resume_checkpoint(info)
     config = resume_config(checkpoint, **device)
     return train(config, on_event, stop, resume=checkpoint)
 
@@ -62,7 +66,7 @@ def _resume_finetune(
 ) -> Any:
     from engine.finetune import finetune, finetune_resume_config
 
-    checkpoint = _last_checkpoint(info)
+    checkpoint = resume_checkpoint(info)
     config = finetune_resume_config(checkpoint, **device)
     return finetune(config, on_event, stop, resume=checkpoint)
 
@@ -79,10 +83,18 @@ def why_not_resumable(info: RunInfo) -> str | None:
     """None when `resume_run` can continue this run, else the one-line reason."""
     if info.kind not in RESUMERS:
         return f"a {info.kind} run cannot be resumed; start it again"
-    if info.record.status == "completed":
+    status = info.record.status
+    if status == "completed":
         return f"{info.path.name} already completed"
-    if info.record.status == "running":  # its writer lives (a dead one's run reads interrupted)
+    if status == "running":  # its writer lives (a dead one's run reads interrupted)
         return f"{info.path.name} is still running (PID {info.record.pid}); stop it first"
+    if status not in RESUMABLE_STATUSES:  # damaged, unknown
+        return f"{info.path.name} is {status}" + (f": {info.damage}" if info.damage else "")
+    if info.kind in TRAINING_KINDS:
+        try:
+            resume_checkpoint(info)
+        except PrunelabError as exc:
+            return str(exc).removeprefix(f"cannot resume {info.path}: ")
     return None
 
 
@@ -134,4 +146,6 @@ def export_from_sweep(
     stop: StopSignal = None,
 ) -> ExportResult:
     """Export `level` of the sweep run at `path` (see `export_config_from_sweep`)."""
+    from engine.export import export_pruned
+
     return export_pruned(export_config_from_sweep(path, level, fmt, output), on_event, stop)

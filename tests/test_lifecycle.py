@@ -6,11 +6,13 @@ failed), and the event stream holds exactly one RunStarted and one RunFinished t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from tiny_runs import tiny_train_config
+from typer.testing import CliRunner
 
 from engine.checkpoints import read_checkpoint
 from engine.config import ExportConfig, FinetuneConfig, SweepConfig
@@ -41,6 +43,7 @@ from engine.sensitivity import run_sensitivity
 from engine.summaries import SUMMARIES
 from engine.sweep import find_best, run_sweep
 from engine.train import train
+from tui.cli import app as cli_app
 
 KINDS = ("train", "finetune", "sweep", "find", "sensitivity", "export")
 
@@ -223,6 +226,10 @@ def test_every_kind_killed_reads_interrupted_and_resumes_by_the_one_rule(
         assert why_not_resumable(info) == f"a {kind} run cannot be resumed; start it again"
         return
     assert why_not_resumable(info) is None
+    listed = CliRunner().invoke(cli_app, ["runs", "--run-dir", str(tmp_path / "runs"), "--json"])
+    (row,) = [r for r in json.loads(listed.stdout) if r["path"] == run_dir]
+    verb = "sweep" if kind in ("sweep", "find") else kind
+    assert row["status"] == "interrupted" and row["resume"].startswith(f"prunelab {verb} --resume")
     resumed = []
     resume_run(run_dir, resumed.append)
     finished = [e for e in resumed if isinstance(e, RunFinished)]

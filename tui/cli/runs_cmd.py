@@ -27,9 +27,11 @@ def runs(
     """The past runs, newest first: kind, model, date, status and the run's headline (its best
     accuracy, its best sparsity, or why it did not end), the same line the app shows.
 
-    Damaged runs are listed too, each with what is wrong with it."""
+    Damaged runs are listed too, each with what is wrong with it, and each run that can go on
+    (stopped, failed, or interrupted: killed) with the command that resumes it."""
     from engine.errors import ConfigError
     from engine.lifecycle import list_run_infos
+    from engine.operations import why_not_resumable
     from engine.runs import RUN_KINDS, check_run_root
 
     try:
@@ -52,6 +54,7 @@ def runs(
                     **dataclasses.asdict(item.record),
                     "headline": item.headline(),
                     "damage": item.damage,
+                    "resume": resume_command(item) if why_not_resumable(item) is None else None,
                 }
                 for item in listings
             ]
@@ -65,6 +68,17 @@ def runs(
     for item in listings:
         if item.damage:
             out.line(f"damaged: {item.path.name}: {item.damage}", "yellow")
+        elif why_not_resumable(item) is None:
+            out.line(f"{item.record.status}: {item.path.name}: resume with {resume_command(item)}")
+
+
+def resume_command(info: Any) -> str:
+    """The command that continues a resumable run (engine.operations.why_not_resumable)."""
+    from engine.operations import SWEEP_KINDS, resume_checkpoint
+
+    if info.kind in SWEEP_KINDS:
+        return f"prunelab sweep --resume {info.path}"
+    return f"prunelab {info.kind} --resume {resume_checkpoint(info)}"
 
 
 @output_options("json_out", "quiet")

@@ -314,7 +314,7 @@ class RunsScreen(Screen):
                 )
                 lines.append(self._path_line("checkpoint", str(config.get("checkpoint", "?"))))
                 hint = "space marks it for the overlay · e exports a level · l per layer"
-                if record.status in ("stopped", "failed"):
+                if why_not_resumable(listing) is None:
                     hint += " · c continues it"
                 lines.append(hint)
         if record.data:
