@@ -1,4 +1,4 @@
-"""The event stream between the engine and its front ends (DESIGN.md §3).
+"""The event stream between the engine and its front ends (docs/ARCHITECTURE.md).
 
 Every long-running engine call takes an `on_event` callback and emits these frozen dataclasses;
 the CLI renders them with rich and the TUI turns them into Textual messages, so both show the

@@ -41,7 +41,7 @@ CHECKPOINT = "checkpoints/cifar10_resnet50_ckpt_epoch60.pth"
 PARAMS = 23_520_842
 PRUNABLE = 23_467_712
 
-# The seed's published curve (DESIGN.md §4): level % -> top-1 %
+# The original project's published curve: level % -> top-1 %
 SEED_CURVE = {0: 93.1, 5: 93.1, 10: 93.0, 15: 92.9, 20: 92.9, 25: 92.7, 30: 92.1, 35: 91.8}
 SEED_CURVE |= {40: 90.2, 45: 85.0, 50: 72.0, 55: 42.0, 60: 18.0, 65: 12.5}
 SEED_CURVE |= {level: 10.0 for level in range(70, 101, 5)}
