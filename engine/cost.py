@@ -1,8 +1,8 @@
 """What a level costs to run, measured: parameters, multiply-accumulates and latency.
 
-MACs come from torch's own `torch.utils.flop_counter.FlopCounterMode` (it counts 2 FLOPs per
-multiply-accumulate of every convolution and matrix product; BatchNorm, ReLU and adds are not
-counted), on the network that actually runs: the slim one for structured levels, the dense one
+MACs are every convolution's and linear layer's multiply-accumulates, counted as torch's
+`FlopCounterMode` counts them (BatchNorm, ReLU and adds are not counted), on the network that
+actually runs: the slim one for structured levels, the dense one
 (zeros included, dense kernels do the work) otherwise. A model on the meta device is counted
 without computing anything.
 
@@ -18,13 +18,14 @@ kernels that still multiply the zeros.
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from engine.device import Placement, synchronize
 from engine.models import CifarResNet, count_parameters
@@ -37,19 +38,58 @@ LATENCY_ROUNDS = 3  # a level against dense: alternating rounds of LATENCY_REPEA
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> int:
-    """Multiply-accumulates of one image's forward pass, counted by FlopCounterMode.
+    """Multiply-accumulates of one image's forward pass through `model`."""
+    return macs_at(model, output_positions(model, input_size))
+
+
+def output_positions(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> dict[str, int]:
+    """How many output positions (height x width; 1 for a linear layer) each convolution and
+    linear layer of `model` produces for one image, by name, from one forward pass. Removing
+    channels never changes them, so a slim network's MACs follow from its dense network's
+    positions and its own channel counts (`macs_at`), with no forward pass of its own.
 
     Runs in eval mode (BatchNorm statistics untouched) and puts the mode back."""
     param = next(model.parameters())
+    positions: dict[str, int] = {}
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
+            positions[name] = math.prod(out.shape[2:])  # (1, channels, h, w) or (1, features)
+
+        return hook
+
+    hooks = [
+        m.register_forward_hook(record(name))
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     was_training = model.training
     model.eval()
     try:
         x = torch.zeros(1, *input_size, device=param.device, dtype=param.dtype)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
             model(x)
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2
+        for hook in hooks:
+            hook.remove()
+    return positions
+
+
+def macs_at(model: nn.Module, positions: dict[str, int]) -> int:
+    """Each convolution's and linear layer's multiply-accumulates at `positions`, as torch's
+    FlopCounterMode counts them (BatchNorm, ReLU and adds are not counted; a test holds the
+    two equal on every family, slim ones included). Needs no data: `model` may be a skeleton on
+    the meta device, counted without importing the compiler stack a meta forward pulls in
+    (1.5 s of a sweep's start-up)."""
+    total = 0
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            per_position = m.out_channels * m.in_channels // m.groups * math.prod(m.kernel_size)
+            total += positions[name] * per_position
+        elif isinstance(m, nn.Linear):
+            total += positions[name] * m.in_features * m.out_features
+    return total
 
 
 def measure_latency(
@@ -172,6 +212,7 @@ class LevelCoster:
         self.structured = method == "structured" and self.removable
         self.placement = placement
         self.latency_batch = latency_batch
+        self.positions = output_positions(model)  # the same at every level
         self.dense = self._measure(model, self._counted(model))
         # what each timed level runs against (the model itself is pruned in place)
         self.reference = copy.deepcopy(model).eval() if latency_batch > 0 else None
@@ -180,7 +221,7 @@ class LevelCoster:
         return skeleton(model) if self.removable else model
 
     def _measure(self, model: nn.Module, counted: nn.Module) -> Cost:
-        cost = Cost(count_parameters(counted), count_macs(counted))
+        cost = Cost(count_parameters(counted), macs_at(counted, self.positions))
         if self.latency_batch > 0:
             model.to(self.placement.device, memory_format=self.placement.memory_format)
             _timed(cost, model, self.placement, self.latency_batch)
@@ -197,7 +238,7 @@ class LevelCoster:
             spec = kept_channels(self.model)
             counted = slim_model(skeleton(self.model), spec)
             runs = slim_model(self.model, spec) if self.latency_batch > 0 else counted
-        cost = Cost(count_parameters(counted), count_macs(counted))
+        cost = Cost(count_parameters(counted), macs_at(counted, self.positions))
         if self.reference is not None:
             place = self.placement
             runs.to(place.device, memory_format=place.memory_format)

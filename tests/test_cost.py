@@ -116,3 +116,19 @@ def test_a_level_is_timed_against_a_dense_copy_in_alternating_rounds():
     assert all(
         torch.count_nonzero(p) == p.numel() for p in coster.reference.parameters() if p.dim() == 4
     )
+
+
+def test_macs_equal_torchs_flop_counter_on_dense_and_slim_networks():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def torch_macs(model: torch.nn.Module) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.eval()(torch.zeros(1, 3, 32, 32))
+        return counter.get_total_flops() // 2
+
+    for name in ("resnet20", "resnet18"):
+        model = build_model(name).eval()
+        assert count_macs(model) == torch_macs(model)
+        Pruner(model, "structured").set_level(50)
+        slim = slim_model(model)
+        assert count_macs(slim) == torch_macs(slim) < torch_macs(model)
