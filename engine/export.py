@@ -20,9 +20,9 @@ import torch
 
 from engine import sparse_format
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
-from engine.config import ExportConfig
 from engine.errors import CheckpointError, ConfigError
 from engine.events import EventCallback, StopSignal, no_events
+from engine.export_config import ExportConfig
 from engine.lifecycle import Run
 from engine.models import build_model, count_parameters
 from engine.pruning import Pruner, measure_sparsity

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from engine.checkpoints import read_checkpoint, write_checkpoint
-from engine.config import ExportConfig
 from engine.errors import ConfigError
 from engine.export import export_pruned as run_export
+from engine.export_config import ExportConfig
 from engine.models import build_model
 from engine.pruning import Pruner
 from engine.sparse_format import decode_tensor, encode_tensor

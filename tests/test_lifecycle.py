@@ -15,7 +15,7 @@ from tiny_runs import tiny_train_config
 from typer.testing import CliRunner
 
 from engine.checkpoints import read_checkpoint
-from engine.config import ExportConfig, FinetuneConfig, SweepConfig
+from engine.config import FinetuneConfig, SweepConfig
 from engine.events import (
     CheckpointSaved,
     Notice,
@@ -25,6 +25,7 @@ from engine.events import (
     SweepPoint,
 )
 from engine.export import export_pruned
+from engine.export_config import ExportConfig
 from engine.finetune import finetune
 from engine.lifecycle import Run
 from engine.lifecycle import read_run_info as read_run

@@ -20,9 +20,10 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import SEED_LEVELS, ExportConfig, FinetuneConfig, SweepConfig, TrainConfig
+from engine.config import SEED_LEVELS, FinetuneConfig, SweepConfig, TrainConfig
 from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
+from engine.export_config import ExportConfig
 from tui.formatting import fmt_bytes
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.palette import PrunelabCommands

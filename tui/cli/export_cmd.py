@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.config import ExportConfig
+from engine.export_config import ExportConfig
 from tui import tables
 from tui.cli.options import CheckpointArg, config_options, make_config
 from tui.cli.output import Output, finish, output_options

@@ -1,0 +1,61 @@
+"""What one export writes: the pruned model's checkpoint, level, method and file format. Kept
+apart from `engine.config` (the run configs) and free of torch, so the CLI's options and the
+app's export dialog come from it at start-up cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config import EXPORT_FORMATS, DataOptions, SweepConfig
+from engine.errors import ConfigError
+from engine.options import Options, option, parse_levels, same_as
+
+
+@dataclass
+class ExportConfig(Options):
+    """One pruned model written to a file: which checkpoint, how much and how to prune, which
+    format, where. The CLI's `export` options and the app's export dialog come from it."""
+
+    checkpoint: str = same_as(SweepConfig, "checkpoint")
+    level: float = option(
+        0.0,
+        "percent of the prunable weights to remove",
+        minimum=0.0,
+        maximum=100.0,
+        group="Pruning",
+    )
+    method: str = same_as(SweepConfig, "method")
+    include_classifier: bool = same_as(SweepConfig, "include_classifier")
+    min_density: float = same_as(SweepConfig, "min_density")
+    model: str = same_as(SweepConfig, "model")
+    format: str = option(
+        EXPORT_FORMATS[0],
+        "sparse = compact file (bitmask + values, compressed), dense = plain state dict the "
+        "seed's code loads, slim = structured only: the removed channels taken out (fewer "
+        "parameters and MACs, and faster: the format that speeds up)",
+        choices=EXPORT_FORMATS,
+        group="Export",
+    )
+    output: str = option(
+        "",
+        "where to write (default: beside the checkpoint, <name>_<method><level>.<format>.pth)",
+        group="Export",
+    )
+    run_dir: str = same_as(DataOptions, "run_dir")
+
+    def problems(self) -> list[ConfigError]:
+        found = super().problems()
+        if not any(p.field == "level" for p in found):
+            try:
+                parse_levels([self.level])  # the one rule for what a level may be
+            except ValueError as exc:
+                found.append(ConfigError("level", str(exc)))
+        if not str(self.checkpoint).strip():
+            found.append(ConfigError("checkpoint", "a checkpoint file is required"))
+        if not str(self.run_dir).strip():
+            found.append(ConfigError("run_dir", "must not be empty"))
+        if self.format == "slim" and self.method != "structured":
+            found.append(
+                ConfigError("format", "slim removes whole channels: it needs --method structured")
+            )
+        return found
