@@ -227,8 +227,6 @@ Pick = Callable[[np.ndarray, tuple[str, ...]], tuple[np.ndarray | None, Selectio
 def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> ImageSet:
     """Labels come from the folder names; `pick` chooses from them which images to keep, and
     only those files are opened and decoded."""
-    from PIL import Image, UnidentifiedImageError
-
     split = "train" if train else "test"
     split_dir = Path(data_dir) / split
     layout = (
@@ -263,7 +261,7 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     samples = folder_samples if keep is None else [folder_samples[i] for i in keep.tolist()]
     arrays = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
     for i, (path, _) in enumerate(samples):
-        arrays[i] = _read_32x32(path, Image, UnidentifiedImageError)
+        arrays[i] = _read_32x32(path)
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     counted = selection.describe() if selection else f"{len(labels)} images"
@@ -276,10 +274,12 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     )
 
 
-def _read_32x32(path: str, Image: Any, UnidentifiedImageError: type) -> np.ndarray:
+def _read_32x32(path: str) -> np.ndarray:
     """One image file as a 32x32x3 uint8 array; anything else is a DataError naming the file.
     The size is checked from the header, so an oversized image (a decompression bomb) is
     refused before any pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError  # only image folders need PIL
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
