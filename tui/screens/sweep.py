@@ -39,11 +39,11 @@ class SweepScreen(JobScreen):
     JOB = "sweep"
     JOBS = ("sweep", "sensitivity")
     TITLE_TEXT = "Sweep"
-    PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Checkpoint… ^o"
+    PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Open… ^o"
     IDLE_HEADLINE = "F5 starts · pick a checkpoint (^o)"
     STOPPING_TEXT = "stopping after this level; finished points are kept"
     BINDINGS = [
-        *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Checkpoint…")),
+        *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Open…")),
         Binding("z", "zoom", "Zoom", show=False),  # the chart's title says z
         Binding("ctrl+s", "save_chart", "Save PNG", show=False),
         Binding("l", "layers", "Layers"),
