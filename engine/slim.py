@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -159,19 +160,55 @@ class SlimBlock(nn.Module):
             if k < self.depth:
                 out = F.relu(out)
         short = self.shortcut(x)
-        # the indices follow the activations (they stay real when a skeleton runs on meta)
-        main_pos, short_pos = self.main_pos.to(out.device), self.short_pos.to(out.device)
         if self.main_full and self.short_full:
-            total = out + short
-        elif self.main_full:
-            total = out.index_add(1, short_pos, short)
-        elif self.short_full:
-            total = short.index_add(1, main_pos, out)
-        else:
-            shape = (out.shape[0], self.width, *out.shape[2:])
-            total = out.new_zeros(shape).index_add_(1, main_pos, out)
-            total = total.index_add_(1, short_pos, short)
-        return F.relu(total)
+            return F.relu(out + short)
+        return F.relu(residual_sum(out, self.main_pos, short, self.short_pos, self.width))
+
+
+@torch.fx.wrap
+def residual_sum(
+    main: torch.Tensor,
+    main_pos: torch.Tensor,
+    short: torch.Tensor,
+    short_pos: torch.Tensor,
+    width: int,
+) -> torch.Tensor:
+    """The block's output: `main` and `short` added into `width` channels at their positions
+    (a branch that covers every channel is taken as it is, positions 0..width-1).
+
+    Channels-last activations are scattered as (pixels, channels) rows: `index_add` along
+    dimension 1 of a channels-last tensor walks each channel with a stride of the whole width
+    and returns a contiguous tensor, so every later conv would run in the other layout behind
+    an oneDNN reorder (measured: 73% of a ResNet50's time at batch 64)."""
+    layout = torch.channels_last if _channels_last(main) else None  # the convs' layout
+    # the indices follow the activations (they stay real when a skeleton runs on meta)
+    main_pos, short_pos = main_pos.to(main.device), short_pos.to(main.device)
+    branches = [(main, main_pos), (short, short_pos)]
+    branches.sort(key=lambda b: b[0].shape[1] != width)  # a full branch first, as the base
+    (base, base_pos), (other, other_pos) = branches
+    if base.shape[1] != width:
+        shape = (base.shape[0], width, *base.shape[2:])
+        fmt = layout or torch.contiguous_format
+        empty = torch.empty(shape, dtype=base.dtype, device=base.device, memory_format=fmt)
+        total = _index_add(empty.zero_(), base_pos, base, layout)
+    else:
+        total = base.clone(memory_format=layout or torch.contiguous_format)
+    return _index_add(total, other_pos, other, layout)
+
+
+def _channels_last(t: torch.Tensor) -> bool:
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _index_add(
+    total: torch.Tensor, pos: torch.Tensor, part: torch.Tensor, layout: torch.memory_format | None
+) -> torch.Tensor:
+    """`total.index_add_(1, pos, part)` in `total`'s layout, in place."""
+    if layout is None:
+        return total.index_add_(1, pos, part)
+    rows = total.permute(0, 2, 3, 1).view(-1, total.shape[1])  # a view: NHWC is contiguous
+    rows.index_add_(1, pos, part.permute(0, 2, 3, 1).reshape(-1, part.shape[1]))
+    return total
 
 
 class Subsample(nn.Module):

@@ -66,6 +66,32 @@ def test_slim_logits_equal_masked_evaluation(name, levels, images):
         assert sum(p.numel() for p in slim.parameters()) < dense_parameters
 
 
+@pytest.mark.parametrize("name", ["resnet20", "resnet18"])
+def test_slim_keeps_channels_last_and_folds(name, images):
+    """A slim block's residual scatter keeps the activations' layout (index_add along the
+    channels of a channels-last tensor returns a contiguous one, and every later conv then runs
+    behind a reorder), and the slim network folds its BatchNorms like the dense one."""
+    from engine.fold import fold_batchnorm
+
+    model = _trained_looking(name)
+    Pruner(model, "structured").set_level(50)
+    last = torch.channels_last
+    with torch.no_grad():
+        masked = model(images)
+        slim = slim_model(model).eval().to(memory_format=last)
+        layouts = []
+        for layer in (slim.layer1, slim.layer2, slim.layer3):
+            layer.register_forward_hook(
+                lambda m, i, o: layouts.append(o.is_contiguous(memory_format=last))
+            )
+        logits = slim(images.contiguous(memory_format=last))
+        assert layouts == [True, True, True]
+        assert (logits - masked).abs().max().item() <= TOLERANCE
+        folded = fold_batchnorm(slim)
+        assert folded is not None and folded.folded_count == len(kept_channels(model))
+        assert (folded(images) - masked).abs().max().item() <= TOLERANCE
+
+
 def test_removed_channel_emits_zero_not_its_shift(images):
     """The old semantics (filter zeroed, BatchNorm kept) left relu(beta - gamma*mean/std)."""
     model = _trained_looking("resnet20")
