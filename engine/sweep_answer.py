@@ -148,7 +148,8 @@ class SweepResult:
             level = f"{self.best_level_percent:g}% of {self._units()} removed"
             gain = self.gain() if self.x != "level" else None
             answer = f"{gain} ({level}) {within_text}" if gain else f"{level} {within_text}"
-        if self.best_level_ci95 is not None:
+        if self.best_level_ci95 is not None and max(self.best_level_ci95) > 0:
+            # a bootstrap over test images; "0%" would only repeat "no pruned level"
             low, high = self.best_level_ci95
             span = f"{low:g}%" if low == high else f"{low:g}-{high:g}%"
             answer += f" (95% interval of the best level: {span})"

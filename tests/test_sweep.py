@@ -61,6 +61,12 @@ def test_best_level_on_a_synthetic_curve():
     assert result.sentence() == "62% of weights removed within 1.0 point of 93.1%"
     result.method = "structured"  # the accuracy is the slim network's: say so
     assert "channels removed" in result.sentence()
+    result.method = "layerwise"
+    result.best_level_ci95 = [40.0, 70.0]
+    assert result.sentence().endswith("(95% interval of the best level: 40-70%)")
+    # nothing qualifies and the bootstrap agrees: "interval ... 0%" would only repeat it
+    result.best_level_percent, result.best_level_ci95 = 0.0, [0.0, 0.0]
+    assert result.sentence() == "no pruned level stays within 1.0 point of 93.1%"
 
 
 def test_sweep_points_files_and_events(trained_checkpoint, tmp_path):

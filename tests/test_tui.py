@@ -481,6 +481,13 @@ async def test_f1_on_a_field_shows_its_full_help(tmp_path):
         text = str(app.screen.query_one("#dialog-message", Static).render())
         assert text.startswith("epochs: ") and "default: 60" in text and "--epochs" in text
         await pilot.press("escape")
+        # help texts name other fields in the form's words, not as CLI flags
+        app.train_screen.query_one("#f-test_subset", Input).focus()
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        text = str(app.screen.query_one("#dialog-message", Static).render())
+        assert "drawn with seed (0 = all)" in text and "with --seed" not in text
+        await pilot.press("escape")
         app.train_screen.query_one("#start", Button).focus()
         await pilot.press("f1")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -30,6 +31,15 @@ PATH_FIELDS = ("checkpoint",)
 def label_for(name: str) -> str:
     """The label of a field: its CLI option name (`batch_size` -> `batch-size`)."""
     return name.replace("_", "-")
+
+
+_CLI_FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
+
+
+def form_help(text: str, field_names: set[str]) -> str:
+    """A help text in the form's words: `drawn with --seed` -> `drawn with seed`, for the
+    fields of this form (a flag the form does not have keeps its CLI spelling)."""
+    return _CLI_FLAG.sub(lambda m: m.group(1) if m.group(1) in field_names else m.group(0), text)
 
 
 def _parse(text: str, type_name: str) -> Any:
@@ -148,11 +158,15 @@ class ConfigForm(Vertical):
 
     # -- building -----------------------------------------------------------------------------
 
+    def _help(self, name: str) -> str:
+        labels = {label_for(n) for n in self._fields}
+        return form_help(self._fields[name].metadata.get("help", ""), labels)
+
     def _control(self, name: str) -> Widget:
         f = self._fields[name]
         meta = f.metadata
         value = self._initial[name]
-        help_text = meta.get("help", "")
+        help_text = self._help(name)
         allowed = describe_allowed(meta)
         tooltip = f"{help_text} ({allowed})" if allowed else help_text
         choices = self._choices.get(name) or meta.get("choices")
@@ -190,7 +204,7 @@ class ConfigForm(Vertical):
             yield Label(group, classes="form-group")
             for name, f in self._fields.items():
                 if (f.metadata.get("group", "") or "Other") == group:
-                    yield FieldRow(name, self._control(name), f.metadata.get("help", ""))
+                    yield FieldRow(name, self._control(name), self._help(name))
 
     def on_mount(self) -> None:
         self._ready = True
