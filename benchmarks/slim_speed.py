@@ -6,12 +6,15 @@ SLIM   the same model pruned `structured` at --level (filters and their BatchNor
        are physically gone.
 
 Both run on the same device, precision and memory layout (engine.device.resolve_placement, as a
-sweep would), at batch 1 and at --batch-size, each timed by engine.cost.measure_latency (median
+sweep would), with their BatchNorms folded into the convs (engine.cost.timed_network, as a
+sweep's latency and evaluation run them; --fold off times the BatchNorms too, on both sides),
+at batch 1 and at --batch-size, each timed by engine.cost.measure_latency (median
 of --repeats passes after warm-up) in --rounds alternating rounds (dense-slim, slim-dense, ...);
 the figure is the median over rounds. It also prints parameters, MACs (FlopCounterMode) and the
-largest logit difference between the slim and the masked network on one batch.
+largest logit difference between the slim network as timed and the masked network.
+--profile adds torch.profiler's self time per op and pass, dense beside slim, at --batch-size.
 
-    python benchmarks/slim_speed.py --model resnet50 --level 50 --batch-size 64
+    python benchmarks/slim_speed.py --model resnet50 --level 50 --batch-size 64 --precision fp32
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch  # noqa: E402
 from benchmarks.common import add_common_arguments, config_from_args  # noqa: E402
 from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
 from engine.config import SweepConfig  # noqa: E402
-from engine.cost import count_macs, measure_latency  # noqa: E402
+from engine.cost import count_macs, measure_latency, timed_network  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.models import build_model, count_parameters  # noqa: E402
 from engine.pruning import Pruner  # noqa: E402
@@ -46,6 +49,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--fold", default="on", choices=("on", "off"), help="fold BatchNorm (both)")
+    p.add_argument("--profile", action="store_true", help="per-op self time, dense vs slim")
     args = p.parse_args()
 
     placement = resolve_placement(config_from_args(SweepConfig, args, checkpoint="-"))
@@ -57,13 +62,15 @@ def main() -> None:
     masked.load_state_dict(dense.state_dict())
     Pruner(masked, "structured").set_level(args.level)
     slim = slim_model(masked)
-    nets = {"dense": dense, "slim": slim}
-    for net in (*nets.values(), masked):
+    modules = {"dense": dense, "slim": slim}
+    for net in (*modules.values(), masked):
         net.to(placement.device, memory_format=placement.memory_format).eval()
+    nets = {k: timed_network(v) if args.fold == "on" else v for k, v in modules.items()}
 
     images = torch.randn(8, 3, 32, 32, device=placement.device)
+    images = images.contiguous(memory_format=placement.memory_format)
     with torch.inference_mode():
-        diff = (slim(images) - masked(images)).abs().max().item()
+        diff = (nets["slim"](images) - masked(images)).abs().max().item()
     times: dict[tuple[str, int], list[float]] = {}
     for r in range(args.rounds):
         order = list(nets) if r % 2 == 0 else list(reversed(nets))
@@ -76,8 +83,11 @@ def main() -> None:
     median = {key: statistics.median(values) for key, values in times.items()}
 
     print(f"{args.model}, structured {args.level:g}%, on {placement.describe()}")
-    print(f"threads: {torch.get_num_threads()}, rounds {args.rounds} x {args.repeats} passes")
-    for name, net in nets.items():
+    fold = "BatchNorm folded" if args.fold == "on" else "BatchNorm not folded"
+    print(
+        f"threads: {torch.get_num_threads()}, rounds {args.rounds} x {args.repeats} passes, {fold}"
+    )
+    for name, net in modules.items():
         cells = ", ".join(f"batch {b}: {median[(name, b)]:.1f} ms" for b in (1, args.batch_size))
         print(
             f"{name:>5}: {count_parameters(net):>11,} parameters, "
@@ -87,6 +97,34 @@ def main() -> None:
         ratio = median[("dense", batch)] / median[("slim", batch)]
         print(f"speedup at batch {batch}: {ratio:.2f}x")
     print(f"max |slim - masked| logit difference: {diff:.2e}")
+    if args.profile:
+        print_profile(nets, placement, args.batch_size)
+
+
+def print_profile(nets: dict, placement, batch_size: int, passes: int = 2) -> None:
+    """torch.profiler's self CPU time per op and pass, dense beside slim (ops over 1%)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.randn(batch_size, 3, 32, 32, device=placement.device)
+    x = x.contiguous(memory_format=placement.memory_format)
+    table: dict[str, dict[str, float]] = {}
+    with torch.inference_mode(), placement.autocast():
+        for name, net in nets.items():
+            net(x)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(passes):
+                    net(x)
+            for event in prof.key_averages():
+                ms = event.self_cpu_time_total / 1000 / passes
+                table.setdefault(event.key, {})[name] = ms
+                table.setdefault("(all ops)", {}).setdefault(name, 0.0)
+                table["(all ops)"][name] += ms
+    total = max(table["(all ops)"].values())
+    print(f"torch.profiler, batch {batch_size}, self CPU ms per pass:")
+    for op, ms in sorted(table.items(), key=lambda kv: -max(kv[1].values())):
+        if max(ms.values()) >= 0.01 * total:
+            dense, slim = ms.get("dense", 0.0), ms.get("slim", 0.0)
+            print(f"  {op:<28} dense {dense:9.1f}  slim {slim:9.1f}")
 
 
 if __name__ == "__main__":

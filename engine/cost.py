@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from engine.device import Placement, synchronize
+from engine.fold import fold_batchnorm
 from engine.models import CifarResNet, count_parameters
-from engine.slim import kept_channels, skeleton, slim_model
+from engine.slim import ChannelSpec, kept_channels, skeleton, slim_model
 
 INPUT_SIZE = (3, 32, 32)
 LATENCY_WARMUP = 3  # untimed passes first: allocator, oneDNN/cuDNN kernel choice
@@ -198,10 +199,13 @@ def measure_cost(model: nn.Module, placement: Placement | None = None, batch_siz
 class LevelCoster:
     """Per sweep level, the cost of the network that level really runs.
 
-    Structured levels: the slim network (dead channels taken out), MACs counted on its meta
-    skeleton, latency timed on the real slim model. Other methods: zeros do not change what
-    dense kernels compute, so MACs and parameters are the dense network's and latency is timed
-    on the masked model as it is (no speedup is claimed, one is measured)."""
+    Channels whose BatchNorm scale and shift are both zero emit nothing, whatever the method:
+    the network that runs is the slim one of the channels still alive (a structured level's, or
+    a slim file's, read back into the dense shapes), MACs counted on its meta skeleton, latency
+    timed on the real slim network. A network with every channel alive is the model itself:
+    masked zeros do not change what dense kernels compute, so latency is timed on the masked
+    model as it is (no speedup is claimed, one is measured). Both sides of a timing run with
+    their BatchNorms folded (`timed_network`), as the sweep's evaluation runs them."""
 
     def __init__(
         self, model: nn.Module, method: str, placement: Placement, latency_batch: int = 0
@@ -213,41 +217,74 @@ class LevelCoster:
         self.placement = placement
         self.latency_batch = latency_batch
         self.positions = output_positions(model)  # the same at every level
-        self.dense = self._measure(model, self._counted(model))
+        counted, runs = self._networks()
+        self.dense = self._measure(runs, counted)  # level 0: the network as given
         # what each timed level runs against (the model itself is pruned in place)
-        self.reference = copy.deepcopy(model).eval() if latency_batch > 0 else None
+        self.reference = copy.deepcopy(runs).eval() if latency_batch > 0 else None
+        self._timed_reference = (
+            timed_network(self.reference) if self.reference is not None else None
+        )
 
-    def _counted(self, model: nn.Module) -> nn.Module:
-        return skeleton(model) if self.removable else model
+    def _networks(self) -> tuple[nn.Module, nn.Module]:
+        """(counted, runs) at the model's current weights: a skeleton to count, and the
+        network to time (only built when latency is measured)."""
+        if not self.removable:
+            return self.model, self.model
+        spec = alive_channels(self.model)
+        if spec is None:
+            return skeleton(self.model), self.model
+        counted = slim_model(skeleton(self.model), spec)
+        return counted, slim_model(self.model, spec) if self.latency_batch > 0 else counted
 
     def _measure(self, model: nn.Module, counted: nn.Module) -> Cost:
         cost = Cost(count_parameters(counted), macs_at(counted, self.positions))
         if self.latency_batch > 0:
             model.to(self.placement.device, memory_format=self.placement.memory_format)
-            _timed(cost, model, self.placement, self.latency_batch)
+            _timed(cost, timed_network(model), self.placement, self.latency_batch)
         return cost
 
     def at_level(self) -> Cost:
         """The current level's cost (the model holds the level's weights), its throughput batch
-        timed against the dense copy in alternating rounds."""
-        if not self.structured:
-            if not self.latency_batch:
-                return self.dense
-            runs, counted = self.model, self._counted(self.model)
-        else:
-            spec = kept_channels(self.model)
-            counted = slim_model(skeleton(self.model), spec)
-            runs = slim_model(self.model, spec) if self.latency_batch > 0 else counted
+        timed against the level-0 copy in alternating rounds."""
+        if not self.structured and not self.latency_batch:
+            return self.dense  # other methods never take a channel out
+        counted, runs = self._networks()
         cost = Cost(count_parameters(counted), macs_at(counted, self.positions))
         if self.reference is not None:
             place = self.placement
             runs.to(place.device, memory_format=place.memory_format)
+            runs = timed_network(runs)
             cost.latency_ms = measure_latency(runs, place, 1)
-            dense, level = time_alternating(self.reference, runs, place, self.latency_batch)
+            reference = self._timed_reference
+            dense, level = time_alternating(reference, runs, place, self.latency_batch)
             cost.latency_batch, cost.batch_quartiles = statistics.median(level), quartiles(level)
             (d1, d3), (q1, q3) = quartiles(dense), cost.batch_quartiles
             cost.paired = (statistics.median(dense) / cost.latency_batch, [d1 / q3, d3 / q1])
         return cost
+
+
+def alive_channels(model: nn.Module) -> ChannelSpec | None:
+    """The channel spec of the slim network `model` computes when some channel of a shipped
+    ResNet is dead (its BatchNorm scale and shift zero: a structured level, a slim file read
+    back into the dense shapes); None when every channel is alive or none can be taken out."""
+    if not isinstance(model, CifarResNet):
+        return None
+    spec = kept_channels(model)
+    widths = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    return None if all(len(kept) == widths[conv] for conv, kept in spec.items()) else spec
+
+
+def running_parameters(model: nn.Module) -> int:
+    """Parameters of the network `model` really runs: the slim one when channels are dead."""
+    spec = alive_channels(model)
+    return count_parameters(model if spec is None else slim_model(skeleton(model), spec))
+
+
+def timed_network(model: nn.Module) -> nn.Module:
+    """What a latency times (in eval mode): `model` with each conv -> BatchNorm pair folded into
+    one conv (`engine.fold`), as evaluation and any deployment run it; the same treatment for a
+    dense network and a slim one. The model itself when there is nothing to fold."""
+    return fold_batchnorm(model) or model
 
 
 def time_alternating(

@@ -14,7 +14,7 @@ from torch import nn
 
 from engine.checkpoints import ignored_keys_notice, load_state
 from engine.config import SweepConfig
-from engine.cost import LevelCoster, cost_fields
+from engine.cost import LevelCoster, cost_fields, running_parameters
 from engine.data import load_split
 from engine.device import Placement, resolve_placement
 from engine.distributed import rank_device, world_from_env
@@ -24,7 +24,7 @@ from engine.fold import fold_batchnorm
 from engine.imageset import ImageSet
 from engine.lifecycle import Run
 from engine.loader import BatchLoader
-from engine.models import build_model, count_parameters
+from engine.models import build_model
 from engine.pruning import Pruner
 from engine.source import resolve_data, resolve_source
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
@@ -91,9 +91,8 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
         train_loader = BatchLoader(
             train_data, BN_BATCH_SIZE, shuffle=True, seed=config.seed, **loader_args
         )
-    return Setup(
-        config, placement, model, test_data, test_loader, train_loader, count_parameters(model)
-    )
+    parameters = running_parameters(model)  # a slim file's, not its dense shapes'
+    return Setup(config, placement, model, test_data, test_loader, train_loader, parameters)
 
 
 def open_run(

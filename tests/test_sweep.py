@@ -10,7 +10,7 @@ import torch
 
 from engine.checkpoints import read_checkpoint
 from engine.config import SweepConfig
-from engine.events import RunFinished, SensitivityPoint, SweepFinished, SweepPoint
+from engine.events import RunFinished, RunStarted, SensitivityPoint, SweepFinished, SweepPoint
 from engine.models import build_model
 from engine.options import parse_levels
 from engine.runs import read_jsonl
@@ -278,3 +278,45 @@ def test_an_answer_in_speed_times_every_level():
     )
     told = dataclasses.replace(config, target_speedup=2.0, latency_batch=8)
     assert _with_timing(told).latency_batch == 8
+
+
+def test_a_slim_files_costs_are_the_slim_networks(trained_checkpoint, tmp_path):
+    """Sweeping a `--format slim` file reports what that slim network costs, not its dense
+    architecture's: level 0's parameters and MACs are the slim module's own counts (and torch's
+    FlopCounterMode's), masked levels keep them, structured levels take more channels out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.checkpoints import read_slim
+    from engine.export import export_pruned
+    from engine.export_config import ExportConfig
+    from engine.models import count_parameters
+
+    out = tmp_path / "slim.pt"
+    export_pruned(
+        ExportConfig(
+            checkpoint=trained_checkpoint,
+            level=50,
+            method="structured",
+            format="slim",
+            output=str(out),
+            run_dir=str(tmp_path / "export-runs"),
+        )
+    )
+    slim = read_slim(out)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        slim(torch.zeros(1, 3, 32, 32))
+    slim_macs = counter.get_total_flops() // 2
+    events = []
+    masked = run_sweep(
+        config_for(str(out), tmp_path, levels=(50.0,), x="macs", tolerance=100.0), events.append
+    )
+    zero, half = masked.points
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert zero.parameters == count_parameters(slim) == started.parameters
+    assert zero.macs == slim_macs
+    assert (half.parameters, half.macs) == (zero.parameters, zero.macs)  # zeros, dense kernels
+    config = config_for(str(out), tmp_path, method="structured", levels=(75.0,), latency_batch=2)
+    zero, more = run_sweep(config).points
+    assert (zero.parameters, zero.macs) == (count_parameters(slim), slim_macs)
+    assert more.parameters < zero.parameters and more.macs < zero.macs
+    assert zero.speedup == 1.0 and more.speedup is not None  # timed against the slim file
