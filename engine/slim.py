@@ -162,7 +162,8 @@ class SlimBlock(nn.Module):
         short = self.shortcut(x)
         if self.main_full and self.short_full:
             return F.relu(out + short)
-        return F.relu(residual_sum(out, self.main_pos, short, self.short_pos, self.width))
+        total = residual_sum(out, self.main_pos, short, self.short_pos, self.width)
+        return F.relu(total, inplace=True)  # a fresh tensor: no second full-width copy
 
 
 @torch.fx.wrap
