@@ -1,9 +1,11 @@
 """What folding BatchNorm into the convolutions buys an evaluation: the model against its folded
-copy (engine.fold), same weights, same batches, in one process, rounds alternating.
+copy (engine.fold), and in fp32 on the CPU also against the folded copy with each conv + ReLU
+(+ residual add) fused into one oneDNN call (engine.fuse), same weights, same batches, in one
+process, rounds alternating.
 
 Evaluates --images random 32x32 images in batches of --batch-size with the engine's eval path
 (channels_last unless --contiguous, inference_mode, autocast for bf16) and prints images/s of
-both, the ratio, and the largest logit difference (fp32 rounding for fp32).
+each, the ratios to the model, and the largest logit difference (fp32 rounding for fp32).
 
     python benchmarks/fold_gain.py --model resnet50 --images 128 --precision fp32,bf16
 """
@@ -25,6 +27,7 @@ from torch import nn  # noqa: E402
 
 from engine.device import Placement  # noqa: E402
 from engine.fold import fold_batchnorm  # noqa: E402
+from engine.fuse import can_fuse, fuse_conv_activations  # noqa: E402
 from engine.models import build_model  # noqa: E402
 
 
@@ -60,30 +63,42 @@ def main(argv: list[str] | None = None) -> int:
     fmt = torch.contiguous_format if args.contiguous else torch.channels_last
     model = with_statistics(build_model(args.model)).to(memory_format=fmt)
     folded = fold_batchnorm(model)
-    assert folded is not None
+    fused = fold_batchnorm(model)
+    assert folded is not None and fused is not None
+    fused_count = fuse_conv_activations(fused.graph_module)
     x = torch.randn(args.images, 3, 32, 32).contiguous(memory_format=fmt)
     batches = list(x.split(args.batch_size))
     print(
         f"{args.model}, {args.images} images in batches of {args.batch_size}, "
         f"{'contiguous' if args.contiguous else 'channels_last'}, CPU "
-        f"({torch.get_num_threads()} threads), {folded.folded_count} conv+BN pairs folded"
+        f"({torch.get_num_threads()} threads), {folded.folded_count} conv+BN pairs folded, "
+        f"{fused_count} conv+ReLU fused"
     )
     for precision in [p.strip() for p in args.precision.split(",") if p.strip()]:
         placement = Placement(torch.device("cpu"), precision, not args.contiguous)
+        nets = {"model": model, "folded": folded}
+        if can_fuse(placement.device, precision):
+            nets["fused"] = fused
         with torch.inference_mode(), placement.autocast():
-            difference = (model(batches[0]).float() - folded(batches[0]).float()).abs().max()
-        images_per_s(model, batches[:1], placement)  # warm-up: oneDNN primitives
-        images_per_s(folded, batches[:1], placement)
-        plain, fold = [], []
+            reference = model(batches[0]).float()
+            difference = {
+                k: (net(batches[0]).float() - reference).abs().max() for k, net in nets.items()
+            }
+        for net in nets.values():
+            images_per_s(net, batches[:1], placement)  # warm-up: oneDNN primitives
+        rates: dict[str, list[float]] = {k: [] for k in nets}
         for round_ in range(args.rounds):
-            order = ((model, plain), (folded, fold))
-            for net, out in order if round_ % 2 == 0 else order[::-1]:
-                out.append(images_per_s(net, batches, placement))
-        a, b = statistics.median(plain), statistics.median(fold)
-        print(
-            f"{precision}: model {a:7.1f} img/s, folded {b:7.1f} img/s, gain {b / a:.2f}x; "
-            f"largest logit difference {difference:.2e}"
-        )
+            order = list(nets.items())
+            for name, net in order if round_ % 2 == 0 else order[::-1]:
+                rates[name].append(images_per_s(net, batches, placement))
+        a = statistics.median(rates["model"])
+        shown = [f"model {a:7.1f} img/s"] + [
+            f"{k} {statistics.median(v):7.1f} img/s ({statistics.median(v) / a:.2f}x, "
+            f"logits within {difference[k]:.1e})"
+            for k, v in rates.items()
+            if k != "model"
+        ]
+        print(f"{precision}: " + ", ".join(shown))
     return 0
 
 

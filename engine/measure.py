@@ -21,6 +21,7 @@ from engine.distributed import rank_device, world_from_env
 from engine.evaluate import EvalResult, evaluate
 from engine.events import EventCallback, Notice, StopSignal, SweepPoint
 from engine.fold import fold_batchnorm
+from engine.fuse import can_fuse, fuse_conv_activations
 from engine.imageset import ImageSet
 from engine.lifecycle import Run
 from engine.loader import BatchLoader
@@ -126,9 +127,13 @@ class Evaluator:
         self.dense_bytes = state_bytes(setup.model)
         self.prunable_bytes = sum(w.numel() * w.element_size() for w in pruner.weights)
         self.last_correct: torch.Tensor | None = None  # per-image right/wrong of the last level
-        # Plain evaluations run on a BatchNorm-folded copy (same numbers, less work per image);
-        # the BatchNorm recalibration needs the real BatchNorm layers and uses the model.
+        # Plain evaluations run on a BatchNorm-folded copy (same numbers, less work per image),
+        # on a CPU in fp32 with each conv's ReLU (and residual add) fused into it; the BatchNorm
+        # recalibration needs the real BatchNorm layers and uses the model.
         self.folded = fold_batchnorm(setup.model)
+        placement = setup.placement
+        if self.folded is not None and can_fuse(placement.device, placement.precision):
+            fuse_conv_activations(self.folded.graph_module)
         self._coster: LevelCoster | None = None
 
     @property
