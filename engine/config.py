@@ -23,7 +23,7 @@ DATASETS = ("cifar10", "imagefolder", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
 METHODS = ("layerwise", "global", "structured")
-EXPORT_FORMATS = ("sparse", "dense", "slim")  # the first is the default
+EXPORT_FORMATS = ("sparse", "dense", "slim", "onnx")  # the first is the default
 X_AXES = ("level", "latency", "macs", "params")  # what a sweep's chart and answer are in
 DEFAULT_LATENCY_BATCH = 64  # --x latency and find --target-speedup time this batch by default
 

@@ -6,7 +6,9 @@ is the plain architecture's state dict (loads into the seed's code too), and the
 (`engine.sparse_format`) stores only a compressed bitmask and the kept values. Both are
 checkpoints every prunelab command accepts. The slim export (`engine.slim`, structured only) takes
 the removed channels physically out: fewer parameters and MACs, and a faster network; the file
-records the channel spec that rebuilds it.
+records the channel spec that rebuilds it. The ONNX export (`engine.onnx_export`, the `[onnx]`
+extra) writes the network the level runs (slim when channels are dead) as a graph checked against
+PyTorch's logits; it is for other runtimes, not a checkpoint prunelab reads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from engine import sparse_format
 from engine.checkpoints import load_state, read_checkpoint, write_checkpoint
+from engine.cost import alive_channels
 from engine.errors import CheckpointError, ConfigError
 from engine.events import EventCallback, StopSignal, no_events
 from engine.export_config import ExportConfig
@@ -44,6 +47,7 @@ class ExportResult:
     dense_file_bytes: int  # the same model saved as a dense checkpoint file
     parameters: int = 0  # parameters of the network in the file (fewer for slim)
     dense_parameters: int = 0  # parameters of the dense architecture
+    onnx_max_abs_diff: float | None = None  # onnx: ONNX Runtime's logits against PyTorch's
     status: str = "completed"  # or "stopped": nothing was written
 
     @property
@@ -53,10 +57,11 @@ class ExportResult:
 
 
 def default_output(checkpoint: str | Path, level_percent: float, method: str, fmt: str) -> Path:
-    """Beside the input: `<stem>_<method><level>.<fmt>.pth`."""
+    """Beside the input: `<stem>_<method><level>.<fmt>.pth` (`.onnx` for onnx)."""
     path = Path(checkpoint)
     stem = path.name.removesuffix(".pth").removesuffix(".pt")
-    return path.with_name(f"{stem}_{method}{level_percent:g}.{fmt}.pth")
+    suffix = ".onnx" if fmt == "onnx" else f".{fmt}.pth"
+    return path.with_name(f"{stem}_{method}{level_percent:g}{suffix}")
 
 
 def output_path(config: ExportConfig) -> Path:
@@ -133,7 +138,12 @@ def _export(
     dense_payload = {"net": state, **meta}
     encoded = sparse_format.encode_state_dict(state)
     parameters = count_parameters(net)
-    if fmt == "slim":
+    onnx_diff = None
+    if fmt == "onnx":
+        spec = alive_channels(net)
+        network = net if spec is None else slim_model(net, spec)
+        parameters, payload = count_parameters(network), None
+    elif fmt == "slim":
         slim = slim_model(net)
         parameters = count_parameters(slim)
         slim_state = {k: v.detach().contiguous() for k, v in slim.state_dict().items()}
@@ -145,8 +155,14 @@ def _export(
             "", fmt, level, config.method, sparsity.percent, 0, 0, 0, 0, 0, status="stopped"
         )
     path = output_path(config)
-    write_checkpoint(path, payload)
-    run.notice(f"wrote {path}")
+    if payload is None:
+        from engine.onnx_export import write_onnx  # the [onnx] extra, checked by validate()
+
+        onnx_diff = write_onnx(network, path)
+        run.notice(f"wrote {path}: ONNX Runtime's logits within {onnx_diff:.1e} of PyTorch's")
+    else:
+        write_checkpoint(path, payload)
+        run.notice(f"wrote {path}")
     tensors = list(state.values())
     return ExportResult(
         path=str(path),
@@ -162,6 +178,7 @@ def _export(
         dense_file_bytes=path.stat().st_size if fmt == "dense" else _saved_size(dense_payload),
         parameters=parameters,
         dense_parameters=count_parameters(net),
+        onnx_max_abs_diff=onnx_diff,
     )
 
 

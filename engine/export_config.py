@@ -4,6 +4,7 @@ app's export dialog come from it at start-up cost."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from engine.config import EXPORT_FORMATS, DataOptions, SweepConfig
@@ -32,13 +33,16 @@ class ExportConfig(Options):
         EXPORT_FORMATS[0],
         "sparse = compact file (bitmask + values, compressed), dense = plain state dict the "
         "seed's code loads, slim = structured only: the removed channels taken out (fewer "
-        "parameters and MACs, and faster: the format that speeds up)",
+        "parameters and MACs, and faster: the format that speeds up), onnx = the network the level "
+        "runs (slim when channels are removed) as an ONNX graph checked against PyTorch's "
+        "outputs (needs the [onnx] extra)",
         choices=EXPORT_FORMATS,
         group="Export",
     )
     output: str = option(
         "",
-        "where to write (default: beside the checkpoint, <name>_<method><level>.<format>.pth)",
+        "where to write (default: beside the checkpoint, <name>_<method><level>.<format>.pth; "
+        "<name>_<method><level>.onnx for onnx)",
         group="Export",
     )
     run_dir: str = same_as(DataOptions, "run_dir")
@@ -54,8 +58,25 @@ class ExportConfig(Options):
             found.append(ConfigError("checkpoint", "a checkpoint file is required"))
         if not str(self.run_dir).strip():
             found.append(ConfigError("run_dir", "must not be empty"))
+        missing = missing_onnx_packages() if self.format == "onnx" else []
+        if missing:
+            found.append(
+                ConfigError(
+                    "format",
+                    f"onnx needs the [onnx] extra (missing {', '.join(missing)}): "
+                    "pip install 'prunelab[onnx]'",
+                )
+            )
         if self.format == "slim" and self.method != "structured":
             found.append(
                 ConfigError("format", "slim removes whole channels: it needs --method structured")
             )
         return found
+
+
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the [onnx] extra (pyproject.toml)
+
+
+def missing_onnx_packages() -> list[str]:
+    """The `[onnx]` extra's packages that are not installed (none when the extra is)."""
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]

@@ -136,3 +136,39 @@ def test_slim_export_rebuilds_the_smaller_network(trained_checkpoint, tmp_path):
 def test_slim_export_needs_structured(trained_checkpoint, tmp_path):
     with pytest.raises(ConfigError, match="--method structured"):
         export_pruned(trained_checkpoint, 50, method="layerwise", fmt="slim", output=tmp_path / "x")
+
+
+def test_onnx_export_is_the_network_the_level_runs_checked_against_pytorch(
+    trained_checkpoint, tmp_path
+):
+    """`--format onnx` (the [onnx] extra): the slim network for structured levels, the dense
+    one with its zeros otherwise; ONNX Runtime's logits equal PyTorch's on another batch size."""
+    for package in ("onnx", "onnxscript"):
+        pytest.importorskip(package)
+    onnxruntime = pytest.importorskip("onnxruntime")
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    for method, level in (("structured", 50), ("layerwise", 60)):
+        out = tmp_path / f"{method}.onnx"
+        result = export_pruned(trained_checkpoint, level, method=method, fmt="onnx", output=out)
+        assert result.path == str(out) and result.onnx_max_abs_diff <= 1e-4
+        masked = build_model("resnet20").eval()
+        masked.load_state_dict(pruned_reference(trained_checkpoint, level, method))
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        (logits,) = session.run(["logits"], {"images": images.numpy()})
+        with torch.no_grad():
+            assert (torch.from_numpy(logits) - masked(images)).abs().max().item() <= 1e-4
+        dense = sum(p.numel() for p in masked.parameters())
+        if method == "structured":
+            assert result.parameters < 0.4 * dense  # channels taken out
+        else:
+            assert result.parameters == dense  # zeros on dense kernels
+
+
+def test_onnx_export_without_the_extra_names_the_option(monkeypatch):
+    from engine import export_config
+
+    monkeypatch.setattr(export_config, "ONNX_PACKAGES", ("onnx", "prunelab_no_such_package"))
+    config = ExportConfig(checkpoint="c.pth", level=50, format="onnx")
+    (problem,) = config.problems()
+    assert problem.field == "format" and "pip install 'prunelab[onnx]'" in str(problem)
+    assert "prunelab_no_such_package" in str(problem)

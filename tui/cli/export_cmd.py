@@ -50,6 +50,11 @@ def export(
         f"wrote {result.path}: {fmt_bytes(result.file_bytes)}, "
         f"{100 * result.ratio:.1f}% of the dense file "
         f"({fmt_bytes(result.dense_file_bytes)}); "
-        f"sparsity {fmt_level(result.sparsity_percent)}",
+        f"sparsity {fmt_level(result.sparsity_percent)}"
+        + (
+            f"; ONNX Runtime within {result.onnx_max_abs_diff:.1e} of PyTorch"
+            if result.onnx_max_abs_diff is not None
+            else ""
+        ),
         None,
     )
