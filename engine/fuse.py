@@ -4,15 +4,15 @@ CPU, fp32, evaluation only.
 Eager PyTorch runs a ResNet block as separate passes: the convolution, then a ReLU over the whole
 activation map, then an add and another ReLU, each its own trip through memory and through the
 CPU thread pool. oneDNN (the library behind PyTorch's CPU convolutions) can apply the ReLU and the
-add in the convolution's epilogue, while the output is still in cache, and can keep each weight
-in its own blocked layout instead of reordering it on every call. `fuse_conv_activations`
-rewrites a traced (BatchNorm-folded) graph to do that. The arithmetic is the same convolution
+add in the convolution's epilogue, while the output is still in cache. `fuse_conv_activations`
+rewrites a traced (BatchNorm-folded) graph to do that. (Prepacking the weights into oneDNN's
+blocked layout as well bought nothing measurable per sweep level: the repacking after each
+level cost what it saved.) The arithmetic is the same convolution
 followed by the same exact add and max(0, x), so logits agree to fp32 rounding
 (tests/test_fuse.py).
 
 Weights are read from the graph's own conv modules at every call: a pruner or `FoldedEval.refresh`
-that changes a weight in place is seen at once (the packed copy is rebuilt when the weight's
-version changes).
+that changes a weight in place is seen at once.
 """
 
 from __future__ import annotations
@@ -43,37 +43,13 @@ class FusedConv(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, residual: bool) -> None:
         super().__init__()
-        self.conv = [conv]  # a list: the graph's conv stays the owner of its weight
+        self.conv = conv  # the graph's own conv (shared): its weight is read at every call
         self.residual = residual
         self._args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-        self._packed: dict[tuple[int, ...], torch.Tensor] = {}
-        self._version = -1
-
-    def _weight(self, x: torch.Tensor) -> torch.Tensor:
-        """The conv's weight in oneDNN's blocked layout for this input shape, packed once per
-        weight version (the last batch of a pass may be smaller: a second entry)."""
-        weight = self.conv[0].weight
-        if weight._version != self._version:
-            self._packed.clear()
-            self._version = weight._version
-        shape = tuple(x.shape)
-        packed = self._packed.get(shape)
-        if packed is None:
-            padding, stride, dilation, groups = self._args
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                weight.detach().contiguous().to_mkldnn(),
-                padding,
-                stride,
-                dilation,
-                groups,
-                list(shape),
-            )
-            self._packed[shape] = packed
-        return packed
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         padding, stride, dilation, groups = self._args
-        weight, bias = self._weight(x), self.conv[0].bias
+        weight, bias = self.conv.weight, self.conv.bias
         if residual is None:
             return torch.ops.mkldnn._convolution_pointwise(
                 x, weight, bias, padding, stride, dilation, groups, "relu", [], ""

@@ -47,7 +47,7 @@ def test_fused_logits_equal_the_folded_model_at_every_level(name, channels_last,
         folded.refresh()
         with torch.inference_mode():
             expected, got = model(x), folded(x)
-            again = folded(x[:4])  # a second input shape packs its own weights
+            again = folded(x[:4])  # a smaller last batch
         assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4), level
         assert torch.equal(got.argmax(1), expected.argmax(1)), level
         assert torch.allclose(again, expected[:4], rtol=1e-4, atol=1e-4), level
