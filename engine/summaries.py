@@ -89,8 +89,11 @@ class SweepSummary(RunSummary):
     def headline(self) -> str:
         if self.baseline_accuracy is None:
             return ""
-        if self.best_level_percent is None:
-            return f"no level within {self.tolerance:g} of dense {_pct(self.baseline_accuracy)}"
+        if not self.best_level_percent:  # None, or 0: only the dense model qualifies
+            return (
+                f"no pruned level within {self.tolerance:g} pt of dense "
+                f"{_pct(self.baseline_accuracy)}"
+            )
         return (
             f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
             f"dense {_pct(self.baseline_accuracy)}"

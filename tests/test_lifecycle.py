@@ -237,3 +237,14 @@ def test_every_kind_killed_reads_interrupted_and_resumes_by_the_one_rule(
     assert len(finished) == 1 and finished[0].status == "completed"
     assert finished[0].run_dir == run_dir  # the same folder goes on
     assert read_run(run_dir).record.status == "completed"
+
+
+def test_a_sweep_headline_says_when_no_pruned_level_qualifies():
+    from engine.summaries import SweepSummary
+
+    kept = SweepSummary(baseline_accuracy=54.26, tolerance=1.0, best_level_percent=30.0)
+    kept.best_accuracy = 53.5
+    assert kept.headline() == "30% removed at 53.50%, dense 54.26%"
+    for none in (0.0, None):  # the answer is level 0: only the dense model is within
+        summary = SweepSummary(baseline_accuracy=54.26, tolerance=1.0, best_level_percent=none)
+        assert summary.headline() == "no pruned level within 1 pt of dense 54.26%"
