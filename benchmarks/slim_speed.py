@@ -6,8 +6,9 @@ SLIM   the same model pruned `structured` at --level (filters and their BatchNor
        are physically gone.
 
 Both run on the same device, precision and memory layout (engine.device.resolve_placement, as a
-sweep would), with their BatchNorms folded into the convs (engine.cost.timed_network, as a
-sweep's latency and evaluation run them; --fold off times the BatchNorms too, on both sides),
+sweep would), as a sweep's latency and evaluation run them (engine.cost.timed_network):
+BatchNorm folded into the convs and, on a CPU in fp32, each conv's ReLU and residual add fused
+into its oneDNN call (--fuse off: folded only; --fold off: neither; always both sides alike),
 at batch 1 and at --batch-size, each timed by engine.cost.measure_latency (median
 of --repeats passes after warm-up) in --rounds alternating rounds (dense-slim, slim-dense, ...);
 the figure is the median over rounds. It also prints parameters, MACs (FlopCounterMode) and the
@@ -34,6 +35,7 @@ from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
 from engine.config import SweepConfig  # noqa: E402
 from engine.cost import count_macs, time_passes, timed_network  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
+from engine.fuse import can_fuse  # noqa: E402
 from engine.models import build_model, count_parameters  # noqa: E402
 from engine.pruning import Pruner  # noqa: E402
 from engine.slim import slim_model  # noqa: E402
@@ -51,6 +53,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--fold", default="on", choices=("on", "off"), help="fold BatchNorm (both)")
+    p.add_argument("--fuse", default="on", choices=("on", "off"), help="fuse ReLU/add (both)")
     p.add_argument("--profile", action="store_true", help="per-op self time, dense vs slim")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args()
@@ -69,7 +72,10 @@ def main() -> None:
     modules = {"dense": dense, "slim": slim}
     for net in (*modules.values(), masked):
         net.to(placement.device, memory_format=placement.memory_format).eval()
-    nets = {k: timed_network(v) if args.fold == "on" else v for k, v in modules.items()}
+    fuse = args.fuse == "on"
+    nets = {
+        k: timed_network(v, placement, fuse) if args.fold == "on" else v for k, v in modules.items()
+    }
 
     images = torch.randn(8, 3, 32, 32, device=placement.device)
     images = images.contiguous(memory_format=placement.memory_format)
@@ -90,6 +96,8 @@ def main() -> None:
 
     print(f"{args.model}, structured {args.level:g}%, on {placement.describe()}")
     fold = "BatchNorm folded" if args.fold == "on" else "BatchNorm not folded"
+    if args.fold == "on" and fuse and can_fuse(placement.device, placement.precision):
+        fold += ", ReLU and residual add fused"
     print(
         f"threads: {torch.get_num_threads()}, rounds {args.rounds} x {args.repeats} passes, {fold}"
     )

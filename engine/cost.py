@@ -29,6 +29,7 @@ from torch import nn
 
 from engine.device import Placement, synchronize
 from engine.fold import fold_batchnorm
+from engine.fuse import can_fuse, fuse_conv_activations
 from engine.models import CifarResNet, count_parameters
 from engine.slim import ChannelSpec, kept_channels, skeleton, slim_model
 
@@ -204,8 +205,8 @@ class LevelCoster:
     a slim file's, read back into the dense shapes), MACs counted on its meta skeleton, latency
     timed on the real slim network. A network with every channel alive is the model itself:
     masked zeros do not change what dense kernels compute, so latency is timed on the masked
-    model as it is (no speedup is claimed, one is measured). Both sides of a timing run with
-    their BatchNorms folded (`timed_network`), as the sweep's evaluation runs them."""
+    model as it is (no speedup is claimed, one is measured). Both sides of a timing run as the
+    sweep's evaluation runs them (`timed_network`: BatchNorm folded, ReLUs fused)."""
 
     def __init__(
         self, model: nn.Module, method: str, placement: Placement, latency_batch: int = 0
@@ -222,7 +223,7 @@ class LevelCoster:
         # what each timed level runs against (the model itself is pruned in place)
         self.reference = copy.deepcopy(runs).eval() if latency_batch > 0 else None
         self._timed_reference = (
-            timed_network(self.reference) if self.reference is not None else None
+            timed_network(self.reference, placement) if self.reference is not None else None
         )
 
     def _networks(self) -> tuple[nn.Module, nn.Module]:
@@ -240,7 +241,7 @@ class LevelCoster:
         cost = Cost(count_parameters(counted), macs_at(counted, self.positions))
         if self.latency_batch > 0:
             model.to(self.placement.device, memory_format=self.placement.memory_format)
-            _timed(cost, timed_network(model), self.placement, self.latency_batch)
+            _timed(cost, timed_network(model, self.placement), self.placement, self.latency_batch)
         return cost
 
     def at_level(self) -> Cost:
@@ -253,7 +254,7 @@ class LevelCoster:
         if self.reference is not None:
             place = self.placement
             runs.to(place.device, memory_format=place.memory_format)
-            runs = timed_network(runs)
+            runs = timed_network(runs, place)
             cost.latency_ms = measure_latency(runs, place, 1)
             reference = self._timed_reference
             dense, level = time_alternating(reference, runs, place, self.latency_batch)
@@ -280,11 +281,18 @@ def running_parameters(model: nn.Module) -> int:
     return count_parameters(model if spec is None else slim_model(skeleton(model), spec))
 
 
-def timed_network(model: nn.Module) -> nn.Module:
-    """What a latency times (in eval mode): `model` with each conv -> BatchNorm pair folded into
-    one conv (`engine.fold`), as evaluation and any deployment run it; the same treatment for a
-    dense network and a slim one. The model itself when there is nothing to fold."""
-    return fold_batchnorm(model) or model
+def timed_network(model: nn.Module, placement: Placement, fuse: bool = True) -> nn.Module:
+    """What a latency times (in eval mode), as the sweep's evaluation runs it: `model` with each
+    conv -> BatchNorm pair folded into one conv (`engine.fold`) and, on a CPU in fp32, each conv's
+    ReLU and residual add in its oneDNN call (`engine.fuse`, unless `fuse` is False); the same
+    treatment for a dense network and a slim one. The model itself when nothing folds. Call it
+    outside inference mode (fused weights track their version)."""
+    folded = fold_batchnorm(model)
+    if folded is None:
+        return model
+    if fuse and can_fuse(placement.device, placement.precision):
+        fuse_conv_activations(folded.graph_module)
+    return folded
 
 
 def time_alternating(
