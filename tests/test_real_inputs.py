@@ -148,9 +148,12 @@ def test_sweep_points_carry_intervals_and_report_recomputes_them(
     assert [p["passed_over"] for p in again["points"]] == [
         p["passed_over"] for p in document["points"]
     ]
-    text = invoke("report", run)
+    text = CliRunner(env={**ENV, "COLUMNS": "80"}).invoke(cli.app, ["report", str(run)])
     assert "Best level: the highest level whose accuracy" in text.stdout
     assert "top-1 per class" in text.stdout
+    # whole class names at 80 columns (they were cut to 8 letters: "automobi")
+    header = next(line for line in text.stdout.splitlines() if "airplane" in line)
+    assert "automobile" in header and len(header) <= 80
 
 
 def _write_test_split(root: Path, per_class: int) -> Path:

@@ -138,20 +138,37 @@ def _sweep_table(result: Any, title: str | None, left_out: list[str]) -> Table:
     return table
 
 
-def per_class_table(result: Any) -> Table | None:
-    """Top-1 per class at each level: which classes fail first."""
+def per_class_table(result: Any, width: int | None = None) -> Table | None:
+    """Top-1 per class at each level: which classes fail first. Class names are shortened only
+    as far as `width` needs (CIFAR-10's fit 80 columns whole)."""
     points = [p for p in result.points if getattr(p, "per_class_accuracy", None)]
     if not points:
         return None
     classes = list(points[0].per_class_accuracy)
     table = titled_table("top-1 per class (%)")
     table.add_column("level", justify="right", no_wrap=True)
+    gap, cut = _class_columns(classes, width or 80)
+    if gap == 1:
+        table.padding = (0, 0)
     for name in classes:
-        table.add_column(name[:8], justify="right", no_wrap=True)
+        table.add_column(name[:cut], justify="right", no_wrap=True)
     for p in sorted(points, key=lambda p: p.level_percent):
         values = [p.per_class_accuracy.get(name) for name in classes]
         table.add_row(fmt_level(p.level_percent), *(fmt_num(v, 1) for v in values))
     return table
+
+
+def _class_columns(classes: list[str], width: int) -> tuple[int, int]:
+    """(gap, cut): the column gap (2, or 1 when that is what lets names fit) and the longest
+    class-name length at which the level column and one column per class (values up to 5
+    wide) fit `width`; names are never cut below 4 characters."""
+    longest = max((len(name) for name in classes), default=4)
+    for gap in (2, 1):
+        for cut in range(longest, 3, -1):
+            if 5 + sum(max(min(len(n), cut), 5) + gap for n in classes) <= width:
+                if cut == longest or gap == 1:
+                    return gap, cut
+    return 1, 4
 
 
 def sensitivity_table(result: Any) -> Table:
@@ -280,7 +297,7 @@ def cost_table(result: Any) -> Table | None:
 
 def sweep_tables(result: Any, width: int | None = None) -> list[Table]:
     """What the CLI prints for a sweep: its levels, their cost when measured, per-class accuracy."""
-    found = [sweep_table(result, width=width), cost_table(result), per_class_table(result)]
+    found = [sweep_table(result, width=width), cost_table(result), per_class_table(result, width)]
     return [table for table in found if table is not None]
 
 
