@@ -165,9 +165,9 @@ def _class_columns(classes: list[str], width: int) -> tuple[int, int]:
     longest = max((len(name) for name in classes), default=4)
     for gap in (2, 1):
         for cut in range(longest, 3, -1):
-            if 5 + sum(max(min(len(n), cut), 5) + gap for n in classes) <= width:
-                if cut == longest or gap == 1:
-                    return gap, cut
+            fits = 5 + sum(max(min(len(n), cut), 5) + gap for n in classes) <= width
+            if fits and (cut == longest or gap == 1):
+                return gap, cut
     return 1, 4
 
 
