@@ -713,3 +713,26 @@ def test_find_target_speedup_and_sweep_x_in_the_users_units(trained, tmp_path):
     assert result.exit_code == 2 and "--x" in one_line_error(result)
     result = invoke(["sweep", trained["checkpoint"], *args, "--target-speedup", "2"])
     assert result.exit_code == 2  # find's option, not sweep's
+
+
+def test_prose_wraps_at_words_on_a_terminal_and_stays_one_line_in_a_pipe(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from tui.cli.output import Output
+
+    text = "no pruned level stays within 1.0 point of 55.3%; 300 test images measure accuracy"
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = Output()
+    buffer = io.StringIO()
+    out.console = Console(file=buffer, force_terminal=True, width=40, color_system=None)
+    out.live = True  # a terminal
+    out.line(text)
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) > 1 and all(len(line) <= 40 for line in lines)
+    assert " ".join(line.strip() for line in lines) == text  # cut between words only
+    out.live = False  # a pipe: one line, whatever its length
+    buffer.seek(0), buffer.truncate()
+    out.line(text)
+    assert buffer.getvalue() == text + "\n"

@@ -174,10 +174,9 @@ def accuracy_chart(
     height: int = 20,
     color: bool = False,
 ) -> str:
-    """The chart as text (ANSI colours only when `color`), built with plotext, legend below."""
+    """The chart as text (ANSI colours only when `color`), built with plotext, legend below
+    (the best-level rule is in the sweep table's legend, printed before every chart)."""
     import plotext as plt
-
-    from engine.stats import BEST_LEVEL_RULE  # numpy: when used
 
     plt.clear_figure()
     plt.plotsize(width, height)
@@ -185,7 +184,7 @@ def accuracy_chart(
     text = plt.build()
     plt.clear_figure()
     text = text if color else plt.uncolorize(text)
-    return f"{text}\n{chart_legend(series, baselines)}\n{BEST_LEVEL_RULE}"
+    return f"{text}\n{chart_legend(series, baselines)}"
 
 
 def write_png(

@@ -128,10 +128,16 @@ class Output:
         self.human = not (self.json or self.json_lines or self.quiet)
         self.live = self.human and self.console.is_terminal and not self.console.is_dumb_terminal
 
+    @property
+    def soft_wrap(self) -> bool:
+        """Prose lines stay one line each in a pipe or file (grep, copy-paste); on a terminal
+        they wrap at word boundaries instead of the terminal cutting words at column 80."""
+        return not self.live
+
     def line(self, text: str, style: str | None = None) -> None:
         """A human line (not in --quiet or JSON modes)."""
         if self.human:
-            self.console.print(Text(text, style=style or ""), soft_wrap=True)
+            self.console.print(Text(text, style=style or ""), soft_wrap=self.soft_wrap)
 
     def renderable(self, item: Any) -> None:
         if self.human:
@@ -140,7 +146,7 @@ class Output:
     def final(self, text: str) -> None:
         """The last line: shown in human and --quiet modes."""
         if self.human or self.quiet:
-            self.console.print(Text(text), soft_wrap=True)
+            self.console.print(Text(text), soft_wrap=self.soft_wrap)
 
     def document(self, data: Any) -> None:
         """The one JSON document of --json, or the closing `Result` line of --json-lines."""

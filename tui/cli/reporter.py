@@ -75,7 +75,7 @@ class Reporter:
 
     def _print(self, text: str, style: str | None = None) -> None:
         if self.progress is not None:
-            self.progress.console.print(Text(text, style=style or ""), soft_wrap=True)
+            self.progress.console.print(Text(text, style=style or ""), soft_wrap=self.out.soft_wrap)
         else:
             self.out.line(text, style)
 
