@@ -23,6 +23,14 @@ DATASETS = ("cifar10", "imagefolder", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
 METHODS = ("layerwise", "global", "structured")
+SCORES = ("l1", "random", "gradient")  # what ranks the weights: engine.scores, one class each
+
+
+def pruning_label(method: str, score: str = "l1") -> str:
+    """How results name a pruning: 'layerwise', or 'layerwise, random' for a score not l1."""
+    return method if score in ("", "l1") else f"{method}, {score}"
+
+
 EXPORT_FORMATS = ("sparse", "dense", "slim", "onnx")  # the first is the default
 X_AXES = ("level", "latency", "macs", "params")  # what a sweep's chart and answer are in
 DEFAULT_LATENCY_BATCH = 64  # --x latency and find --target-speedup time this batch by default
@@ -283,6 +291,14 @@ class SweepConfig(DataOptions):
         choices=METHODS,
         group="Pruning",
     )
+    score: str = option(
+        "l1",
+        "what ranks the weights: l1 = |w| (magnitude); random = uniform, drawn with --seed (the "
+        "floor any score must beat); gradient = |w * dL/dw| on one --batch-size batch of the "
+        "training split",
+        choices=SCORES,
+        group="Pruning",
+    )
     levels: tuple[float, ...] = option(
         parse_levels(SEED_LEVELS),
         "percent of weights removed: start:stop:step or a list",
@@ -404,48 +420,3 @@ class SweepConfig(DataOptions):
 
 # The options of a recovery sweep (what sensitivity runs leave out).
 RECOVERY_FIELDS = tuple(f.name for f in fields(SweepConfig) if f.metadata["group"] == "Recovery")
-
-
-@dataclass
-class FinetuneConfig(DataOptions):
-    """Prune a checkpoint once, then train it with the masks fixed (recovery)."""
-
-    model: str = same_as(SweepConfig, "model")
-    dataset: str = same_as(SweepConfig, "dataset")
-    data_dir: str = same_as(SweepConfig, "data_dir")
-    normalization: str = same_as(SweepConfig, "normalization")
-    checkpoint: str = same_as(SweepConfig, "checkpoint")
-    level: float = option(
-        70.0,
-        "percent of the prunable weights removed before fine-tuning",
-        minimum=0.0,
-        maximum=100.0,
-        group="Pruning",
-    )
-    method: str = same_as(SweepConfig, "method")
-    include_classifier: bool = same_as(SweepConfig, "include_classifier")
-    min_density: float = same_as(SweepConfig, "min_density")
-    epochs: int = same_as(TrainConfig, "epochs", default=1)
-    batch_size: int = same_as(TrainConfig, "batch_size")
-    lr: float = option(
-        0.01,
-        "initial learning rate (SGD), annealed to 0 by a per-step cosine",
-        minimum=0.0,
-        maximum=10.0,
-        group="Training",
-    )
-    momentum: float = same_as(TrainConfig, "momentum")
-    weight_decay: float = same_as(TrainConfig, "weight_decay")
-    lr_rewind: bool = same_as(SweepConfig, "lr_rewind", group="Training")
-    compile: bool = same_as(TrainConfig, "compile")
-    sync_bn: bool = same_as(TrainConfig, "sync_bn")
-    checkpoint_every: int = same_as(TrainConfig, "checkpoint_every", default=1)
-    checkpoint_dir: str = same_as(TrainConfig, "checkpoint_dir")
-
-    def problems(self) -> list[ConfigError]:
-        found = super().problems()
-        if not str(self.checkpoint).strip():
-            found.append(ConfigError("checkpoint", "a checkpoint file is required"))
-        if not str(self.checkpoint_dir).strip():
-            found.append(ConfigError("checkpoint_dir", "must not be empty"))
-        return found

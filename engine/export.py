@@ -14,6 +14,7 @@ PyTorch's logits; it is for other runtimes, not a checkpoint prunelab reads.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from engine.export_config import ExportConfig
 from engine.lifecycle import Run
 from engine.models import build_model, count_parameters
 from engine.pruning import Pruner, measure_sparsity
+from engine.scores import Batch, ScoreInputs, make_score, needs_batch
 from engine.slim import SLIM_FORMAT, kept_channels, slim_model
 from engine.summaries import ExportSummary
 
@@ -49,6 +51,7 @@ class ExportResult:
     dense_parameters: int = 0  # parameters of the dense architecture
     onnx_max_abs_diff: float | None = None  # onnx: ONNX Runtime's logits against PyTorch's
     status: str = "completed"  # or "stopped": nothing was written
+    score: str = "l1"  # what ranked the weights
 
     @property
     def ratio(self) -> float:
@@ -56,29 +59,47 @@ class ExportResult:
         return self.file_bytes / max(self.dense_file_bytes, 1)
 
 
-def default_output(checkpoint: str | Path, level_percent: float, method: str, fmt: str) -> Path:
-    """Beside the input: `<stem>_<method><level>.<fmt>.pth` (`.onnx` for onnx)."""
+def default_output(
+    checkpoint: str | Path, level_percent: float, method: str, fmt: str, score: str = "l1"
+) -> Path:
+    """Beside the input: `<stem>_<method><level>.<fmt>.pth` (`.onnx` for onnx;
+    `<method>-<score>` for a score other than l1)."""
     path = Path(checkpoint)
     stem = path.name.removesuffix(".pth").removesuffix(".pt")
+    how = method if score == "l1" else f"{method}-{score}"
     suffix = ".onnx" if fmt == "onnx" else f".{fmt}.pth"
-    return path.with_name(f"{stem}_{method}{level_percent:g}{suffix}")
+    return path.with_name(f"{stem}_{how}{level_percent:g}{suffix}")
 
 
 def output_path(config: ExportConfig) -> Path:
     """`config.output`, or beside the checkpoint (`default_output`)."""
     if config.output:
         return Path(config.output)
-    return default_output(config.checkpoint, config.level, config.method, config.format)
+    return default_output(
+        config.checkpoint, config.level, config.method, config.format, config.score
+    )
 
 
 def export_pruned(
-    config: ExportConfig, on_event: EventCallback = no_events, stop: StopSignal = None
+    config: ExportConfig,
+    on_event: EventCallback = no_events,
+    stop: StopSignal = None,
+    *,
+    batch: Callable[[], Batch] | None = None,
 ) -> ExportResult:
     """Prune `config.checkpoint` to `config.level` (percent of weights removed) and write it.
 
     A run of kind "export" under `config.run_dir`, like every other run: started and finished
-    events, failures recorded; a stop before the file is written leaves no file."""
+    events, failures recorded; a stop before the file is written leaves no file. The gradient
+    score needs `batch` (one training batch on the CPU): `engine.operations.export_from_sweep`
+    gives the sweep's own."""
     config.validate()
+    if needs_batch(config.score) and batch is None:
+        raise ConfigError(
+            "score",
+            f"{config.score} needs a batch of the training split, which export does not read; "
+            "export a level of a gradient sweep instead (the app's Runs screen, e)",
+        )
     path = output_path(config)
     if path.resolve() == Path(config.checkpoint).resolve():
         raise ConfigError(
@@ -103,21 +124,33 @@ def export_pruned(
     )
     run.start(parameters=count_parameters(net))
     with run.guard():
-        result = _export(config, name, source, net, run)
+        score = make_score(config.score, ScoreInputs(config.seed, batch))
+        result = _export(config, name, source, net, run, score)
     run.finish(result.status, ExportSummary.from_dict({**asdict(result), "ratio": result.ratio}))
     return result
 
 
 def _export(
-    config: ExportConfig, name: str, source: Any, net: torch.nn.Module, run: Run
+    config: ExportConfig, name: str, source: Any, net: torch.nn.Module, run: Run, score: Any
 ) -> ExportResult:
     level, fmt = config.level, config.format
-    pruner = Pruner(net, config.method, config.include_classifier, config.min_density)
+    pruner = Pruner(net, config.method, config.include_classifier, config.min_density, score)
     pruner.set_level(level)
     sparsity = measure_sparsity(net, pruner.layers)
     if run.stop_requested():
         return ExportResult(
-            "", fmt, level, config.method, sparsity.percent, 0, 0, 0, 0, 0, status="stopped"
+            "",
+            fmt,
+            level,
+            config.method,
+            sparsity.percent,
+            0,
+            0,
+            0,
+            0,
+            0,
+            status="stopped",
+            score=config.score,
         )
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     meta: dict[str, Any] = {
@@ -127,6 +160,8 @@ def _export(
         "pruning": {
             "level_percent": level,
             "method": config.method,
+            "score": config.score,
+            "seed": config.seed,
             "include_classifier": config.include_classifier,
             "min_density": config.min_density,
             "sparsity_percent": sparsity.percent,
@@ -152,7 +187,18 @@ def _export(
         payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
     if run.stop_requested():
         return ExportResult(
-            "", fmt, level, config.method, sparsity.percent, 0, 0, 0, 0, 0, status="stopped"
+            "",
+            fmt,
+            level,
+            config.method,
+            sparsity.percent,
+            0,
+            0,
+            0,
+            0,
+            0,
+            status="stopped",
+            score=config.score,
         )
     path = output_path(config)
     if payload is None:
@@ -179,6 +225,7 @@ def _export(
         parameters=parameters,
         dense_parameters=count_parameters(net),
         onnx_max_abs_diff=onnx_diff,
+        score=config.score,
     )
 
 

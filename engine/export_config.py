@@ -26,6 +26,8 @@ class ExportConfig(Options):
         group="Pruning",
     )
     method: str = same_as(SweepConfig, "method")
+    score: str = same_as(SweepConfig, "score")
+    seed: int = same_as(DataOptions, "seed", group="Pruning")
     include_classifier: bool = same_as(SweepConfig, "include_classifier")
     min_density: float = same_as(SweepConfig, "min_density")
     model: str = same_as(SweepConfig, "model")
@@ -42,7 +44,7 @@ class ExportConfig(Options):
     output: str = option(
         "",
         "where to write (default: beside the checkpoint, <name>_<method><level>.<format>.pth; "
-        "<name>_<method><level>.onnx for onnx)",
+        "<name>_<method><level>.onnx for onnx; <method>-<score> for a score other than l1)",
         group="Export",
     )
     run_dir: str = same_as(DataOptions, "run_dir")

@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from engine.checkpoints import Checkpoint, load_state, read_checkpoint
-from engine.config import FinetuneConfig, TrainConfig
+from engine.config import TrainConfig, pruning_label
 from engine.errors import ConfigError, PrunelabError
 from engine.evaluate import evaluate
 from engine.events import EventCallback, Notice, StopSignal, no_events
+from engine.finetune_config import FinetuneConfig
 from engine.masks import MaskSet
+from engine.scores import ScoreInputs, make_score, training_batch
 from engine.source import resolve_source
 from engine.train import Recipe, RunContext, TrainResult, run_training
 
@@ -87,6 +89,7 @@ class FinetuneResult(TrainResult):
 
     level_percent: float = 0.0
     method: str = ""
+    score: str = "l1"
     dense_accuracy: float | None = None
     oneshot_accuracy: float | None = None
     recovered_accuracy: float | None = None  # after the last epoch
@@ -98,7 +101,7 @@ class FinetuneResult(TrainResult):
         """'70% global: 91.2% dense, 38.5% one-shot, 89.9% after 1 epoch of fine-tuning'."""
         epochs = self.epochs_completed
         parts = [
-            f"{self.level_percent:g}% {self.method}:",
+            f"{self.level_percent:g}% {pruning_label(self.method, self.score)}:",
             f"{_pct(self.dense_accuracy)} dense,",
             f"{_pct(self.oneshot_accuracy)} one-shot,",
             f"{_pct(self.recovered_accuracy)} after {epochs} epoch{'s' * (epochs != 1)} "
@@ -145,8 +148,19 @@ class FinetuneRecipe(Recipe):
         if dense is None:
             return False
         self.dense_accuracy = dense.accuracy
+        batch = lambda: training_batch(  # noqa: E731 - read only by a score that needs it
+            config,
+            config.batch_size,
+            device=ctx.placement.device,
+            channels_last=ctx.placement.channels_last,
+        )
         self.masks = MaskSet.prune(
-            self.model, config.level, config.method, config.include_classifier, config.min_density
+            self.model,
+            config.level,
+            config.method,
+            config.include_classifier,
+            config.min_density,
+            score=make_score(config.score, ScoreInputs(config.seed, batch)),
         )
         oneshot = evaluate(self.model, ctx.test_loader, ctx.placement, stop=ctx.stop)
         if oneshot is None:
@@ -154,7 +168,8 @@ class FinetuneRecipe(Recipe):
         self.oneshot_accuracy = oneshot.accuracy
         ctx.on_event(
             Notice(
-                f"pruned {config.level:g}% ({config.method}): {dense.accuracy:.2f}% dense, "
+                f"pruned {config.level:g}% ({pruning_label(config.method, config.score)}): "
+                f"{dense.accuracy:.2f}% dense, "
                 f"{oneshot.accuracy:.2f}% one-shot; fine-tuning {config.epochs} epoch(s) on "
                 f"{len(ctx.train_data)} images"
             )
@@ -189,7 +204,8 @@ class FinetuneRecipe(Recipe):
     def checkpoint_name(self, epoch: int | None) -> str:
         config = self.config
         tag = f"epoch{epoch}" if epoch is not None else "stopped"
-        return f"{config.dataset}_{config.model}_ft{config.level:g}{config.method}_ckpt_{tag}.pth"
+        how = config.method if config.score == "l1" else f"{config.method}-{config.score}"
+        return f"{config.dataset}_{config.model}_ft{config.level:g}{how}_ckpt_{tag}.pth"
 
     def summary(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         accs = [h["test_acc"] for h in history]
@@ -197,6 +213,7 @@ class FinetuneRecipe(Recipe):
         return {
             "level_percent": self.config.level,
             "method": self.config.method,
+            "score": self.config.score,
             "dense_accuracy": self.dense_accuracy,
             "oneshot_accuracy": self.oneshot_accuracy,
             "recovered_accuracy": accs[-1] if accs else None,

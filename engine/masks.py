@@ -19,6 +19,7 @@ from torch import nn
 
 from engine.errors import CheckpointError
 from engine.pruning import Pruner
+from engine.scores import Score
 
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
@@ -52,11 +53,12 @@ class MaskSet:
         method: str,
         include_classifier: bool = False,
         min_density: float = 0.0,
+        score: Score | None = None,
     ) -> MaskSet:
-        """Prune `model` in place to `level_percent` (L1, ranked on its current weights) and
-        return the masks. Weights that are already 0 rank first, so pruning an already pruned
-        model further keeps every earlier zero (the masks only grow)."""
-        pruner = Pruner(model, method, include_classifier, min_density)
+        """Prune `model` in place to `level_percent` (ranked on its current weights by `score`,
+        L1 by default) and return the masks. Under L1 weights that are already 0 rank first, so
+        pruning an already pruned model further keeps every earlier zero (the masks only grow)."""
+        pruner = Pruner(model, method, include_classifier, min_density, score=score)
         pruner.set_level(level_percent)
         masks = cls.from_pruner(pruner)
         del pruner  # keep the pruned weights: no restore()

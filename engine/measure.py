@@ -27,6 +27,7 @@ from engine.lifecycle import Run
 from engine.loader import BatchLoader
 from engine.models import build_model
 from engine.pruning import Pruner
+from engine.scores import Score, ScoreInputs, make_score, needs_batch, training_batch
 from engine.source import resolve_data, resolve_source
 from engine.sparse_format import MIN_ZERO_FRACTION, bitmask_bytes
 from engine.stats import wilson_ci95
@@ -57,6 +58,12 @@ class Setup:
     test_loader: BatchLoader
     train_loader: BatchLoader | None
     parameters: int
+    score: Score  # what ranks the weights (config.score)
+
+    def pruner(self) -> Pruner:
+        """A pruner of the model as it is now, with the run's method and score."""
+        c = self.config
+        return Pruner(self.model, c.method, c.include_classifier, c.min_density, score=self.score)
 
 
 def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallback) -> Setup:
@@ -72,6 +79,15 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
             config = dataclasses.replace(config, model=type(model).__name__)
         config = resolve_data(config, {}, on_event)
     test_data = load_split(config, train=False)
+    batch = None
+    if needs_batch(config.score):  # read now: a missing training split fails before the run
+        batch = training_batch(
+            config,
+            config.batch_size,
+            device=placement.device,
+            channels_last=placement.channels_last,
+        )
+    score = make_score(config.score, ScoreInputs(config.seed, batch and (lambda: batch)))
     if model is None:
         model = build_model(config.model, num_classes=len(test_data.classes))
         ignored = load_state(model, checkpoint.state_dict, config.checkpoint)
@@ -93,7 +109,7 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
             train_data, BN_BATCH_SIZE, shuffle=True, seed=config.seed, **loader_args
         )
     parameters = running_parameters(model)  # a slim file's, not its dense shapes'
-    return Setup(config, placement, model, test_data, test_loader, train_loader, parameters)
+    return Setup(config, placement, model, test_data, test_loader, train_loader, parameters, score)
 
 
 def open_run(

@@ -119,7 +119,7 @@ def export_config_from_sweep(
     path: str | Path, level: float, fmt: str | None = None, output: str = ""
 ) -> ExportConfig:
     """The export of one level of a sweep or find run, pruned exactly as the sweep pruned it:
-    its checkpoint, method, classifier choice, minimum density and model."""
+    its checkpoint, method, score (and seed), classifier choice, minimum density and model."""
     info = read_run_info(path)
     if info.kind not in SWEEP_KINDS:
         raise PrunelabError(f"{info.path} is a {info.kind} run; export a level of a sweep run")
@@ -128,6 +128,8 @@ def export_config_from_sweep(
         checkpoint=saved.checkpoint,
         level=level,
         method=saved.method,
+        score=saved.score,
+        seed=saved.seed,
         include_classifier=saved.include_classifier,
         min_density=saved.min_density,
         model=info.record.model if saved.model == "auto" else saved.model,
@@ -146,7 +148,12 @@ def export_from_sweep(
     on_event: EventCallback = no_events,
     stop: StopSignal = None,
 ) -> ExportResult:
-    """Export `level` of the sweep run at `path` (see `export_config_from_sweep`)."""
+    """Export `level` of the sweep run at `path` (see `export_config_from_sweep`); a gradient
+    sweep's score is taken on its own training batch (its data settings, on the CPU)."""
     from engine.export import export_pruned
+    from engine.scores import training_batch
 
-    return export_pruned(export_config_from_sweep(path, level, fmt, output), on_event, stop)
+    config = export_config_from_sweep(path, level, fmt, output)
+    saved = SweepConfig.from_dict(read_json(Path(path) / "config.json"))
+    batch = lambda: training_batch(saved, saved.batch_size)  # noqa: E731 - read when needed
+    return export_pruned(config, on_event, stop, batch=batch)

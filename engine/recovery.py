@@ -18,14 +18,14 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from engine.checkpoints import load_state, read_checkpoint
-from engine.config import DataOptions, FinetuneConfig, SweepConfig
+from engine.config import DataOptions, SweepConfig
 from engine.data import load_split
 from engine.events import EventCallback, StopSignal
 from engine.finetune import FinetuneRecipe, Rewind
+from engine.finetune_config import FinetuneConfig
 from engine.loader import BatchLoader
 from engine.masks import MaskSet
 from engine.measure import Evaluator, Setup
-from engine.pruning import Pruner
 from engine.runs import read_json, write_json
 from engine.sweep_answer import PointResult
 from engine.train import fit_model
@@ -78,11 +78,7 @@ class Recovery:
             stopped = None
             if chained:
                 self._load_chain()
-                evaluator = Evaluator(
-                    self.setup,
-                    Pruner(model, config.method, config.include_classifier, config.min_density),
-                    self.stop,
-                )
+                evaluator = Evaluator(self.setup, self.setup.pruner(), self.stop)
             point = evaluator.point(level, refined=refined)
             folder.mkdir(parents=True, exist_ok=True)
             write_json(saved, asdict(point))
@@ -134,6 +130,7 @@ class Recovery:
             checkpoint=config.checkpoint,
             level=level,
             method=config.method,
+            score=config.score,
             include_classifier=config.include_classifier,
             min_density=config.min_density,
             epochs=config.finetune_epochs,

@@ -3,6 +3,8 @@ dense, and evaluate."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
 from engine.events import (
@@ -28,7 +30,7 @@ def run_sensitivity(
 ) -> SensitivityResult:
     """Prune one layer at a time (layerwise L1) at each level, the others dense, and evaluate:
     which layers tolerate pruning and which do not."""
-    setup = prepare(config, None, on_event)
+    setup = prepare(dataclasses.replace(config, score="l1"), None, on_event)
     config = setup.config
     pruner = Pruner(setup.model, "layerwise", config.include_classifier)
     names = layers or pruner.names

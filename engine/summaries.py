@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.config import pruning_label
+
 
 def _pct(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}%"
@@ -57,6 +59,7 @@ class FinetuneSummary(TrainSummary):
     kind: ClassVar[str] = "finetune"
     level_percent: float = 0.0
     method: str = ""
+    score: str = "l1"
     dense_accuracy: float | None = None
     oneshot_accuracy: float | None = None
     recovered_accuracy: float | None = None
@@ -68,7 +71,8 @@ class FinetuneSummary(TrainSummary):
         if self.recovered_accuracy is None:
             return ""
         return (
-            f"{self.level_percent:g}% {self.method}: {_pct(self.oneshot_accuracy)} -> "
+            f"{self.level_percent:g}% {pruning_label(self.method, self.score)}: "
+            f"{_pct(self.oneshot_accuracy)} -> "
             f"{_pct(self.recovered_accuracy)} (dense {_pct(self.dense_accuracy)})"
         )
 
@@ -79,6 +83,7 @@ class SweepSummary(RunSummary):
 
     kind: ClassVar[str] = "sweep"
     method: str = ""
+    score: str = "l1"
     baseline_accuracy: float | None = None
     tolerance: float = 1.0
     best_level_percent: float | None = None
@@ -90,14 +95,16 @@ class SweepSummary(RunSummary):
         if self.baseline_accuracy is None:
             return ""
         if not self.best_level_percent:  # None, or 0: only the dense model qualifies
-            return (
+            text = (
                 f"no pruned level within {self.tolerance:g} pt of dense "
                 f"{_pct(self.baseline_accuracy)}"
             )
-        return (
-            f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
-            f"dense {_pct(self.baseline_accuracy)}"
-        )
+        else:
+            text = (
+                f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
+                f"dense {_pct(self.baseline_accuracy)}"
+            )
+        return text if self.score in ("", "l1") else f"{self.score} score: {text}"
 
 
 @dataclass
@@ -123,6 +130,7 @@ class ExportSummary(RunSummary):
     format: str = ""
     level_percent: float = 0.0
     method: str = ""
+    score: str = "l1"
     sparsity_percent: float = 0.0
     file_bytes: int = 0
     dense_file_bytes: int = 0
@@ -132,7 +140,8 @@ class ExportSummary(RunSummary):
         if not self.path:
             return ""
         return (
-            f"{self.level_percent:g}% {self.method} -> {Path(self.path).name}, "
+            f"{self.level_percent:g}% {pruning_label(self.method, self.score)} -> "
+            f"{Path(self.path).name}, "
             f"{100 * self.ratio:.1f}% of the dense file"
         )
 

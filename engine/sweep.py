@@ -160,7 +160,7 @@ def _sweep_in(
     with run.guard(
         oom_hint=f"at eval batch size {batch}; try --eval-batch-size {max(1, batch // 2)}"
     ):
-        pruner = Pruner(setup.model, config.method, config.include_classifier, config.min_density)
+        pruner = setup.pruner()
         try:
             status = _levels(
                 setup, run, pruner, group, shared, stop, points, done, correct, stop_at_first_miss

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import SweepConfig
+from engine.config import SweepConfig, pruning_label
 from engine.cost import gain_phrase
 from engine.pruning import METHOD_CAVEATS
 from engine.stats import (
@@ -96,6 +96,12 @@ class SweepResult:
     x: str = "level"  # the answer's units (SweepConfig.x)
     timed_on: str = ""  # where latency was measured, e.g. "CPU, batch 64"
     target_speedup: float = 0.0  # find --target-speedup: the answer is the most accurate level
+    score: str = "l1"  # what ranked the weights (SweepConfig.score)
+
+    @property
+    def pruning(self) -> str:
+        """'layerwise', or 'layerwise, random' when the score is not l1."""
+        return pruning_label(self.method, self.score)
 
     def _point(self, level: float | None) -> PointResult | None:
         return next((p for p in self.points if p.level_percent == level), None)
@@ -187,6 +193,7 @@ class SweepResult:
         """What run.json keeps of this sweep (engine.summaries)."""
         return SweepSummary(
             method=self.method,
+            score=self.score,
             baseline_accuracy=self.baseline_accuracy,
             tolerance=self.tolerance,
             best_level_percent=self.best_level_percent,
@@ -380,6 +387,7 @@ def make_result(
         x=config.x,
         timed_on=timed_on,
         target_speedup=config.target_speedup,
+        score=config.score,
     )
     if config.finetune_epochs:
         result.finetune_epochs, result.cumulative = config.finetune_epochs, config.cumulative

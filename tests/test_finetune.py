@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from tiny_runs import tiny_train_config
 
 from engine.checkpoints import read_checkpoint
-from engine.config import FinetuneConfig
 from engine.errors import ConfigError, PrunelabError
 from engine.events import EpochEnded, Notice, RunFinished, RunStarted
 from engine.finetune import Rewind, cosine_to_zero, finetune, finetune_resume_config
+from engine.finetune_config import FinetuneConfig
 from engine.masks import MaskSet, pack_bits, unpack_bits
 from engine.models import build_model
 from engine.pruning import amount_to_prune, measure_sparsity, prunable_layers

@@ -15,7 +15,7 @@ from tiny_runs import tiny_train_config
 from typer.testing import CliRunner
 
 from engine.checkpoints import read_checkpoint
-from engine.config import FinetuneConfig, SweepConfig
+from engine.config import SweepConfig
 from engine.events import (
     CheckpointSaved,
     Notice,
@@ -27,6 +27,7 @@ from engine.events import (
 from engine.export import export_pruned
 from engine.export_config import ExportConfig
 from engine.finetune import finetune
+from engine.finetune_config import FinetuneConfig
 from engine.lifecycle import Run
 from engine.lifecycle import read_run_info as read_run
 from engine.models import build_model

@@ -621,6 +621,41 @@ async def test_runs_screen_exports_a_global_sweep_with_its_own_masks(tmp_path, t
     assert exports[0].summary.sparsity_percent == pytest.approx(sweep.points[-1].sparsity_percent)
 
 
+async def test_runs_screen_exports_a_gradient_sweep_with_its_own_batch(tmp_path, tiny_checkpoint):
+    from engine.scores import ScoreInputs, make_score, training_batch
+
+    config = SweepConfig(
+        **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
+        checkpoint=tiny_checkpoint,
+        method="global",
+        score="gradient",
+        levels=(0.0, 70.0),
+        run_dir=str(tmp_path / "runs"),
+    )
+    sweep = run_sweep(config)
+    app = make_app(tmp_path, mode="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        app.runs_screen.query_one("#runs-table", DataTable).focus()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one("#export-level", Input).value = "70"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        assert "global, gradient" in str(app.screen.query_one("#dialog-message", Static).render())
+    exports = [i for i in list_run_infos(tmp_path / "runs") if i.kind == "export"]
+    exported = read_checkpoint(exports[0].summary.path).state_dict
+    model = build_model("resnet20")
+    model.load_state_dict(read_checkpoint(tiny_checkpoint).state_dict)
+    saved = SweepConfig.from_dict(json.loads((Path(sweep.run_dir) / "config.json").read_text()))
+    batch = training_batch(saved, saved.batch_size)  # the sweep's batch, as it resolved its data
+    score = make_score("gradient", ScoreInputs(saved.seed, lambda: batch))
+    pruner = Pruner(model, "global", score=score)
+    pruner.set_level(70)
+    for name, module in pruner.layers:
+        assert torch.equal(exported[f"{name}.weight"] == 0, module.weight == 0), name
+    assert exports[0].summary.sparsity_percent == pytest.approx(sweep.points[-1].sparsity_percent)
+
+
 async def test_cli_and_app_resume_a_find_run_alike(tmp_path, tiny_checkpoint):
     config = SweepConfig(
         **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},

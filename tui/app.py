@@ -20,11 +20,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import SEED_LEVELS, FinetuneConfig, SweepConfig, TrainConfig
+from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
 from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
 from engine.export_config import ExportConfig
-from tui.formatting import fmt_bytes
+from engine.finetune_config import FinetuneConfig
+from tui.formatting import fmt_bytes, fmt_pruning
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.palette import PrunelabCommands
 from tui.screens.common import NARROW, WIDE, form_words, one_line
@@ -240,13 +241,26 @@ class PrunelabApp(App[None]):
 
         return self._start_job("sweep", work)
 
-    def start_export(self, config: ExportConfig) -> Worker | None:
+    def start_export(self, config: ExportConfig, sweep: str | None = None) -> Worker | None:
+        """Export `config`; a level of the sweep run `sweep` goes through
+        engine.operations.export_from_sweep (the sweep's own score batch, masks, settings)."""
         from engine.export import export_pruned
+        from engine.operations import export_from_sweep
+
+        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
+            if sweep is None:
+                return export_pruned(config, on_event, stop)
+            return export_from_sweep(
+                sweep,
+                config.level,
+                config.format,
+                output=config.output,
+                on_event=on_event,
+                stop=stop,
+            )
 
         self.notify(f"exporting {config.checkpoint} at {config.level:g}%…")
-        return self._start_job(
-            "export", lambda on_event, stop: export_pruned(config, on_event, stop)
-        )
+        return self._start_job("export", work)
 
     def _start_job(
         self,
@@ -422,7 +436,7 @@ class PrunelabApp(App[None]):
     def _show_export(self, result: Any) -> None:
         lines = [
             f"wrote {result.path} ({result.format})",
-            f"level {result.level_percent:g}% {result.method} · measured sparsity "
+            f"level {result.level_percent:g}% {fmt_pruning(result)} · measured sparsity "
             f"{result.sparsity_percent:.1f}%",
             f"file {fmt_bytes(result.file_bytes)} vs dense file "
             f"{fmt_bytes(result.dense_file_bytes)} ({100 * result.ratio:.1f}%)",

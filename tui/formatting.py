@@ -8,8 +8,16 @@ three significant digits; durations are `4.2s`, `19s`, `3m05s`, `1h02m`.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from engine.config import pruning_label
 
 NONE = "—"
+
+
+def fmt_pruning(result: Any) -> str:
+    """How a result was pruned: `global`, or `global, random` for a score other than l1."""
+    return pruning_label(result.method, getattr(result, "score", "l1"))
 
 
 def _missing(value: float | None) -> bool:

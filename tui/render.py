@@ -31,6 +31,7 @@ from tui.formatting import (
     fmt_level,
     fmt_num,
     fmt_pct,
+    fmt_pruning,
 )
 
 SYNTHETIC_WARNING = "SYNTHETIC data (a learnable stand-in, not CIFAR-10): accuracies mean nothing"
@@ -185,6 +186,7 @@ def find_line(result: Any) -> str:
         f"baseline={value(result.baseline_accuracy, 2)}",
         f"tolerance={result.tolerance:g}",
         f"method={result.method}",
+        f"score={getattr(result, 'score', 'l1')}",
         f"run={result.run_dir}",
     ]
     if getattr(result, "finetune_epochs", 0):
@@ -215,7 +217,7 @@ def find_line(result: Any) -> str:
 
 def sweep_line(result: Any) -> str:
     """The final line of a sweep: the answer in words, where it is, SYNTHETIC when it is."""
-    line = f"{result.sentence()} ({result.method}, {len(result.points)} levels, {result.run_dir})"
+    line = f"{result.sentence()} ({fmt_pruning(result)}, {len(result.points)} levels, {result.run_dir})"
     return f"SYNTHETIC data: {line}" if getattr(result, "synthetic", False) else line
 
 

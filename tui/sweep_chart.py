@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tui.formatting import fmt_pruning
+
 # What the x-axis shows, per SweepConfig.x (engine.sweep_answer.x_value computes it).
 AXIS_LABELS = {
     "level": "weights removed (%)",
@@ -68,7 +70,7 @@ def sweep_series(result: Any, label: str | None = None, axis: str = "level") -> 
     points = [p for p in result.points if p.evaluated and p.accuracy is not None]
     points.sort(key=lambda p: p.level_percent)
     if label is None:
-        label = f"{result.model} {result.method}"
+        label = f"{result.model} {fmt_pruning(result)}"
     if axis == "level":
         xs, ys = [p.sparsity_percent for p in points], [p.accuracy for p in points]
         bands = [getattr(p, "accuracy_ci95", None) for p in points]
@@ -84,7 +86,7 @@ def recovered_series(result: Any, label: str | None = None, axis: str = "level")
     if not points:
         return None
     points.sort(key=lambda p: p.level_percent)
-    name = f"{label or f'{result.model} {result.method}'} +{result.finetune_epochs}ep ft"
+    name = f"{label or f'{result.model} {fmt_pruning(result)}'} +{result.finetune_epochs}ep ft"
     if axis == "level":
         xs, ys = [p.sparsity_percent for p in points], [p.accuracy_finetuned for p in points]
     else:

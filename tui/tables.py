@@ -10,7 +10,16 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from tui.formatting import NONE, fmt_bytes, fmt_count, fmt_duration, fmt_level, fmt_num, fmt_pct
+from tui.formatting import (
+    NONE,
+    fmt_bytes,
+    fmt_count,
+    fmt_duration,
+    fmt_level,
+    fmt_num,
+    fmt_pct,
+    fmt_pruning,
+)
 from tui.render import fmt_interval, sweep_legend
 
 
@@ -83,7 +92,7 @@ def _sweep_table(result: Any, title: str | None, left_out: list[str]) -> Table:
     from engine.stats import PASSED_OVER_MARK  # numpy: when used
 
     if title is None:
-        title = f"{result.method} sweep of {result.model}: {result.run_dir}"
+        title = f"{fmt_pruning(result)} sweep of {result.model}: {result.run_dir}"
         if getattr(result, "synthetic", False):
             title = "SYNTHETIC " + title
     table = titled_table(title)
@@ -196,7 +205,7 @@ def sensitivity_table(result: Any) -> Table:
 
 def export_table(result: Any) -> Table:
     table = titled_table(
-        f"export at {fmt_level(result.level_percent)} ({result.method}, {result.format})"
+        f"export at {fmt_level(result.level_percent)} ({fmt_pruning(result)}, {result.format})"
     )
     table.add_column("what")
     table.add_column("bytes", justify="right")

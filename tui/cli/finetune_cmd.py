@@ -7,12 +7,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from engine.config import FinetuneConfig
+from engine.finetune_config import FinetuneConfig
 from tui import tables
 from tui.cli.options import check_config, config_options, make_config, typed_by_user
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
 from tui.cli.reporter import run_engine
-from tui.formatting import fmt_level
+from tui.formatting import fmt_level, fmt_pruning
 
 
 @config_options(FinetuneConfig, skip=("checkpoint",))
@@ -62,7 +62,7 @@ def finetune(
     result, synthetic = run_engine(out, run_finetune, config, resume=resume)
     out.document({**dataclasses.asdict(result), "sentence": result.sentence()})
     if result.history:
-        title = f"fine-tuning {result.level_percent:g}% {result.method}: {result.run_dir}"
+        title = f"fine-tuning {result.level_percent:g}% {fmt_pruning(result)}: {result.run_dir}"
         out.renderable(tables.train_table(result.history, "SYNTHETIC " * synthetic + title))
     line = (
         f"{result.sentence()} on {result.train_images:,} training images ({result.data}); "

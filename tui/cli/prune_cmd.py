@@ -114,7 +114,7 @@ def find(
     """The best-sparsity answer alone: the highest level within --tolerance of the dense baseline
     (with --target-speedup S: the most accurate level measured at least S times faster).
 
-    Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise run=...
+    Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise score=l1 run=...
     """
     if not (MIN_LEVEL_STEP <= coarse_step <= 100) or math.isnan(coarse_step):
         raise ConfigError(
@@ -137,6 +137,7 @@ def find(
     skip=(
         "checkpoint",
         "method",
+        "score",  # one layer at a time by |w|, as the sensitivity tables always were
         "refine",
         "resolution",
         "tolerance",

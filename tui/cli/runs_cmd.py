@@ -12,6 +12,7 @@ from engine.errors import PrunelabError
 from tui import render, sweep_chart, tables
 from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
 from tui.cli.output import EXIT_FAILURE, Output, error_line, output_options
+from tui.formatting import fmt_pruning
 
 
 @output_options("json_out")
@@ -130,7 +131,7 @@ def report(
             result = read_sweep(path)
             warnings += [result.reason] if result.reason else []
             sweeps.append(result)
-            labels.append(f"{path.name} ({result.method})")
+            labels.append(f"{path.name} ({fmt_pruning(result)})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
             for table in tables.sweep_tables(result, width=out.console.width):
                 out.renderable(table)
@@ -171,6 +172,9 @@ def _png_title(sweeps: list[Any], documents: list[dict[str, Any]]) -> str:
     axis = getattr(sweeps[0], "x", "level") if sweeps else "level"
     title = f"top-1 accuracy vs {sweep_chart.AXIS_TITLES[axis]}"
     runs = [d for d in documents if d["kind"] in ("sweep", "find")]
+    scores = {getattr(s, "score", "l1") for s in sweeps}
+    if len(scores) == 1 and scores != {"l1"}:
+        title = f"{title}, {scores.pop()} score"
     if runs and all(d["synthetic"] for d in runs):
         return f"{title} (SYNTHETIC data)"
     if runs and all(str(d.get("data", "")).startswith("JPEG") for d in runs):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.config import FinetuneConfig
-from tui.formatting import fmt_acc
+from engine.config import pruning_label
+from engine.finetune_config import FinetuneConfig
+from tui.formatting import fmt_acc, fmt_pruning
 from tui.screens.train import TrainScreen
 from tui.widgets.text import plural
 
@@ -39,7 +40,8 @@ class FinetuneScreen(TrainScreen):
         super().begin(config, resume)  # type: ignore[arg-type]
         if not resume:
             self.progress_text = (
-                f"pruning {config.level:g}% {config.method}: measuring dense and one-shot accuracy…"
+                f"pruning {config.level:g}% {pruning_label(config.method, config.score)}: "
+                "measuring dense and one-shot accuracy…"
             )
             if self.ready:
                 self._show_progress()
@@ -48,7 +50,7 @@ class FinetuneScreen(TrainScreen):
         super()._take_result(result)
         if result.status == "completed":
             self.progress_text = (
-                f"done: {result.level_percent:g}% {result.method} · one-shot "
+                f"done: {result.level_percent:g}% {fmt_pruning(result)} · one-shot "
                 f"{fmt_acc(result.oneshot_accuracy)}% → {fmt_acc(result.recovered_accuracy)}% "
                 f"after {plural(result.epochs_completed, 'epoch')} · "
                 f"sparsity {result.sparsity:.2f}%"

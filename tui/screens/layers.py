@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from engine.config import pruning_label
 from tui.widgets.progress import bar
 from tui.widgets.text import plural
 
@@ -126,8 +127,12 @@ def open_layer_view(
     model: str | None = None,
     tolerance: float = 1.0,
     run_root: str = "runs",
+    config: Any = None,
 ) -> None:
-    """Compute the per-layer sparsity in a worker (it loads the checkpoint), then show it."""
+    """Compute the per-layer sparsity in a worker (it loads the checkpoint), then show it.
+
+    `config` (the sweep's SweepConfig) supplies the score, its seed and data, and the minimum
+    density."""
     from engine.errors import PrunelabError
     from engine.layers import layer_sparsity
 
@@ -141,13 +146,18 @@ def open_layer_view(
                 method=method,
                 include_classifier=include_classifier,
                 model=model,
+                min_density=getattr(config, "min_density", 0.0),
+                score=getattr(config, "score", "l1"),
+                seed=getattr(config, "seed", 0),
+                data=config,
             )
         except (PrunelabError, OSError, ValueError) as exc:
             app.call_from_thread(screen.notify, str(exc), severity="error")
             return
         sensitivity = find_sensitivity(run_root, checkpoint)
         name = checkpoint.rsplit("/", 1)[-1]
-        title = f"{method} {level:g}% · pruned share of each layer · {name}"
+        how = pruning_label(method, getattr(config, "score", "l1"))
+        title = f"{how} {level:g}% · pruned share of each layer · {name}"
         app.call_from_thread(
             lambda: app.push_screen(
                 LayerView(title, layers, sensitivity=sensitivity, tolerance=tolerance)

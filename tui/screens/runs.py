@@ -11,12 +11,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from engine.config import SweepConfig, pruning_label
 from engine.errors import PrunelabError
 from engine.lifecycle import RunInfo, list_run_infos
 from engine.operations import export_config_from_sweep, why_not_resumable
 from engine.runs import read_metrics
 from engine.stats import BEST_LEVEL_RULE
-from tui.formatting import fmt_acc
+from tui.formatting import fmt_acc, fmt_pruning
 from tui.render import classes_failing_line
 from tui.screens.dialogs import ExportDialog
 from tui.screens.layers import open_layer_view
@@ -182,6 +183,7 @@ class RunsScreen(Screen):
             model=result.model,
             tolerance=float(config.get("tolerance", result.tolerance)),
             run_root=self.run_root,
+            config=SweepConfig.from_dict(config),
         )
 
     def action_save_chart(self) -> None:
@@ -245,7 +247,7 @@ class RunsScreen(Screen):
             except (PrunelabError, OSError, ValueError) as exc:
                 self.notify(str(exc), severity="error")
                 return
-            self.app.start_export(config)
+            self.app.start_export(config, sweep=str(listing.path))
 
         self.app.push_screen(ExportDialog(listing.path.name, result.best_level_percent), chosen)
 
@@ -309,7 +311,7 @@ class RunsScreen(Screen):
                 if failing:
                     lines.append(failing)
                 lines.append(
-                    f"{result.method} · {plural(len(result.points), 'level')} · "
+                    f"{fmt_pruning(result)} · {plural(len(result.points), 'level')} · "
                     f"tolerance {result.tolerance:g}"
                 )
                 lines.append(self._path_line("checkpoint", str(config.get("checkpoint", "?"))))
@@ -375,6 +377,7 @@ def _label(listing: RunInfo) -> str:
     record = listing.record
     created = record.created.replace("T", " ")[5:16] if record.created else listing.path.name
     if record.kind in SWEEP_KINDS:
-        method = (record.config or {}).get("method", record.kind)
+        config = record.config or {}
+        method = pruning_label(config.get("method", record.kind), config.get("score", "l1"))
         return f"{method} {created}"
     return f"{record.model} {created}"

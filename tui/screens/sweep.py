@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.checkpoint_info import checkpoint_info
-from engine.config import X_AXES, SweepConfig
+from engine.config import X_AXES, SweepConfig, pruning_label
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.stats import PASSED_OVER_MARK
 from engine.sweep_answer import x_value
@@ -172,6 +172,7 @@ class SweepScreen(JobScreen):
             model=config.model,
             tolerance=config.tolerance,
             run_root=config.run_dir,
+            config=config,
         )
 
     def action_sensitivity(self) -> None:
@@ -231,7 +232,7 @@ class SweepScreen(JobScreen):
         self.sentence = ""
         self._begin(
             config,
-            f"{config.method} sweep of {config.checkpoint}",
+            f"{pruning_label(config.method, config.score)} sweep of {config.checkpoint}",
             "loading checkpoint and test data…",
         )
 
