@@ -98,7 +98,8 @@ def export_pruned(
         raise ConfigError(
             "score",
             f"{config.score} needs a batch of the training split, which export does not read; "
-            "export a level of a gradient sweep instead (the app's Runs screen, e)",
+            "export a level of a gradient sweep instead (prunelab export RUN --level L, "
+            "or e on the app's Runs screen)",
         )
     path = output_path(config)
     if path.resolve() == Path(config.checkpoint).resolve():

@@ -736,3 +736,40 @@ def test_prose_wraps_at_words_on_a_terminal_and_stays_one_line_in_a_pipe(monkeyp
     buffer.seek(0), buffer.truncate()
     out.line(text)
     assert buffer.getvalue() == text + "\n"
+
+
+def test_export_of_a_sweep_run_folder_gives_the_sweeps_masks(trained, tmp_path):
+    """`prunelab export RUN --level L` prunes as that sweep did (global, min density, random
+    score and its seed), through the engine's export_from_sweep; the sweep's own settings cannot
+    be overridden, and a folder that is not a sweep run is refused in one line."""
+    import torch
+
+    from engine.checkpoints import read_checkpoint
+
+    runs = tmp_path / "runs"
+    sweep = ["sweep", trained["checkpoint"], *TINY, "--levels", "0,60", "--run-dir", runs]
+    sweep += ["--method", "global", "--min-density", "0.3", "--score", "random", "--seed", "7"]
+    swept = invoke([*sweep, "--json"])
+    assert swept.exit_code == 0, swept.output
+    document = json.loads(swept.stdout)
+    run = Path(document["run_dir"])
+    sparsity = [p for p in document["points"] if p["level_percent"] == 60][0]["sparsity_percent"]
+
+    out_file = tmp_path / "level60.pth"
+    args = ["export", run, "--level", 60, "--format", "dense", "-o", out_file]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    state = read_checkpoint(str(out_file)).state_dict
+    convs = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 4]
+    zeros = sum(int((w == 0).sum()) for w in convs) / sum(w.numel() for w in convs)
+    assert 100 * zeros == pytest.approx(sparsity, abs=0.01)  # the sweep's own level
+    # every layer keeps at least min density 0.3: global alone would empty some
+    assert all(float((w != 0).float().mean()) >= 0.3 - 1e-6 for w in convs)
+    assert torch.is_tensor(convs[0])
+
+    refused = invoke(["export", run, "--level", 60, "--method", "layerwise"])
+    assert refused.exit_code == 2
+    assert "its own settings decide --method" in refused.stderr
+    not_a_run = invoke(["export", tmp_path, "--level", 60])
+    assert not_a_run.exit_code == 2 and "CHECKPOINT" in not_a_run.stderr
+    assert "Traceback" not in not_a_run.output
