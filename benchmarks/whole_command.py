@@ -50,7 +50,7 @@ def prunelab_command() -> list[str]:
     script = shutil.which("prunelab")
     if script:
         return [script]
-    return [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
+    return [sys.executable, "-m", "tui.cli"]
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:

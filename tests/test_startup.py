@@ -59,3 +59,34 @@ def test_help_and_bad_options_import_nothing_heavy(argv, code):
     result = run_probe(argv)
     assert result["code"] == code
     assert result["loaded"] == []
+
+
+def test_the_console_script_skips_teardown_only_when_nothing_else_runs(monkeypatch, capsys):
+    """`prunelab` ends with os._exit once torch is loaded (its teardown cost half a second of
+    every command), after flushing what it printed; with another non-daemon thread alive, or
+    torch never imported, it exits normally so that work is never cut short."""
+    import threading
+
+    import tui.cli as cli
+
+    exits: list[tuple[str, int]] = []
+    monkeypatch.setattr(cli.os, "_exit", lambda code: exits.append(("os._exit", code)))
+    monkeypatch.setattr(cli, "main", lambda: (print("done"), sys.exit(3)))
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    cli.console()
+    assert exits == [("os._exit", 3)] and capsys.readouterr().out == "done\n"
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)  # e.g. an app worker still saving
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.console()
+        assert exited.value.code == 3 and len(exits) == 1
+    finally:
+        release.set()
+        worker.join()
+    monkeypatch.delitem(sys.modules, "torch")
+    with pytest.raises(SystemExit):
+        cli.console()
+    assert len(exits) == 1

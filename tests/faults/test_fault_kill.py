@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-PRUNELAB = [sys.executable, "-c", "from tui.cli import main; main()"]
+PRUNELAB = [sys.executable, "-m", "tui.cli"]
 
 
 def prunelab(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
