@@ -59,6 +59,24 @@ class ExportResult:
         return self.file_bytes / max(self.dense_file_bytes, 1)
 
 
+def _stopped(config: ExportConfig, sparsity_percent: float) -> ExportResult:
+    """What a stop before the file is written returns: nothing written, no sizes."""
+    return ExportResult(
+        "",
+        config.format,
+        config.level,
+        config.method,
+        sparsity_percent,
+        0,
+        0,
+        0,
+        0,
+        0,
+        status="stopped",
+        score=config.score,
+    )
+
+
 def default_output(
     checkpoint: str | Path, level_percent: float, method: str, fmt: str, score: str = "l1"
 ) -> Path:
@@ -139,20 +157,7 @@ def _export(
     pruner.set_level(level)
     sparsity = measure_sparsity(net, pruner.layers)
     if run.stop_requested():
-        return ExportResult(
-            "",
-            fmt,
-            level,
-            config.method,
-            sparsity.percent,
-            0,
-            0,
-            0,
-            0,
-            0,
-            status="stopped",
-            score=config.score,
-        )
+        return _stopped(config, sparsity.percent)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     meta: dict[str, Any] = {
         "epoch": source.epoch,
@@ -187,20 +192,7 @@ def _export(
     else:
         payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
     if run.stop_requested():
-        return ExportResult(
-            "",
-            fmt,
-            level,
-            config.method,
-            sparsity.percent,
-            0,
-            0,
-            0,
-            0,
-            0,
-            status="stopped",
-            score=config.score,
-        )
+        return _stopped(config, sparsity.percent)
     path = output_path(config)
     if payload is None:
         from engine.onnx_export import write_onnx  # the [onnx] extra, checked by validate()
