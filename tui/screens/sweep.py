@@ -317,7 +317,8 @@ class SweepScreen(JobScreen):
         self.best_accuracy = result.best_accuracy
         done = plural(len(result.points), "level")
         if result.status == "completed":
-            self.progress_text = f"done: {done} · l per layer · F4 Runs compares and exports"
+            how = pruning_label(result.method, getattr(result, "score", "l1"))
+            self.progress_text = f"done: {done}, {how} · l per layer · F4 Runs compares"
         else:
             self.progress_text = f"{result.status} after {done} of {total} · c on Runs continues it"
 
