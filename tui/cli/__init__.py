@@ -167,9 +167,11 @@ def leave(code: int) -> None:
     cost half a second of every command that used it (0.6 s of a 2.7 s one-level sweep on a
     2-core CPU), and nothing waits for it: run files are written, renamed and closed before a
     command returns, and output is flushed here. Where another thread still runs (the app's
-    workers), or torch was never imported, the normal exit waits for it instead."""
+    workers), torch was never imported, or a profiler or tracer (cProfile, coverage) is watching
+    and writes its results at exit, the normal exit happens instead."""
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
-    if "torch" not in sys.modules or any(not t.daemon for t in others):
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if "torch" not in sys.modules or watched or any(not t.daemon for t in others):
         sys.exit(code)
     try:
         sys.stdout.flush()
