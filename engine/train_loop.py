@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,12 @@ class EpochLoop:
                 return "stopped"
             seconds = time.perf_counter() - started
             if not self.recipe.per_step_schedule:
-                self.scheduler.step()
+                with warnings.catch_warnings():
+                    # A resumed epoch whose batches all ran before the stop (only its test pass
+                    # was left) steps the restored schedule with no optimizer step in this
+                    # process: torch's per-process order check would warn, wrongly.
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
+                    self.scheduler.step()
             entry = {
                 "epoch": epoch,
                 "train_loss": ended.loss_sum / max(ended.seen, 1),

@@ -130,6 +130,7 @@ def test_trains_on_the_cifar_format_fixture(cifar_dir, tmp_path):
     assert result.status == "completed" and result.final_test_acc is not None
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no torch warning about the schedule's order
 def test_stop_during_the_test_pass_resumes_with_only_the_test_pass(tmp_path):
     straight = train(tiny(tmp_path / "a"))
     calls = {"n": 0}
