@@ -26,9 +26,15 @@ METHODS = ("layerwise", "global", "structured")
 SCORES = ("l1", "random", "gradient")  # what ranks the weights: engine.scores, one class each
 
 
+def named_score(score: str) -> bool:
+    """Whether results must name `score`: every score but the default l1 (an old run without one
+    is l1)."""
+    return score not in ("", SCORES[0])
+
+
 def pruning_label(method: str, score: str = "l1") -> str:
     """How results name a pruning: 'layerwise', or 'layerwise, random' for a score not l1."""
-    return method if score in ("", "l1") else f"{method}, {score}"
+    return f"{method}, {score}" if named_score(score) else method
 
 
 EXPORT_FORMATS = ("sparse", "dense", "slim", "onnx")  # the first is the default

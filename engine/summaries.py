@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.config import pruning_label
+from engine.config import named_score, pruning_label
 
 
 def _pct(value: float | None) -> str:
@@ -104,7 +104,7 @@ class SweepSummary(RunSummary):
                 f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
                 f"dense {_pct(self.baseline_accuracy)}"
             )
-        return text if self.score in ("", "l1") else f"{self.score} score: {text}"
+        return f"{self.score} score: {text}" if named_score(self.score) else text
 
 
 @dataclass

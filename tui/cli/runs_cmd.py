@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from engine.config import named_score
 from engine.errors import PrunelabError
 from tui import render, sweep_chart, tables
 from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
@@ -173,7 +174,7 @@ def _png_title(sweeps: list[Any], documents: list[dict[str, Any]]) -> str:
     title = f"top-1 accuracy vs {sweep_chart.AXIS_TITLES[axis]}"
     runs = [d for d in documents if d["kind"] in ("sweep", "find")]
     scores = {getattr(s, "score", "l1") for s in sweeps}
-    if len(scores) == 1 and scores != {"l1"}:
+    if len(scores) == 1 and named_score(next(iter(scores))):
         title = f"{title}, {scores.pop()} score"
     if runs and all(d["synthetic"] for d in runs):
         return f"{title} (SYNTHETIC data)"

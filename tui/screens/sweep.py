@@ -17,7 +17,7 @@ from engine.config import X_AXES, SweepConfig, pruning_label
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.stats import PASSED_OVER_MARK
 from engine.sweep_answer import x_value
-from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration
+from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration, fmt_pruning
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
 from tui.screens.job import JobScreen, job_bindings
@@ -317,8 +317,9 @@ class SweepScreen(JobScreen):
         self.best_accuracy = result.best_accuracy
         done = plural(len(result.points), "level")
         if result.status == "completed":
-            how = pruning_label(result.method, getattr(result, "score", "l1"))
-            self.progress_text = f"done: {done}, {how} · l per layer · F4 Runs compares"
+            self.progress_text = (
+                f"done: {done}, {fmt_pruning(result)} · l per layer · F4 Runs compares"
+            )
         else:
             self.progress_text = f"{result.status} after {done} of {total} · c on Runs continues it"
 
