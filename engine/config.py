@@ -26,6 +26,16 @@ METHODS = ("layerwise", "global", "structured")
 SCORES = ("l1", "random", "gradient")  # what ranks the weights: engine.scores, one class each
 
 
+# What decides a level's masks besides the checkpoint and the level: exporting or fine-tuning a
+# sweep's level copies exactly these from the sweep's config (the seed draws a random score).
+MASK_FIELDS = ("method", "score", "seed", "include_classifier", "min_density")
+
+
+def mask_settings(config: object) -> dict[str, object]:
+    """`config`'s MASK_FIELDS, to build another run's config that prunes identically."""
+    return {name: getattr(config, name) for name in MASK_FIELDS}
+
+
 def named_score(score: str) -> bool:
     """Whether results must name `score`: every score but the default l1 (an old run without one
     is l1)."""

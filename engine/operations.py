@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import SweepConfig
+from engine.config import SweepConfig, mask_settings
 from engine.errors import PrunelabError
 from engine.events import EventCallback, StopSignal, no_events
 from engine.export_config import ExportConfig
@@ -127,11 +127,7 @@ def export_config_from_sweep(
     config = ExportConfig(
         checkpoint=saved.checkpoint,
         level=level,
-        method=saved.method,
-        score=saved.score,
-        seed=saved.seed,
-        include_classifier=saved.include_classifier,
-        min_density=saved.min_density,
+        **mask_settings(saved),
         model=info.record.model if saved.model == "auto" else saved.model,
         output=output,
         run_dir=str(info.path.parent),

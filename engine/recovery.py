@@ -18,7 +18,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from engine.checkpoints import load_state, read_checkpoint
-from engine.config import DataOptions, SweepConfig
+from engine.config import DataOptions, SweepConfig, mask_settings
 from engine.data import load_split
 from engine.events import EventCallback, StopSignal
 from engine.finetune import FinetuneRecipe, Rewind
@@ -126,13 +126,9 @@ class Recovery:
         config = self.config
         shared = {f.name: getattr(config, f.name) for f in fields(DataOptions)}
         return FinetuneConfig(
-            **shared,
+            **{**shared, **mask_settings(config)},
             checkpoint=config.checkpoint,
             level=level,
-            method=config.method,
-            score=config.score,
-            include_classifier=config.include_classifier,
-            min_density=config.min_density,
             epochs=config.finetune_epochs,
             batch_size=config.batch_size,
             lr=config.lr,
