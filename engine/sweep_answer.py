@@ -154,15 +154,22 @@ class SweepResult:
             level = f"{self.best_level_percent:g}% of {self._units()} removed"
             gain = self.gain() if self.x != "level" else None
             answer = f"{gain} ({level}) {within_text}" if gain else f"{level} {within_text}"
-        if self.best_level_ci95 is not None and max(self.best_level_ci95) > 0:
-            # a bootstrap over test images; "0%" would only repeat "no pruned level"
-            low, high = self.best_level_ci95
+        interval = self.level_interval()
+        if interval is not None:
+            low, high = interval
             span = f"{low:g}%" if low == high else f"{low:g}-{high:g}%"
             answer += f" (95% interval of the best level: {span})"
         caveat = self._caveat()
         if caveat:
             answer += f" ({caveat})"
         return f"{answer}; {self.note}" if self.note else answer
+
+    def level_interval(self) -> tuple[float, float] | None:
+        """The best level's 95% interval (a bootstrap over test images) when it says more than
+        the answer does: an interval of just 0% only repeats "no pruned level"."""
+        if not self.best_level_ci95 or max(self.best_level_ci95) <= 0:
+            return None
+        return self.best_level_ci95[0], self.best_level_ci95[1]
 
     def _units(self) -> str:
         return "filters" if self.method == "structured" else "weights"

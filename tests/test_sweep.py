@@ -67,6 +67,7 @@ def test_best_level_on_a_synthetic_curve():
     # nothing qualifies and the bootstrap agrees: "interval ... 0%" would only repeat it
     result.best_level_percent, result.best_level_ci95 = 0.0, [0.0, 0.0]
     assert result.sentence() == "no pruned level stays within 1.0 point of 93.1%"
+    assert result.level_interval() is None  # the table legend leaves it out as well
 
 
 def test_sweep_points_files_and_events(trained_checkpoint, tmp_path):

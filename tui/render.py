@@ -236,7 +236,7 @@ def sweep_legend(result: Any) -> str:
         "same images (vs base)",
         BEST_LEVEL_RULE,
     ]
-    interval = getattr(result, "best_level_ci95", None)
+    interval = result.level_interval()
     if interval:
         lines.append(
             f"95% interval of the best level (bootstrap over test images): "
