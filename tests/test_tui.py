@@ -689,3 +689,16 @@ async def test_cli_and_app_resume_a_find_run_alike(tmp_path, tiny_checkpoint):
     assert [p["level_percent"] for p in json.loads(by_cli.stdout)["points"]] == by_app
     assert {read_run(r).kind for r in stopped} == {"find"}
     assert all(read_run(r).record.status == "completed" for r in stopped)
+
+
+async def test_a_run_on_jpeg_files_says_so_in_the_screen_headline(tmp_path):
+    from engine.events import RunStarted
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE):
+        screen = app.sweep_screen
+        started = dict(kind="sweep", run_dir=str(tmp_path), device="cpu, fp32", model="resnet20")
+        screen.apply(RunStarted(**started, parameters=10, config={}, data="JPEG image folder x"))
+        assert screen.headline.endswith(" · JPEG")
+        screen.apply(RunStarted(**started, parameters=10, config={}, data="CIFAR-10 test batch"))
+        assert "JPEG" not in screen.headline

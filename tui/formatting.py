@@ -20,6 +20,12 @@ def fmt_pruning(result: Any) -> str:
     return pruning_label(result.method, getattr(result, "score", "l1"))
 
 
+def is_jpeg(data: str | None) -> bool:
+    """Whether a run's recorded test images (ImageSet.source) are JPEG files: lossy copies,
+    whose accuracies are not CIFAR-10's, so every screen and table says so."""
+    return str(data or "").startswith("JPEG")
+
+
 def _missing(value: float | None) -> bool:
     return value is None or not math.isfinite(value)
 

@@ -19,6 +19,7 @@ from tui.formatting import (
     fmt_num,
     fmt_pct,
     fmt_pruning,
+    is_jpeg,
 )
 from tui.render import fmt_interval, sweep_legend
 
@@ -314,4 +315,4 @@ def data_label(record: Any) -> Text | str:
     """SYNTHETIC or JPEG where the numbers are not those of CIFAR-10's own images."""
     if record.synthetic:
         return Text("SYNTHETIC", style="yellow")
-    return "JPEG" if str(record.data or "").startswith("JPEG") else ""
+    return "JPEG" if is_jpeg(record.data) else ""

@@ -13,7 +13,7 @@ from engine.errors import PrunelabError
 from tui import render, sweep_chart, tables
 from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
 from tui.cli.output import EXIT_FAILURE, Output, error_line, output_options
-from tui.formatting import fmt_pruning
+from tui.formatting import fmt_pruning, is_jpeg
 
 
 @output_options("json_out")
@@ -178,6 +178,6 @@ def _png_title(sweeps: list[Any], documents: list[dict[str, Any]]) -> str:
         title = f"{title}, {scores.pop()} score"
     if runs and all(d["synthetic"] for d in runs):
         return f"{title} (SYNTHETIC data)"
-    if runs and all(str(d.get("data", "")).startswith("JPEG") for d in runs):
+    if runs and all(is_jpeg(d.get("data")) for d in runs):
         return f"{title} (JPEG test images)"
     return title

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
 from engine.events import Event, Notice, RunFinished, RunStarted
+from tui.formatting import is_jpeg
 from tui.screens.common import WIDE
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.progress import ProgressPanel
@@ -219,6 +220,7 @@ class JobScreen(Screen):
             self.status = "running"
             self.run_dir = event.run_dir
             synthetic = " · SYNTHETIC data" if event.synthetic else ""
+            synthetic = synthetic or (" · JPEG" if is_jpeg(event.data) else "")
             self.headline = (
                 f"{event.model} · {event.parameters:,} params · {event.device}{synthetic}"
             )
