@@ -702,3 +702,21 @@ async def test_a_run_on_jpeg_files_says_so_in_the_screen_headline(tmp_path):
         assert screen.headline.endswith(" · JPEG")
         screen.apply(RunStarted(**started, parameters=10, config={}, data="CIFAR-10 test batch"))
         assert "JPEG" not in screen.headline
+
+
+async def test_the_runs_details_say_jpeg(tmp_path):
+    from engine.lifecycle import Run, read_run_info
+
+    run = Run("sweep", lambda event: None)
+    jpeg = "JPEG image folder test split, DIR, 10 of 10 images"
+    run.open(
+        tmp_path / "runs", model="resnet20", config={}, device="cpu", data=jpeg, synthetic=False
+    )
+    run.start(parameters=1)
+    run.finish("completed")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: app.screen is app.runs_screen)
+        details = app.runs_screen._details(read_run_info(run.dir))
+        assert "sweep · resnet20 · completed · JPEG" in details

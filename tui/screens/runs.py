@@ -17,7 +17,7 @@ from engine.lifecycle import RunInfo, list_run_infos
 from engine.operations import export_config_from_sweep, why_not_resumable
 from engine.runs import read_metrics
 from engine.stats import BEST_LEVEL_RULE
-from tui.formatting import fmt_acc, fmt_pruning
+from tui.formatting import fmt_acc, fmt_pruning, is_jpeg
 from tui.render import classes_failing_line
 from tui.screens.dialogs import ExportDialog
 from tui.screens.layers import open_layer_view
@@ -279,7 +279,8 @@ class RunsScreen(Screen):
         lines = [
             f"[b]{listing.path.name}[/b]",
             f"{record.kind} · {record.model} · {record.status}"
-            + (" · [reverse]SYNTHETIC[/reverse]" if record.synthetic else ""),
+            + (" · [reverse]SYNTHETIC[/reverse]" if record.synthetic else "")
+            + (" · JPEG" if is_jpeg(record.data) else ""),
             f"created {record.created}"
             + (f" · finished {record.finished}" if record.finished else ""),
         ]
