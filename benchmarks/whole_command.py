@@ -9,6 +9,10 @@ order (seed-ours, ours-seed, ...); the medians give the ratio. Per level both ac
 compared (fp32 must agree within --tolerance points). With several --precision values ours runs in
 each and is compared with the same seed timing (the seed's loop is fp32 only).
 
+With fp32 among the precisions it also prints the arithmetic bound: the network's FLOPs times
+images times levels against this CPU's best fp32 matrix-multiply rate, i.e. the fastest any dense
+fp32 evaluation could be, and the sustained rate a 2x ratio would need.
+
 --startup times `prunelab --help` and a bad option instead (each a fresh process, median of
 --rounds), and --ours-only times only our command (e.g. a one-level sweep of 64 images).
 
@@ -219,7 +223,53 @@ def compare(args, folder: Path) -> int:
             line += f" (one level: target < {ONE_LEVEL_TARGET_S:g} s: "
             line += f"{'met' if median < ONE_LEVEL_TARGET_S else 'NOT met'})"
         print(line)
+    if seed_median is not None and "fp32" in precisions:
+        print(arithmetic_bound(args, seed_median, statistics.median(ours_times["fp32"])))
     return status
+
+
+def arithmetic_bound(args, seed_seconds: float, ours_seconds: float) -> str:
+    """What the convolutions alone must cost: the network's FLOPs per image (torch's own
+    FlopCounterMode) times images times levels, against the best fp32 matrix-multiply rate this
+    CPU shows (torch.mm, best of several sizes and repeats, timed now). No dense fp32 evaluation
+    can go faster, so this says how far a ratio target is reachable at all."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(ROOT))
+    from engine.models import build_model
+
+    model = build_model(args.model).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 32, 32))
+    levels = len(parse_level_list(args.levels))
+    total = counter.get_total_flops() * args.test_subset * levels
+    rate = best_matmul_rate()
+    needed = total / (seed_seconds / 2)
+    return (
+        f"arithmetic: {args.test_subset} images x {levels} levels x "
+        f"{counter.get_total_flops() / 1e6:.1f} MFLOP = {total / 1e12:.2f} TFLOP in fp32; this "
+        f"CPU's best fp32 matrix multiply runs at {rate / 1e9:.0f} GFLOP/s, so no dense fp32 "
+        f"evaluation takes under {total / rate:.1f} s here. prunelab sustained "
+        f"{total / ours_seconds / 1e9:.0f} GFLOP/s over its whole command; 2x the seed's "
+        f"{seed_seconds:.1f} s needs {needed / 1e9:.0f} GFLOP/s sustained, start-up included "
+        f"({100 * needed / rate:.0f}% of that best)."
+    )
+
+
+def best_matmul_rate() -> float:
+    """FLOP/s of the fastest fp32 torch.mm among a few square sizes (best of 5 each)."""
+    import torch
+
+    best = 0.0
+    for n in (1024, 2048, 3072):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        for _ in range(5):
+            started = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - started))
+    return best
 
 
 def parse_level_list(text: str) -> tuple[float, ...]:
