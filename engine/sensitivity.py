@@ -1,9 +1,7 @@
-"""Per-layer sensitivity: prune one layer at a time (layerwise L1) at each level, the others
-dense, and evaluate."""
+"""Per-layer sensitivity: prune one layer at a time (layerwise, ranked by the run's score: |w| by
+default) at each level, the others dense, and evaluate."""
 
 from __future__ import annotations
-
-import dataclasses
 
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
@@ -28,11 +26,11 @@ def run_sensitivity(
     *,
     layers: list[str] | None = None,
 ) -> SensitivityResult:
-    """Prune one layer at a time (layerwise L1) at each level, the others dense, and evaluate:
-    which layers tolerate pruning and which do not."""
-    setup = prepare(dataclasses.replace(config, score="l1"), None, on_event)
+    """Prune one layer at a time (layerwise, by `config.score`) at each level, the others dense,
+    and evaluate: which layers tolerate pruning and which do not."""
+    setup = prepare(config, None, on_event)
     config = setup.config
-    pruner = Pruner(setup.model, "layerwise", config.include_classifier)
+    pruner = Pruner(setup.model, "layerwise", config.include_classifier, score=setup.score)
     names = layers or pruner.names
     unknown = [n for n in names if n not in pruner.names]
     if unknown:
@@ -78,7 +76,9 @@ def run_sensitivity(
             status = "stopped"
         finally:
             pruner.release()
-        result = SensitivityResult(str(run_dir), list(table), levels, baseline, table, status)
+        result = SensitivityResult(
+            str(run_dir), list(table), levels, baseline, table, status, config.score
+        )
         write_sensitivity(run_dir, result)
     run.finish(
         status, SensitivitySummary(baseline_accuracy=baseline, layers=len(table), levels=levels)

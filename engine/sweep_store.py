@@ -202,6 +202,7 @@ class SensitivityResult:
     baseline_accuracy: float | None
     accuracy: dict[str, dict[float, float]]  # layer -> level -> top-1 %
     status: str = "completed"
+    score: str = "l1"  # what ranked each layer's weights (a run written before scores: l1)
 
 
 def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
@@ -218,8 +219,15 @@ def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
             table.setdefault(layer, {})[float(level)] = accuracy
     levels = sorted({level for row in table.values() for level in row})
     status = load_run(run_dir).status if (run_dir / "run.json").is_file() else "unknown"
+    score = summary.get("score")
     return SensitivityResult(
-        str(run_dir), list(table), levels, summary.get("baseline_accuracy"), table, status
+        str(run_dir),
+        list(table),
+        levels,
+        summary.get("baseline_accuracy"),
+        table,
+        status,
+        score if isinstance(score, str) and score else "l1",
     )
 
 
@@ -233,6 +241,7 @@ def write_sensitivity(run_dir: Path, result: SensitivityResult) -> None:
         run_dir / "summary.json",
         {
             "baseline_accuracy": result.baseline_accuracy,
+            "score": result.score,
             "levels": levels,
             "accuracy": {n: {f"{k:g}": v for k, v in r.items()} for n, r in table.items()},
         },

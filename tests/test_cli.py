@@ -583,6 +583,15 @@ def test_sensitivity_table_and_files(trained, tmp_path):
     assert list(data["accuracy"]["conv1"]) == ["50"]
 
 
+def test_sensitivity_by_a_score_says_so(trained, tmp_path):
+    args = ["sensitivity", trained["checkpoint"], *TINY, "--layers", "conv1", "--levels", "50"]
+    result = invoke([*args, "--score", "random", "--run-dir", tmp_path])
+    assert result.exit_code == 0, result.output
+    assert "per-layer sensitivity, random score" in result.clean_stdout
+    data = json.loads(invoke([*args, "--score", "random", "--run-dir", tmp_path, "--json"]).stdout)
+    assert data["score"] == "random"
+
+
 def test_sensitivity_unknown_layer_exits_1(trained, tmp_path):
     args = ["sensitivity", trained["checkpoint"], *TINY, "--layers", "nope", "--run-dir", tmp_path]
     result = invoke(args)

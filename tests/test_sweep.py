@@ -26,7 +26,7 @@ from engine.sweep_answer import (
     reaches,
     speed_bracket,
 )
-from engine.sweep_store import read_sweep
+from engine.sweep_store import read_sensitivity, read_sweep
 
 
 def config_for(checkpoint, tmp_path, **changes) -> SweepConfig:
@@ -185,6 +185,24 @@ def test_sensitivity_table(trained_checkpoint, tmp_path):
     assert len([e for e in events if isinstance(e, SensitivityPoint)]) == 4
     csv = (tmp_path / "runs").glob("*/sensitivity.csv")
     assert next(csv).read_text().splitlines()[0] == "layer,50,90"
+
+
+def test_sensitivity_ranks_by_the_runs_score_and_records_it(trained_checkpoint, tmp_path):
+    layers = ["conv1", "layer3.2.conv2"]
+    by = {}
+    for score in ("l1", "random"):
+        config = config_for(trained_checkpoint, tmp_path / score, levels=(90.0,), score=score)
+        by[score] = run_sensitivity(config, layers=layers)
+    assert by["l1"].score == "l1" and by["random"].score == "random"
+    # random order removes weights |w| ranking keeps: some layer's accuracy moves
+    assert any(by["l1"].accuracy[n] != by["random"].accuracy[n] for n in layers)
+    run_dir = Path(by["random"].run_dir)
+    assert read_sensitivity(run_dir).score == "random"
+    # a run written before scores existed reads back as l1 (its summary has no score)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    del summary["score"]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert read_sensitivity(run_dir).score == "l1"
 
 
 def test_stop_during_a_level_drops_only_that_level(trained_checkpoint, tmp_path):

@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from engine.config import named_score
 from tui.formatting import (
     NONE,
     fmt_bytes,
@@ -183,8 +184,10 @@ def _class_columns(classes: list[str], width: int) -> tuple[int, int]:
 
 def sensitivity_table(result: Any) -> Table:
     """Layer x level top-1 accuracy, with each cell's drop from the dense baseline."""
+    by = f", {result.score} score" if named_score(result.score) else ""
     table = titled_table(
-        f"per-layer sensitivity (baseline {fmt_pct(result.baseline_accuracy)}): {result.run_dir}"
+        f"per-layer sensitivity{by} (baseline {fmt_pct(result.baseline_accuracy)}): "
+        f"{result.run_dir}"
     )
     table.add_column("layer", no_wrap=True)
     for level in result.levels:

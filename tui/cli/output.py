@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from engine.errors import ConfigError, PrunelabError
@@ -140,8 +141,15 @@ class Output:
             self.console.print(Text(text, style=style or ""), soft_wrap=self.soft_wrap)
 
     def renderable(self, item: Any) -> None:
-        if self.human:
-            self.console.print(item)
+        """A rich table or chart. A table's title is printed as a line of its own: inside the
+        table it would wrap to the table's width (a one-column table broke its title into
+        ten-letter pieces)."""
+        if not self.human:
+            return
+        if isinstance(item, Table) and item.title is not None:
+            title, item.title = item.title, None
+            self.console.print(Text(str(title), style="table.title"), soft_wrap=self.soft_wrap)
+        self.console.print(item)
 
     def final(self, text: str) -> None:
         """The last line: shown in human and --quiet modes."""

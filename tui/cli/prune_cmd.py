@@ -137,7 +137,6 @@ def find(
     skip=(
         "checkpoint",
         "method",
-        "score",  # one layer at a time by |w|, as the sensitivity tables always were
         "refine",
         "resolution",
         "tolerance",
@@ -166,7 +165,7 @@ def sensitivity(
     ] = "",
     **options: Any,
 ) -> None:
-    """Per-layer sensitivity: prune one layer at a time (layerwise L1), the others dense.
+    """Per-layer sensitivity: prune one layer at a time (layerwise, by --score), the others dense.
 
     The layer x level accuracy table shows which layers tolerate pruning.
     """
@@ -174,6 +173,7 @@ def sensitivity(
     if not any(level > 0 for level in config.levels):
         raise ConfigError("levels", "sensitivity needs at least one level above 0 (e.g. 50,90)")
     from engine.sensitivity import run_sensitivity  # torch: only once the options are good
+    from tui.widgets.text import plural  # its package loads textual: not before it is needed
 
     names = [n.strip() for n in layers.split(",") if n.strip()] or None
     result, synthetic = run_engine(out, run_sensitivity, config, layers=names)
@@ -181,7 +181,7 @@ def sensitivity(
     if result.layers:
         out.renderable(tables.sensitivity_table(result))
     line = (
-        f"{len(result.layers)} layers x {len(result.levels)} levels, baseline "
+        f"{plural(len(result.layers), 'layer')} x {plural(len(result.levels), 'level')}, baseline "
         f"{fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"
     )
     finish(out, result.status, line, None, synthetic=synthetic)

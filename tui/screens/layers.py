@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from engine.config import pruning_label
+from engine.config import named_score, pruning_label
 from tui.widgets.progress import bar
 from tui.widgets.text import plural
 
@@ -89,8 +89,10 @@ class LayerView(ModalScreen[None]):
                 "s on the Sweep screen runs sensitivity (one layer pruned at a time) · Esc closes"
             )
         base = self.sensitivity.baseline_accuracy
+        score = getattr(self.sensitivity, "score", "l1")
+        by = f" ({score} score)" if named_score(score) else ""
         return (
-            f"sensitivity: accuracy % with only that layer pruned, dense {base:.1f}% · green "
+            f"sensitivity{by}: accuracy % with only that layer pruned, dense {base:.1f}% · green "
             f"within {self.tolerance:g} pt, yellow within {5 * self.tolerance:g}, red beyond · "
             f"{plural(len(self.sensitivity.accuracy), 'layer')} measured · Esc closes"
         )
@@ -102,19 +104,22 @@ class LayerView(ModalScreen[None]):
         self.dismiss(None)
 
 
-def find_sensitivity(run_root: str, checkpoint: str) -> Any:
-    """The newest sensitivity run of `checkpoint` under `run_root`, read back, or None."""
+def find_sensitivity(run_root: str, checkpoint: str, score: str = "l1") -> Any:
+    """The newest sensitivity run of `checkpoint` under `run_root` ranked by `score`, else the
+    newest by any score (its hint names the score), read back; None if there is none."""
     from engine.runs import list_runs
     from engine.sweep_store import read_sensitivity
 
+    found = []
     for listing in list_runs(run_root):
         record = listing.record
         if record.kind == "sensitivity" and (record.config or {}).get("checkpoint") == checkpoint:
             try:
-                return read_sensitivity(listing.path)
+                found.append(read_sensitivity(listing.path))
             except (OSError, ValueError, KeyError):
                 continue
-    return None
+    same = [result for result in found if result.score == score]
+    return (same or found or [None])[0]
 
 
 def open_layer_view(
@@ -154,7 +159,7 @@ def open_layer_view(
         except (PrunelabError, OSError, ValueError) as exc:
             app.call_from_thread(screen.notify, str(exc), severity="error")
             return
-        sensitivity = find_sensitivity(run_root, checkpoint)
+        sensitivity = find_sensitivity(run_root, checkpoint, getattr(config, "score", "l1"))
         name = checkpoint.rsplit("/", 1)[-1]
         how = pruning_label(method, getattr(config, "score", "l1"))
         title = f"{how} {level:g}% · pruned share of each layer · {name}"

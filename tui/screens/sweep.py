@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.checkpoint_info import checkpoint_info
-from engine.config import X_AXES, SweepConfig, pruning_label
+from engine.config import X_AXES, SweepConfig, named_score, pruning_label
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.stats import PASSED_OVER_MARK
 from engine.sweep_answer import x_value
@@ -289,7 +289,8 @@ class SweepScreen(JobScreen):
         self.status = result.status
         self.fraction = 1.0 if result.status == "completed" else self.fraction
         self.progress_text = (
-            f"sensitivity {result.status}: {plural(len(result.accuracy), 'layer')} · "
+            f"sensitivity {result.status}: {plural(len(result.accuracy), 'layer')}"
+            f"{', ' + result.score + ' score' if named_score(result.score) else ''} · "
             "l shows them with a level's sparsity"
         )
         if self.ready:
