@@ -81,6 +81,9 @@ def run_sensitivity(
         )
         write_sensitivity(run_dir, result)
     run.finish(
-        status, SensitivitySummary(baseline_accuracy=baseline, layers=len(table), levels=levels)
+        status,
+        SensitivitySummary(
+            baseline_accuracy=baseline, layers=len(table), levels=levels, score=config.score
+        ),
     )
     return result

@@ -113,14 +113,15 @@ class SensitivitySummary(RunSummary):
     baseline_accuracy: float | None = None
     layers: int = 0
     levels: list[float] = field(default_factory=list)
+    score: str = "l1"
 
     def headline(self) -> str:
         if self.baseline_accuracy is None:
             return ""
-        return (
-            f"{self.layers} layers x {len(self.levels)} levels, "
-            f"dense {_pct(self.baseline_accuracy)}"
-        )
+        layers = f"{self.layers} layer{'s' * (self.layers != 1)}"
+        levels = f"{len(self.levels)} level{'s' * (len(self.levels) != 1)}"
+        text = f"{layers} x {levels}, dense {_pct(self.baseline_accuracy)}"
+        return f"{self.score} score: {text}" if named_score(self.score) else text
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 from engine.checkpoints import read_checkpoint
 from engine.config import SweepConfig
 from engine.events import RunFinished, RunStarted, SensitivityPoint, SweepFinished, SweepPoint
+from engine.lifecycle import read_run_info
 from engine.models import build_model
 from engine.options import parse_levels
 from engine.runs import read_jsonl
@@ -198,6 +199,9 @@ def test_sensitivity_ranks_by_the_runs_score_and_records_it(trained_checkpoint, 
     assert any(by["l1"].accuracy[n] != by["random"].accuracy[n] for n in layers)
     run_dir = Path(by["random"].run_dir)
     assert read_sensitivity(run_dir).score == "random"
+    # `prunelab runs` and the Runs screen show this headline
+    assert read_run_info(run_dir).headline().startswith("random score: 2 layers x 1 level, dense")
+    assert not read_run_info(by["l1"].run_dir).headline().startswith("l1")
     # a run written before scores existed reads back as l1 (its summary has no score)
     summary = json.loads((run_dir / "summary.json").read_text())
     del summary["score"]
