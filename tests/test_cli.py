@@ -782,3 +782,27 @@ def test_export_of_a_sweep_run_folder_gives_the_sweeps_masks(trained, tmp_path):
     not_a_run = invoke(["export", tmp_path, "--level", 60])
     assert not_a_run.exit_code == 2 and "CHECKPOINT" in not_a_run.stderr
     assert "Traceback" not in not_a_run.output
+
+
+def test_command_list_wraps_each_description_as_one_paragraph():
+    """`prunelab --help` at 80 columns: every line break in the command list is the wrap's own
+    (the next word would not have fit), never a line break of the docstring's source."""
+    output = invoke(["--help"], COLUMNS="80").clean_stdout
+    lines = output.splitlines()
+    top = next(i for i, line in enumerate(lines) if "Commands" in line)
+    rows = []
+    for line in lines[top + 1 :]:
+        if not line.startswith("│"):
+            break
+        rows.append(line.strip("│").rstrip())
+    column = len(rows[0]) - len(rows[0].lstrip()) + len(rows[0].split()[0])
+    column += len(rows[0][column:]) - len(rows[0][column:].lstrip())  # where descriptions start
+    width = len(lines[top]) - 2 - column - 1  # inside the box, less the right padding
+    continued = 0
+    for this, after in zip(rows, rows[1:], strict=False):
+        if after[:column].strip():  # the next row starts another command
+            continue
+        continued += 1
+        text, next_word = this[column:].rstrip(), after[column:].split()[0]
+        assert len(text) + 1 + len(next_word) > width, (this, after)
+    assert continued >= 5

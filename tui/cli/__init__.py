@@ -20,11 +20,13 @@ written (a second Ctrl-C aborts at once).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -123,15 +125,26 @@ def open_tui() -> None:
     PrunelabApp().run()
 
 
+def short_help(command: Callable[..., Any]) -> str:
+    """The first paragraph of a command's docstring as one line. In rich markup mode typer's
+    command list keeps the docstring's own line breaks, which at 80 columns broke sentences in
+    the middle ("...: pruned" / "weights stay exactly 0")."""
+    first = inspect.cleandoc(command.__doc__ or "").split("\n\n")[0]
+    return " ".join(first.split())
+
+
 # The commands, in the order `prunelab --help` lists them.
-app.command("train")(train_cmd.train)
-app.command("finetune")(finetune_cmd.finetune)
-app.command("sweep")(prune_cmd.sweep)
-app.command("find")(prune_cmd.find)
-app.command("sensitivity")(prune_cmd.sensitivity)
-app.command("export")(export_cmd.export)
-app.command("runs")(runs_cmd.runs)
-app.command("report")(runs_cmd.report)
+for _name, _command in (
+    ("train", train_cmd.train),
+    ("finetune", finetune_cmd.finetune),
+    ("sweep", prune_cmd.sweep),
+    ("find", prune_cmd.find),
+    ("sensitivity", prune_cmd.sensitivity),
+    ("export", export_cmd.export),
+    ("runs", runs_cmd.runs),
+    ("report", runs_cmd.report),
+):
+    app.command(_name, short_help=short_help(_command))(_command)
 
 
 def main() -> None:
