@@ -39,7 +39,7 @@ def run_sensitivity(
         )
     run = Run("sensitivity", on_event, stop)
     run_dir = open_run(setup, run)
-    run.start(parameters=setup.parameters)
+    run.start(parameters=setup.parameters, data=setup.test_data.source)
     levels = [level for level in config.levels if level > 0]
     table: dict[str, dict[float, float]] = {}
     total, index, status = len(names) * len(levels), 0, "completed"

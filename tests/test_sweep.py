@@ -193,7 +193,10 @@ def test_sensitivity_ranks_by_the_runs_score_and_records_it(trained_checkpoint, 
     by = {}
     for score in ("l1", "random"):
         config = config_for(trained_checkpoint, tmp_path / score, levels=(90.0,), score=score)
-        by[score] = run_sensitivity(config, layers=layers)
+        events = []
+        by[score] = run_sensitivity(config, events.append, layers=layers)
+        (started,) = [e for e in events if isinstance(e, RunStarted)]
+        assert started.data, "the app's headline says where the images come from (JPEG)"
     assert by["l1"].score == "l1" and by["random"].score == "random"
     # random order removes weights |w| ranking keeps: some layer's accuracy moves
     assert any(by["l1"].accuracy[n] != by["random"].accuracy[n] for n in layers)

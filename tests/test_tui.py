@@ -530,6 +530,11 @@ async def test_layers_sensitivity_and_png_from_the_sweep_screen(tmp_path, tiny_c
         assert set(sens.accuracy) == {layer.name for layer in app.screen.rows}
         kinds = sorted(r.record.kind for r in list_runs(tmp_path / "runs"))
         assert kinds == ["sensitivity", "sweep"]
+        await pilot.press("escape", "f4")  # the Runs screen: the newest run is selected
+        await wait_for(pilot, lambda: app.screen is app.runs_screen)
+        await pilot.pause()
+        details = str(app.runs_screen.query_one("#run-details", Static).render())
+        assert "1 level, dense" in details, "the headline the table cuts at 80 columns"
 
 
 async def test_resume_picker_offers_only_resumable_checkpoints(tmp_path, tiny_checkpoint):

@@ -320,6 +320,8 @@ class RunsScreen(Screen):
                 if why_not_resumable(listing) is None:
                     hint += " · c continues it"
                 lines.append(hint)
+        elif listing.headline():  # sensitivity, export, fine-tuning: the table cuts it at 80 cols
+            lines.append(f"[b]{escape(listing.headline())}[/b]")
         if record.data:
             lines.append(f"data {record.data}")
         return "\n".join(lines)
