@@ -40,7 +40,7 @@ class SweepScreen(JobScreen):
     JOBS = ("sweep", "sensitivity")
     TITLE_TEXT = "Sweep"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Open… ^o"
-    IDLE_HEADLINE = "F5 starts · pick a checkpoint (^o)"
+    IDLE_HEADLINE = "F5 starts · ^o: checkpoint"  # a key hint: true with one typed, too
     STOPPING_TEXT = "stopping after this level; finished points are kept"
     BINDINGS = [
         *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Open…")),
