@@ -39,7 +39,8 @@ import torch.nn as nn
 
 from engine import slim, sparse_format
 from engine.config import MODEL_NAMES
-from engine.errors import CheckpointError
+from engine.errors import CheckpointError, ModelMismatch
+from engine.models import infer_model_name
 from engine.runfiles import disk_full_message, file_sha256, os_error_message
 from engine.state_keys import fill_bn_counters, unwrap
 
@@ -248,31 +249,6 @@ def _pick_str(config: dict[str, Any], rest: dict[str, Any], key: str) -> str | N
     return None
 
 
-def infer_model_name(state_dict: dict[str, Any]) -> str | None:
-    """Which registry architecture a state dict belongs to, from key names and shapes; None if unknown."""
-    state_dict, _ = unwrap(state_dict)
-    blocks: dict[int, set[int]] = {}
-    bottleneck = False
-    for key in state_dict:
-        m = re.match(r"layer(\d+)\.(\d+)\.", key)
-        if m:
-            blocks.setdefault(int(m[1]), set()).add(int(m[2]))
-            bottleneck = bottleneck or key.split(".")[2] == "conv3"
-    stem = state_dict.get("conv1.weight")
-    width = tuple(stem.shape)[0] if hasattr(stem, "shape") and len(stem.shape) == 4 else None
-    if sorted(blocks) != list(range(1, len(blocks) + 1)):
-        return None
-    counts = [len(blocks[k]) for k in sorted(blocks)]
-    if width == 64 and counts == [3, 4, 6, 3] and bottleneck:
-        return "resnet50"
-    if width == 64 and counts == [2, 2, 2, 2] and not bottleneck:
-        return "resnet18"
-    if width == 16 and len(counts) == 3 and len(set(counts)) == 1 and not bottleneck:
-        name = f"resnet{6 * counts[0] + 2}"
-        return name if name in MODEL_NAMES else None
-    return None
-
-
 def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> list[str]:
     """Strict load after mapping wrapper prefixes and filling legacy BatchNorm counters.
 
@@ -313,6 +289,7 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
     file_name = infer_model_name(state_dict)
     if file_name and file_name != model_name:
         message += f" (the file looks like a {file_name} checkpoint: pass --model {file_name})"
+        raise ModelMismatch(message, file_name)
     raise CheckpointError(message)
 
 

@@ -18,7 +18,23 @@ from engine.options import (
     same_as,
 )
 
-MODEL_NAMES = ("resnet50", "resnet18", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
+# resnet20..110: option-A (zero-pad) shortcuts as akamaster's files; resnet20b..110b: projection
+# shortcuts as torch.hub's chenyaofo/pytorch-cifar-models and torchdistill files (engine.models).
+MODEL_NAMES = (
+    "resnet50",
+    "resnet18",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "resnet20b",
+    "resnet32b",
+    "resnet44b",
+    "resnet56b",
+    "resnet110b",
+)
+MODEL_FAMILIES = "resnet20..110 pad the shortcut with zeros, resnet20b..110b project it"
 DATASETS = ("cifar10", "imagefolder", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
@@ -68,7 +84,9 @@ MAX_SEED = 2**32 - 1
 class DataOptions(Options):
     """What to read, where to run, how exactly: shared by training and pruning runs."""
 
-    model: str = option("resnet50", "architecture", choices=MODEL_NAMES, group="Model")
+    model: str = option(
+        "resnet50", f"architecture ({MODEL_FAMILIES})", choices=MODEL_NAMES, group="Model"
+    )
     dataset: str = option("cifar10", "dataset", choices=DATASETS, group="Data")
     data_dir: str = option(
         "data", "dataset directory (cifar-10-batches-py/ or train/ and test/)", group="Data"
@@ -276,7 +294,7 @@ class SweepConfig(DataOptions):
 
     model: str = option(
         "auto",
-        "architecture (auto = the one the checkpoint holds)",
+        f"architecture (auto = the one the checkpoint holds; {MODEL_FAMILIES})",
         choices=("auto", *MODEL_NAMES),
         group="Model",
     )

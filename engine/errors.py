@@ -22,3 +22,14 @@ class DataError(PrunelabError):
 
 class CheckpointError(PrunelabError):
     """A checkpoint file cannot be read or does not fit the model."""
+
+
+class ModelMismatch(CheckpointError):
+    """The checkpoint holds another registry architecture than the one asked for: the choice of
+    model is the input to fix (`suggested` names the one the file looks like)."""
+
+    field = "model"
+
+    def __init__(self, message: str, suggested: str) -> None:
+        super().__init__(message)
+        self.suggested = suggested

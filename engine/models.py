@@ -6,10 +6,15 @@ Two families share one `CifarResNet`:
 - resnet20 ... resnet110: He et al. 2016 section 4.2 in the layout of the widely used pretrained
   checkpoints (akamaster/pytorch_resnet_cifar10): 16/32/64 channels, parameter-free "option A"
   shortcuts, kaiming_normal_ init.
+- resnet20b ... resnet110b: the same depths with the projection ("option B") shortcut, a 1x1
+  stride-2 conv + BatchNorm where a stage starts, as torch.hub's chenyaofo/pytorch-cifar-models
+  and torchdistill build them from torchvision's BasicBlock (their `fc` / `downsample` keys are
+  mapped onto ours in engine.state_keys). Global average pool, fan-out kaiming init as there.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import torch
@@ -17,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.config import MODEL_NAMES
+from engine.state_keys import unwrap
 
 
 class PadShortcut(nn.Module):
@@ -153,13 +159,22 @@ def resnet50(num_classes: int = 10) -> CifarResNet:
     return CifarResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], num_classes)
 
 
-def cifar_resnet(depth: int, num_classes: int = 10) -> CifarResNet:
-    """He et al.'s depth = 6n + 2 CIFAR ResNet with n BasicBlocks per stage."""
+def _fan_out_init(m: nn.Module) -> None:
+    """torchvision's ResNet init, kept by the option-B CIFAR files' code (Linear: torch default)."""
+    if isinstance(m, nn.Conv2d):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def cifar_resnet(depth: int, num_classes: int = 10, option: str = "A") -> CifarResNet:
+    """He et al.'s depth = 6n + 2 CIFAR ResNet with n BasicBlocks per stage; `option` "A" pads
+    the shortcut with zeros (akamaster), "B" projects it with a 1x1 conv + BatchNorm."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 with n >= 1, got {depth}")
+    if option not in ("A", "B"):
+        raise ValueError(f"option must be 'A' or 'B', got {option!r}")
     n = (depth - 2) // 6
-    model = CifarResNet(BasicBlock, [n, n, n], [16, 32, 64], num_classes, option="A", pool=None)
-    model.apply(_kaiming_init)
+    model = CifarResNet(BasicBlock, [n, n, n], [16, 32, 64], num_classes, option=option, pool=None)
+    model.apply(_kaiming_init if option == "A" else _fan_out_init)
     return model
 
 
@@ -183,6 +198,15 @@ def resnet110(num_classes: int = 10) -> CifarResNet:
     return cifar_resnet(110, num_classes)
 
 
+def _projected(depth: int) -> Callable[[int], CifarResNet]:
+    def build(num_classes: int = 10) -> CifarResNet:
+        return cifar_resnet(depth, num_classes, option="B")
+
+    build.__name__ = build.__qualname__ = f"resnet{depth}b"
+    build.__doc__ = f"ResNet-{depth} with projection shortcuts (chenyaofo / torchdistill layout)."
+    return build
+
+
 MODELS: dict[str, Callable[[int], CifarResNet]] = {
     "resnet50": resnet50,
     "resnet18": resnet18,
@@ -191,6 +215,7 @@ MODELS: dict[str, Callable[[int], CifarResNet]] = {
     "resnet44": resnet44,
     "resnet56": resnet56,
     "resnet110": resnet110,
+    **{f"resnet{depth}b": _projected(depth) for depth in (20, 32, 44, 56, 110)},
 }
 
 
@@ -199,6 +224,37 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
     if name not in MODEL_NAMES or name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     return MODELS[name](num_classes)
+
+
+def infer_model_name(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """Which registry architecture a state dict belongs to, from key names and shapes; None if
+    unknown. Other tools' key spellings count as ours (engine.state_keys.unwrap)."""
+    state_dict, _ = unwrap(state_dict)
+    blocks: dict[int, set[int]] = {}
+    bottleneck = projected = False
+    for key in state_dict:
+        m = re.match(r"layer(\d+)\.(\d+)\.(\w+)\.", key)
+        if m:
+            blocks.setdefault(int(m[1]), set()).add(int(m[2]))
+            bottleneck = bottleneck or m[3] == "conv3"
+            projected = projected or m[3] == "shortcut"
+    stem = state_dict.get("conv1.weight")
+    shape = tuple(stem.shape) if isinstance(stem, torch.Tensor) else ()
+    # every registry model has a 3x3 stem on RGB: an ImageNet ResNet's 7x7 stem is none of them
+    if len(shape) != 4 or shape[1:] != (3, 3, 3) or not blocks:
+        return None
+    width = shape[0]
+    if sorted(blocks) != list(range(1, len(blocks) + 1)):
+        return None
+    counts = [len(blocks[k]) for k in sorted(blocks)]
+    if width == 64 and counts == [3, 4, 6, 3] and bottleneck:
+        return "resnet50"
+    if width == 64 and counts == [2, 2, 2, 2] and not bottleneck:
+        return "resnet18"
+    if width == 16 and len(counts) == 3 and len(set(counts)) == 1 and not bottleneck:
+        name = f"resnet{6 * counts[0] + 2}{'b' if projected else ''}"
+        return name if name in MODEL_NAMES else None
+    return None
 
 
 def count_parameters(model: nn.Module) -> int:

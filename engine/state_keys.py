@@ -5,6 +5,10 @@ Checkpoints from the wild carry the same weights under other names:
   may stack, e.g. a compiled DDP model);
 - one wrapper attribute in front of every key, e.g. `model.` in a PyTorch Lightning checkpoint
   (`self.model = resnet` inside the LightningModule);
+- torchvision's ResNet names, kept by the CIFAR ResNets built from `torchvision.models.resnet`
+  (torch.hub's chenyaofo/pytorch-cifar-models, torchdistill, torchvision-style ResNet18/50):
+  the classifier `fc` is our `linear`, a block's projection shortcut `downsample.0/.1` is our
+  `shortcut.0/.1`. Renamed only in a file that uses those names and not ours;
 - no `num_batches_tracked` in BatchNorm entries saved by PyTorch < 0.4.1 (the pretrained CIFAR
   ResNet-20..1202 files). torch's own BatchNorm loader fills the counter with the module's value
   for such files; we do the same, and only where the rest of that BatchNorm's entries are there.
@@ -23,6 +27,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 BN_COUNTER = "num_batches_tracked"
 # Top-level module names of every registry model (CifarResNet): conv1, bn1, layerN, linear.
 _OUR_ROOTS = re.compile(r"^(conv1|bn1|layer\d+|linear)$")
+_DOWNSAMPLE = re.compile(r"^(layer\d+\.\d+\.)downsample\.")
 
 
 def strip_wrappers(key: str) -> str:
@@ -44,7 +49,8 @@ def unwrap(
     state_dict: dict[str, torch.Tensor], is_root: Callable[[str], bool] = is_our_root
 ) -> tuple[dict[str, torch.Tensor], str]:
     """Wrapper prefixes removed, plus the one leading attribute (e.g. Lightning's `model.`) that
-    puts the most keys under a model root. Returns (state dict, the attribute removed or '')."""
+    puts the most keys under a model root. Returns (state dict, the attribute removed or '').
+    Last, torchvision's names become ours (`torchvision_names`)."""
     plain = {strip_wrappers(k): v for k, v in state_dict.items()}
 
     def fitting(keys: list[str]) -> int:
@@ -58,12 +64,30 @@ def unwrap(
         if score > best_score:
             best_prefix, best_score = prefix, score
     if not best_prefix:
-        return plain, ""
+        return torchvision_names(plain), ""
     unwrapped = {
         (strip_wrappers(k[len(best_prefix) :]) if k.startswith(best_prefix) else k): v
         for k, v in plain.items()
     }
-    return unwrapped, best_prefix
+    return torchvision_names(unwrapped), best_prefix
+
+
+def torchvision_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`fc.` -> `linear.` when the file has `fc.weight` and no `linear.weight`; a block's
+    `downsample.` -> `shortcut.` when no block has a `shortcut.` key. Order is kept; names
+    only, so a network of other shapes still fails the strict load."""
+    keys = list(state_dict)
+    classifier = "fc.weight" in state_dict and "linear.weight" not in state_dict
+    shortcut = not any(re.match(r"layer\d+\.\d+\.shortcut\.", k) for k in keys)
+    if not classifier and not (shortcut and any(_DOWNSAMPLE.match(k) for k in keys)):
+        return state_dict
+
+    def ours(key: str) -> str:
+        if classifier and key.startswith("fc."):
+            return "linear." + key[3:]
+        return _DOWNSAMPLE.sub(r"\1shortcut.", key) if shortcut else key
+
+    return {ours(k): v for k, v in state_dict.items()}
 
 
 def fill_bn_counters(

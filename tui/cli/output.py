@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.errors import ConfigError, PrunelabError
+from engine.errors import ConfigError, ModelMismatch, PrunelabError
 from tui import sweep_chart
 from tui.cli.options import OUTPUT_PANEL, ConfigProblems, option_name
 
@@ -59,6 +59,11 @@ def failures(debug: bool) -> Iterator[None]:
         if debug:
             traceback.print_exc()
         error_line(config_error_line(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except ModelMismatch as exc:  # the checkpoint is fine; --model names the wrong network
+        if debug:
+            traceback.print_exc()
+        error_line(f"invalid value for {option_name(exc.field)}: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     except PrunelabError as exc:
         if debug:
