@@ -126,7 +126,7 @@ def test_macs_equal_torchs_flop_counter_on_dense_and_slim_networks():
             model.eval()(torch.zeros(1, 3, 32, 32))
         return counter.get_total_flops() // 2
 
-    for name in ("resnet20", "resnet18"):
+    for name in ("resnet20", "resnet18", "resnet20b"):
         model = build_model(name).eval()
         assert count_macs(model) == torch_macs(model)
         Pruner(model, "structured").set_level(50)

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
         ("resnet20", False, "structured"),
         ("resnet18", True, "global"),
         ("resnet50", True, "layerwise"),
+        ("resnet20b", False, "structured"),
     ],
 )
 def test_fused_logits_equal_the_folded_model_at_every_level(name, channels_last, method):

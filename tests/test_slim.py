@@ -45,6 +45,7 @@ def images() -> torch.Tensor:
         ("resnet20", (10, 30, 50, 80, 100)),  # option-A (zero-pad) shortcuts
         ("resnet18", (30, 50, 80)),  # identity and 1x1 projection shortcuts
         ("resnet50", (30, 50)),  # bottlenecks with projection shortcuts
+        ("resnet20b", (10, 50, 100)),  # 16/32/64 BasicBlocks with 1x1 projection shortcuts
     ],
 )
 def test_slim_logits_equal_masked_evaluation(name, levels, images):
