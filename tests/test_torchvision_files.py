@@ -168,12 +168,14 @@ def _sweep(path: Path, runs: Path, *model: str):
 def test_cli_sweeps_a_hub_file_with_or_without_model(tmp_path: Path) -> None:
     path = tmp_path / "cifar10_resnet20-4118986f.pt"
     torch.save(torchvision_cifar(20, seed=3).state_dict(), path)
-    for model in ([], ["--model", "resnet20b"]):
+    for model in ([], ["--model", "resnet20b", "--normalization", "cifar-pixel"]):
         result = _sweep(path, tmp_path / "runs", *model)
         assert result.exit_code == 0, result.output
         assert "sweep resnet20b | 272,474 parameters" in result.stdout
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/run.json")]
     assert sorted(r["model"] for r in records) == ["resnet20b", "resnet20b"]
+    used = sorted(r["config"]["normalization"] for r in records)
+    assert used == ["cifar", "cifar-pixel"]
 
     result = _sweep(path, tmp_path / "runs", "--model", "resnet20")
     assert result.exit_code == 2, result.output
