@@ -67,18 +67,19 @@ EXPORT_FORMATS = ("sparse", "dense", "slim", "onnx")  # the first is the default
 X_AXES = ("level", "latency", "macs", "params")  # what a sweep's chart and answer are in
 DEFAULT_LATENCY_BATCH = 64  # --x latency and find --target-speedup time this batch by default
 
-# Per-channel normalisation. "cifar" is the seed's; "imagenet" is what the widely used pretrained
-# CIFAR ResNet-20..110 checkpoints were trained with; "cifar-pixel" (CIFAR-10's mean and its std
-# over all training pixels) what torch.hub's chenyaofo/pytorch-cifar-models and torchdistill's
-# CIFAR ResNets (our resnet20b..110b) were trained with. Recorded in every checkpoint we write.
+# Per-channel normalisation. "cifar" is the seed's, and what torch.hub's
+# chenyaofo/pytorch-cifar-models were trained with (their training logs); "imagenet" is what the
+# widely used pretrained CIFAR ResNet-20..110 checkpoints were trained with; "cifar-pixel"
+# (CIFAR-10's mean and its std over all training pixels) what torchdistill's CIFAR ResNets were
+# trained with (its configs). Recorded in every checkpoint we write.
 NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "cifar": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "cifar-pixel": ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)),
+    "cifar-pixel": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
 }
 NORMALIZATION_HELP = (
-    "cifar = the seed's constants, imagenet = ImageNet mean/std, cifar-pixel = CIFAR-10's "
-    "per-pixel std (the torch.hub and torchdistill CIFAR ResNet files)"
+    "cifar = the seed's constants (also torch.hub's chenyaofo files), imagenet = ImageNet "
+    "mean/std, cifar-pixel = CIFAR-10's per-pixel std (torchdistill's files)"
 )
 
 SEED_LEVELS = "0:100:5"  # the seed's sweep: 0%, 5%, ..., 100% of weights removed
