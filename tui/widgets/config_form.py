@@ -26,6 +26,7 @@ from engine.errors import ConfigError
 from engine.options import describe_allowed, format_levels, parse_levels
 
 PATH_FIELDS = ("checkpoint",)
+PATH_PLACEHOLDER = "type the file's path"
 
 
 def label_for(name: str) -> str:
@@ -190,6 +191,8 @@ class ConfigForm(Vertical):
                 suggester = SuggestFromList(self._suggestions[name], case_sensitive=True)
             control = Input(
                 _show(value),
+                # an empty path field is otherwise a blank line: say what goes there
+                placeholder=PATH_PLACEHOLDER if name in PATH_FIELDS else "",
                 compact=True,
                 id=f"f-{name}",
                 suggester=suggester,
