@@ -204,6 +204,22 @@ class SensitivityResult:
     status: str = "completed"
     score: str = "l1"  # what ranked each layer's weights (a run written before scores: l1)
 
+    def comparison_level(self) -> float | None:
+        """The highest level measured for every layer (None before any, or when a stopped run
+        measured no level for all of them)."""
+        rows = [row for row in self.accuracy.values() if row]
+        shared = [lv for lv in self.levels if rows and all(lv in row for row in rows)]
+        return max(shared, default=None)
+
+    def most_sensitive(self, count: int = 3) -> list[str]:
+        """The `count` layers that keep the least accuracy at `comparison_level` (the earlier
+        layer first on ties): the layers to spare, or to prune less."""
+        level = self.comparison_level()
+        if level is None:
+            return []
+        measured = [name for name, row in self.accuracy.items() if row]
+        return sorted(measured, key=lambda name: self.accuracy[name][level])[:count]
+
 
 def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
     """A sensitivity run read back from its files (finished or interrupted)."""

@@ -588,6 +588,7 @@ def test_sensitivity_by_a_score_says_so(trained, tmp_path):
     result = invoke([*args, "--score", "random", "--run-dir", tmp_path])
     assert result.exit_code == 0, result.output
     assert "per-layer sensitivity, random score" in result.clean_stdout
+    assert "most sensitive at 50%: conv1 " in result.clean_stdout
     data = json.loads(invoke([*args, "--score", "random", "--run-dir", tmp_path, "--json"]).stdout)
     assert data["score"] == "random"
 

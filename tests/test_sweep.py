@@ -27,7 +27,7 @@ from engine.sweep_answer import (
     reaches,
     speed_bracket,
 )
-from engine.sweep_store import read_sensitivity, read_sweep
+from engine.sweep_store import SensitivityResult, read_sensitivity, read_sweep
 
 
 def config_for(checkpoint, tmp_path, **changes) -> SweepConfig:
@@ -210,6 +210,22 @@ def test_sensitivity_ranks_by_the_runs_score_and_records_it(trained_checkpoint, 
     del summary["score"]
     (run_dir / "summary.json").write_text(json.dumps(summary))
     assert read_sensitivity(run_dir).score == "l1"
+
+
+def test_most_sensitive_layers_compare_the_highest_level_all_have():
+    accuracy = {
+        "conv1": {50.0: 80.0, 90.0: 20.0},
+        "layer1.0.conv1": {50.0: 85.0, 90.0: 60.0},
+        "layer1.0.conv2": {50.0: 70.0},  # a stopped run: 90% not measured for this layer
+        "linear": {},
+    }
+    result = SensitivityResult("r", list(accuracy), [50.0, 90.0], 90.0, accuracy)
+    assert result.comparison_level() == 50.0
+    assert result.most_sensitive(2) == ["layer1.0.conv2", "conv1"]
+    del accuracy["layer1.0.conv2"]
+    assert result.comparison_level() == 90.0
+    assert result.most_sensitive() == ["conv1", "layer1.0.conv1"]
+    assert SensitivityResult("r", [], [], None, {}).most_sensitive() == []
 
 
 def test_stop_during_a_level_drops_only_that_level(trained_checkpoint, tmp_path):

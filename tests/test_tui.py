@@ -535,6 +535,10 @@ async def test_layers_sensitivity_and_png_from_the_sweep_screen(tmp_path, tiny_c
         await pilot.pause()
         details = str(app.runs_screen.query_one("#run-details", Static).render())
         assert "1 level, dense" in details, "the headline the table cuts at 80 columns"
+        assert "most sensitive at 50%" in details
+        chart = app.runs_screen.query_one(OverlayChart)
+        assert [label for label, _, _ in chart.series] == sens.most_sensitive()
+        assert all(xs == [0.0, 50.0] for _, xs, _ in chart.series), "from the dense point"
 
 
 async def test_resume_picker_offers_only_resumable_checkpoints(tmp_path, tiny_checkpoint):

@@ -113,6 +113,17 @@ def sensitivity_line(event: SensitivityPoint) -> str:
     )
 
 
+def most_sensitive_line(result: Any, count: int = 3) -> str:
+    """'most sensitive at 90%: conv1 27.8%, … (dense 54.8%)', or '' when no level was measured
+    for every layer."""
+    level, names = result.comparison_level(), result.most_sensitive(count)
+    if level is None or not names:
+        return ""
+    cells = ", ".join(f"{name} {result.accuracy[name][level]:.1f}%" for name in names)
+    base = result.baseline_accuracy
+    return f"most sensitive at {level:g}%: {cells}" + (f" (dense {base:.1f}%)" if base else "")
+
+
 def sweep_finished_line(event: SweepFinished) -> str:
     if not event.best_level_percent:
         line = (

@@ -180,6 +180,8 @@ def sensitivity(
     out.document(result)
     if result.layers:
         out.renderable(tables.sensitivity_table(result))
+        if render.most_sensitive_line(result):
+            out.line(render.most_sensitive_line(result))
     line = (
         f"{plural(len(result.layers), 'layer')} x {plural(len(result.levels), 'level')}, baseline "
         f"{fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"

@@ -149,6 +149,8 @@ def report(
             entry["result"] = result
             out.renderable(tables.sensitivity_table(result))
             lines.append(f"{path.name}: " + listing.headline())
+            if render.most_sensitive_line(result):
+                lines.append(f"{path.name}: " + render.most_sensitive_line(result))
         else:
             lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
         entry["warnings"] = warnings

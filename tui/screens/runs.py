@@ -18,7 +18,7 @@ from engine.operations import export_config_from_sweep, why_not_resumable
 from engine.runs import read_metrics
 from engine.stats import BEST_LEVEL_RULE
 from tui.formatting import fmt_acc, fmt_pruning, is_jpeg
-from tui.render import classes_failing_line
+from tui.render import classes_failing_line, most_sensitive_line
 from tui.screens.dialogs import ExportDialog
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
@@ -122,6 +122,16 @@ class RunsScreen(Screen):
             cached = (mtime, read_sweep(listing.path))
             self._sweeps[name] = cached
         return cached[1]
+
+    def _sensitivity_or_none(self, listing: RunInfo) -> Any:
+        if listing.record.kind != "sensitivity":
+            return None
+        from engine.sweep_store import read_sensitivity  # as read_sweep: not at start-up
+
+        try:
+            return read_sensitivity(listing.path)
+        except (PrunelabError, OSError, ValueError, KeyError):
+            return None
 
     def _sweep_or_none(self, listing: RunInfo) -> Any:
         if listing.record.kind not in SWEEP_KINDS:
@@ -322,6 +332,9 @@ class RunsScreen(Screen):
                 lines.append(hint)
         elif listing.headline():  # sensitivity, export, fine-tuning: the table cuts it at 80 cols
             lines.append(f"[b]{escape(listing.headline())}[/b]")
+            sensitivity = self._sensitivity_or_none(listing)
+            if sensitivity is not None and most_sensitive_line(sensitivity):
+                lines.append(escape(most_sensitive_line(sensitivity)) + " · on the chart")
         if record.data:
             lines.append(f"data {record.data}")
         return "\n".join(lines)
@@ -339,7 +352,11 @@ class RunsScreen(Screen):
             kind = "train" if marked[0].record.kind == "train" else "sweep"
             for listing in marked:
                 series += self._curves(listing, label=_label(listing), train_too=False)
-        elif selected is not None and selected.record.kind in ("train", *SWEEP_KINDS):
+        elif selected is not None and selected.record.kind in (
+            "train",
+            "sensitivity",
+            *SWEEP_KINDS,
+        ):
             kind = "train" if selected.record.kind == "train" else "sweep"
             series = self._curves(selected, label=_label(selected), train_too=True)
         if series != chart.series or kind != chart.kind:
@@ -359,11 +376,25 @@ class RunsScreen(Screen):
                 train_acc = [float(e["train_acc"]) for e in trained]
                 curves.append(("train", [float(e["epoch"]) for e in trained], train_acc))
             return curves if xs else []
+        sensitivity = self._sensitivity_or_none(listing)
+        if sensitivity is not None:
+            return sensitivity_curves(sensitivity)
         result = self._sweep_or_none(listing)
         if result is None:
             return []
         points = [p for p in result.points if p.evaluated and p.accuracy is not None]
         return [(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])]
+
+
+def sensitivity_curves(result: Any) -> list[tuple[str, list[float], list[float]]]:
+    """The most sensitive layers' accuracy against that layer's level, from the dense point."""
+    curves = []
+    for name in result.most_sensitive():
+        row = sorted(result.accuracy[name].items())
+        if result.baseline_accuracy is not None:
+            row = [(0.0, result.baseline_accuracy), *row]
+        curves.append((name, [level for level, _ in row], [acc for _, acc in row]))
+    return curves
 
 
 def sweep_answer(record: Any, result: Any) -> str:
