@@ -1,9 +1,9 @@
 """Structured pruning made real: the slim network against the dense one, in one run.
 
 DENSE  the model as built (or loaded with --checkpoint), eval mode, inference_mode.
-SLIM   the same model pruned `structured` at --level (filters and their BatchNorm channels zeroed
-       by engine.pruning.Pruner), then taken apart by engine.slim.slim_model: the removed channels
-       are physically gone.
+SLIM   the same model pruned by --method at --level (filters and their BatchNorm channels zeroed
+       by engine.pruning.Pruner; `coupled` removes a residual channel from every conv that writes
+       it), then taken apart by engine.slim.slim_model: the removed channels are physically gone.
 
 Both run on the same device, precision and memory layout (engine.device.resolve_placement, as a
 sweep would), as a sweep's latency and evaluation run them (engine.cost.timed_network):
@@ -16,6 +16,7 @@ largest logit difference between the slim network as timed and the masked networ
 --profile adds torch.profiler's self time per op and pass, dense beside slim, at --batch-size.
 
     python benchmarks/slim_speed.py --model resnet50 --level 50 --batch-size 64 --precision fp32
+    python benchmarks/slim_speed.py --model resnet50 --level 50 --method coupled --precision fp32
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import add_common_arguments, config_from_args  # noqa: E402
 from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
-from engine.config import SweepConfig  # noqa: E402
+from engine.config import CHANNEL_METHODS, SweepConfig  # noqa: E402
 from engine.cost import count_macs, time_passes, timed_network  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.fuse import can_fuse  # noqa: E402
@@ -56,6 +57,7 @@ def main() -> None:
     p.add_argument("--fuse", default="on", choices=("on", "off"), help="fuse ReLU/add (both)")
     p.add_argument("--profile", action="store_true", help="per-op self time, dense vs slim")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--method", default="structured", choices=CHANNEL_METHODS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,7 +69,7 @@ def main() -> None:
         load_state(dense, read_checkpoint(args.checkpoint).state_dict, args.checkpoint)
     masked = build_model(args.model)
     masked.load_state_dict(dense.state_dict())
-    Pruner(masked, "structured").set_level(args.level)
+    Pruner(masked, args.method).set_level(args.level)
     slim = slim_model(masked)
     modules = {"dense": dense, "slim": slim}
     for net in (*modules.values(), masked):
@@ -94,7 +96,7 @@ def main() -> None:
                 fastest[(name, batch)] = min(fastest.get((name, batch), math.inf), *passes)
     median = {key: statistics.median(values) for key, values in times.items()}
 
-    print(f"{args.model}, structured {args.level:g}%, on {placement.describe()}")
+    print(f"{args.model}, {args.method} {args.level:g}%, on {placement.describe()}")
     fold = "BatchNorm folded" if args.fold == "on" else "BatchNorm not folded"
     if args.fold == "on" and fuse and can_fuse(placement.device, placement.precision):
         fold += ", ReLU and residual add fused"

@@ -38,7 +38,10 @@ MODEL_FAMILIES = "resnet20..110 pad the shortcut with zeros, resnet20b..110b pro
 DATASETS = ("cifar10", "imagefolder", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
-METHODS = ("layerwise", "global", "structured")
+METHODS = ("layerwise", "global", "structured", "coupled")
+# The methods that remove whole channels (a filter with its BatchNorm channel): their levels can
+# be taken out of the network (engine.slim); the others only mask weights.
+CHANNEL_METHODS = ("structured", "coupled")
 SCORES = ("l1", "random", "gradient")  # what ranks the weights: engine.scores, one class each
 
 
@@ -259,7 +262,7 @@ class TrainConfig(DataOptions):
     prune_method: str = option(
         "layerwise",
         "gradual pruning's L1 method: layerwise = every layer alike (Zhu & Gupta's), global = "
-        "one threshold, structured = whole filters",
+        "one threshold, structured = whole filters, coupled = whole residual channels",
         choices=METHODS,
         group="Gradual pruning",
     )
@@ -328,7 +331,8 @@ class SweepConfig(DataOptions):
     checkpoint: str = option("", "checkpoint to prune (any format prunelab loads)", group="Pruning")
     method: str = option(
         "layerwise",
-        "layerwise = the seed's per-layer L1; global = one threshold; structured = whole filters",
+        "layerwise = the seed's per-layer L1; global = one threshold; structured = whole filters; "
+        "coupled = whole filters, a residual channel out of every conv that writes it",
         choices=METHODS,
         group="Pruning",
     )

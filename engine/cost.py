@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.config import CHANNEL_METHODS
 from engine.device import Placement, synchronize
 from engine.fold import fold_batchnorm
 from engine.fuse import can_fuse, fuse_conv_activations
@@ -214,7 +215,7 @@ class LevelCoster:
         self.model = model
         # only the shipped ResNets can have their channels taken out
         self.removable = isinstance(model, CifarResNet)
-        self.structured = method == "structured" and self.removable
+        self.structured = method in CHANNEL_METHODS and self.removable
         self.placement = placement
         self.latency_batch = latency_batch
         self.positions = output_positions(model)  # the same at every level

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from engine.config import EXPORT_FORMATS, DataOptions, SweepConfig
+from engine.config import CHANNEL_METHODS, EXPORT_FORMATS, DataOptions, SweepConfig
 from engine.errors import ConfigError
 from engine.options import Options, option, parse_levels, same_as
 
@@ -69,9 +69,11 @@ class ExportConfig(Options):
                     "pip install 'prunelab[onnx]'",
                 )
             )
-        if self.format == "slim" and self.method != "structured":
+        if self.format == "slim" and self.method not in CHANNEL_METHODS:
             found.append(
-                ConfigError("format", "slim removes whole channels: it needs --method structured")
+                ConfigError(
+                    "format", "slim removes whole channels: it needs --method structured or coupled"
+                )
             )
         return found
 

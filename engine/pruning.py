@@ -14,6 +14,9 @@ scores other than l1):
   scale and shift too. Without that the channel would still emit `relu(beta - gamma*mean/std)`;
   with it the channel emits exactly 0, so the evaluated network is the one `engine.slim`
   builds by taking the channels out.
+- coupled: as structured, but the convs that write one residual stream rank their filters by the
+  group's summed scores, so each channel goes from all of them at once (engine.coupling) and the
+  slim network's residual stream narrows. torch has no equivalent.
 
 No pruning hooks or `weight_orig`/`weight_mask` are ever attached: the weights themselves hold
 the zeros, so a pruned model is a plain model that saves and loads as one.
@@ -28,7 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from engine.config import METHODS
+from engine.config import CHANNEL_METHODS, METHODS
+from engine.coupling import coupled_filter_scores
 from engine.scores import L1Score, Score
 from engine.slim import norm_after
 
@@ -37,8 +41,9 @@ PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 # What a method's zeros do NOT buy, said wherever its results are shown.
 METHOD_CAVEATS = {
-    "structured": "accuracy of the network with those channels removed; "
-    "`prunelab export --format slim` writes it",
+    method: "accuracy of the network with those channels removed; "
+    "`prunelab export --format slim` writes it"
+    for method in CHANNEL_METHODS
 }
 
 
@@ -74,7 +79,7 @@ class Pruner:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
         self.method = method
-        self.filters = method == "structured"  # the unit: whole filters, else single weights
+        self.filters = method in CHANNEL_METHODS  # the unit: whole filters, else single weights
         self.min_density = min_density
         self.score = score or L1Score()
         self.layers = prunable_layers(model, include_classifier)
@@ -83,14 +88,15 @@ class Pruner:
         self.level_percent = 0.0
         scores = self._scores(model)
         with torch.no_grad():
-            self._orders = [self._rank(s) for s in scores]
+            units = [self._unit_scores(s) for s in scores]
+            if method == "coupled":
+                units = coupled_filter_scores(model, self.names, units)
+            self._orders = [_argsort(u) for u in units]
         self._units = [len(order) for order in self._orders]
         self._pruned = [0] * len(self.layers)
         self._global_layer_of_rank: torch.Tensor | None = None
         # Structured: each filter's BatchNorm channel (scale, shift) goes with it.
-        self.norms = [
-            norm_after(model, name) if method == "structured" else None for name, _ in self.layers
-        ]
+        self.norms = [norm_after(model, name) if self.filters else None for name, _ in self.layers]
         self._norm_dense = [
             None if bn is None else (bn.weight.detach().clone(), bn.bias.detach().clone())
             for bn in self.norms
@@ -160,12 +166,12 @@ class Pruner:
     def prunable_count(self) -> int:
         return sum(w.numel() for w in self.dense)
 
-    def _rank(self, score: torch.Tensor) -> torch.Tensor:
-        """Indices of the pruning units (weights, or filters) from smallest to largest score:
-        a filter scores the sum of its weights' scores (for l1 its L1 norm)."""
+    def _unit_scores(self, score: torch.Tensor) -> torch.Tensor:
+        """The score of each pruning unit (weight, or filter) in ranking order: a filter scores
+        the sum of its weights' scores (for l1 its L1 norm)."""
         if self.filters:
-            return _argsort(score.flatten(1).sum(dim=1))
-        return _argsort(_memory_order(score))
+            return score.flatten(1).sum(dim=1)
+        return _memory_order(score)
 
     def _rank_globally(self, scores: list[torch.Tensor]) -> None:
         """One stable ranking of all weights; per layer it agrees with the per-layer ranking,

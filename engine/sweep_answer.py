@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import SweepConfig, pruning_label
+from engine.config import CHANNEL_METHODS, SweepConfig, pruning_label
 from engine.cost import gain_phrase
 from engine.pruning import METHOD_CAVEATS
 from engine.stats import (
@@ -172,10 +172,10 @@ class SweepResult:
         return self.best_level_ci95[0], self.best_level_ci95[1]
 
     def _units(self) -> str:
-        return "filters" if self.method == "structured" else "weights"
+        return "filters" if self.method in CHANNEL_METHODS else "weights"
 
     def _caveat(self) -> str | None:
-        if self.method != "structured" and self.x != "level":
+        if self.method not in CHANNEL_METHODS and self.x != "level":
             return DENSE_KERNELS
         if self.x == "latency" and not self.timed_on:
             return "latency not measured: pass --latency-batch N"
@@ -194,7 +194,7 @@ class SweepResult:
             f"{self.gain(level)} at {best.level_percent:g}% of {self._units()} removed: "
             f"{accuracy:.1f}% vs {reference:.1f}% dense (target {target})"
         )
-        return answer if self.method == "structured" else f"{answer} ({DENSE_KERNELS})"
+        return answer if self.method in CHANNEL_METHODS else f"{answer} ({DENSE_KERNELS})"
 
     def run_summary(self) -> SweepSummary:
         """What run.json keeps of this sweep (engine.summaries)."""

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from engine.config import named_score
+from engine.config import CHANNEL_METHODS, named_score
 from tui.formatting import (
     NONE,
     fmt_bytes,
@@ -277,7 +277,7 @@ def cost_table(result: Any) -> Table | None:
     timed = getattr(result, "timed_on", "")
     if not timed and getattr(result, "x", "level") == "level":
         return None
-    structured = result.method == "structured"
+    structured = result.method in CHANNEL_METHODS
     table = titled_table(
         f"cost of each level ({'slim network' if structured else 'dense kernels'})"
     )

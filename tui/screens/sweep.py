@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.checkpoint_info import checkpoint_info
-from engine.config import X_AXES, SweepConfig, named_score, pruning_label
+from engine.config import CHANNEL_METHODS, X_AXES, SweepConfig, named_score, pruning_label
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.stats import PASSED_OVER_MARK
 from engine.sweep_answer import x_value
@@ -139,7 +139,7 @@ class SweepScreen(JobScreen):
         )
 
     def axis_name(self) -> str | None:
-        structured = self.config is not None and self.config.method == "structured"
+        structured = self.config is not None and self.config.method in CHANNEL_METHODS
         return short_axis_name(self.axis, structured, self._timed())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
