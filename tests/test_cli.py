@@ -719,6 +719,11 @@ def test_find_target_speedup_and_sweep_x_in_the_users_units(trained, tmp_path):
     assert "x fewer MACs (50% of filters removed)" in human.clean_stdout
     assert "cost of each level (slim network)" in human.clean_stdout
     assert "latency not timed: pass --latency-batch N" in human.clean_stdout
+    # coupled: a residual channel leaves every conv that writes it, so the slim net is smaller
+    plain = [*TINY, "--run-dir", tmp_path, "--levels", "50", "--json"]
+    coupled = invoke(["sweep", trained["checkpoint"], *plain, "--method", "coupled"])
+    assert coupled.exit_code == 0, coupled.output
+    assert json.loads(coupled.stdout)["points"][1]["macs"] < half["macs"]
     result = invoke(["sweep", trained["checkpoint"], *args, "--levels", "50", "--x", "speed"])
     assert result.exit_code == 2 and "--x" in one_line_error(result)
     result = invoke(["sweep", trained["checkpoint"], *args, "--target-speedup", "2"])

@@ -110,11 +110,12 @@ def test_export_is_recorded_as_a_run(trained_checkpoint, tmp_path):
     assert listing.record.summary["file_bytes"] == result.file_bytes
 
 
-def test_slim_export_rebuilds_the_smaller_network(trained_checkpoint, tmp_path):
+@pytest.mark.parametrize("method", ["structured", "coupled"])
+def test_slim_export_rebuilds_the_smaller_network(trained_checkpoint, tmp_path, method):
     from engine.checkpoints import read_slim
 
     out = tmp_path / "slim.pth"
-    result = export_pruned(trained_checkpoint, 50, method="structured", fmt="slim", output=out)
+    result = export_pruned(trained_checkpoint, 50, method=method, fmt="slim", output=out)
     assert result.parameters < 0.4 * result.dense_parameters
     assert result.file_bytes < 0.5 * result.dense_file_bytes
     payload = torch.load(out, map_location="cpu", weights_only=True)
@@ -125,7 +126,7 @@ def test_slim_export_rebuilds_the_smaller_network(trained_checkpoint, tmp_path):
     dense = build_model("resnet20").eval()
     dense.load_state_dict(read_checkpoint(out).state_dict)
     masked = build_model("resnet20").eval()
-    masked.load_state_dict(pruned_reference(trained_checkpoint, 50, "structured"))
+    masked.load_state_dict(pruned_reference(trained_checkpoint, 50, method))
     images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = masked(images)
