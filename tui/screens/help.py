@@ -57,7 +57,7 @@ with the 95% interval of the best level. {BEST_LEVEL_RULE} A level marked
 | ctrl+o | pick the checkpoint (the newest is the default; dataset `auto` evaluates on the data it was trained on) |
 | ctrl+f | hide / show the form |
 | z | chart y axis: zoomed on the baseline and tolerance band, or 0-100 |
-| x | chart x axis, in turn: sparsity, measured speedup over dense (when Latency batch is set), times fewer MACs, times fewer parameters; structured levels count the slim network, masked ones run on dense kernels (no speedup) |
+| x | chart x axis, in turn: sparsity, measured speedup over dense (when Latency batch is set), times fewer MACs, times fewer parameters; structured and coupled levels count the slim network, masked ones run on dense kernels (no speedup) |
 | l | the selected level layer by layer (pruned share of each layer) |
 | s | per-layer sensitivity: one layer pruned at a time, at the form's levels and score |
 
