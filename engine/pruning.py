@@ -41,8 +41,7 @@ PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 # What a method's zeros do NOT buy, said wherever its results are shown.
 METHOD_CAVEATS = {
-    method: "accuracy of the network with those channels removed; "
-    "`prunelab export --format slim` writes it"
+    method: "the network with those channels removed; export --format slim writes it"
     for method in CHANNEL_METHODS
 }
 
