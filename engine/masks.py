@@ -7,12 +7,17 @@ pruned network. There are no forward hooks and no `weight_orig` copies: the mode
 model whose state dict loads anywhere. `masked_fill_` writes +0.0 (not -0.0, not NaN·0), so the
 zeros are bit-exact.
 
+Under a channel method (structured, coupled) a removed filter's BatchNorm channel is held at 0
+too, scale and shift: otherwise training revives its shift (through a residual add the channel's
+ReLU still passes gradient), the channel emits a constant, and the trained network is no longer
+the one with those channels taken out (a slim export of it would differ).
+
 Masks are stored in checkpoints packed 8 per byte, so a resumed run trains the very same mask.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -20,6 +25,7 @@ from torch import nn
 from engine.errors import CheckpointError
 from engine.pruning import Pruner
 from engine.scores import Score
+from engine.slim import norm_name
 
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
@@ -31,11 +37,18 @@ class MaskSet:
     names: list[str]
     weights: list[torch.Tensor]
     pruned: list[torch.Tensor]
+    # channel methods: BatchNorm name -> (the BatchNorm, its removed channels), held at 0 too
+    norms: dict[str, tuple[nn.Module, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
     def from_pruner(cls, pruner: Pruner) -> MaskSet:
         """The masks of the pruner's current level, on the weights' device."""
-        masks = pruner.masks()
+        masks, kept_channels = pruner.masks(), pruner.norm_masks()
+        norms = {
+            norm_name(name): (bn, ~kept_channels[name].to(bn.weight.device))
+            for name, bn in zip(pruner.names, pruner.norms, strict=True)
+            if bn is not None
+        }
         return cls(
             list(pruner.names),
             list(pruner.weights),
@@ -43,6 +56,7 @@ class MaskSet:
                 ~masks[name].to(w.device)
                 for name, w in zip(pruner.names, pruner.weights, strict=True)
             ],
+            norms,
         )
 
     @classmethod
@@ -69,6 +83,9 @@ class MaskSet:
         """Zero every pruned weight in place: one fused op per tensor."""
         for weight, pruned in zip(self.weights, self.pruned, strict=True):
             weight.masked_fill_(pruned, 0.0)
+        for bn, removed in self.norms.values():
+            bn.weight.masked_fill_(removed, 0.0)
+            bn.bias.masked_fill_(removed, 0.0)
 
     @property
     def level_percent(self) -> float:
@@ -79,15 +96,22 @@ class MaskSet:
 
     def state(self) -> dict[str, torch.Tensor]:
         """The masks packed 8 per byte (1/8 of a bool tensor), for a checkpoint."""
-        return {name: pack_bits(p.cpu()) for name, p in zip(self.names, self.pruned, strict=True)}
+        state = {name: pack_bits(p.cpu()) for name, p in zip(self.names, self.pruned, strict=True)}
+        state.update({name: pack_bits(removed.cpu()) for name, (_, removed) in self.norms.items()})
+        return state
 
     @classmethod
     def from_state(cls, model: nn.Module, state: dict[str, torch.Tensor], source: str) -> MaskSet:
         """Masks saved by `state()`, bound to `model`'s weights (on their device)."""
         modules = dict(model.named_modules())
         names, weights, pruned = [], [], []
+        norms: dict[str, tuple[nn.Module, torch.Tensor]] = {}
         for name, packed in state.items():
             module = modules.get(name)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None:
+                removed = unpack_bits(packed, module.num_features).to(module.weight.device)
+                norms[name] = (module, removed)
+                continue
             if module is None or not isinstance(getattr(module, "weight", None), torch.Tensor):
                 raise CheckpointError(f"{source}: its masks name layer {name!r}, not in the model")
             weight = module.weight
@@ -95,7 +119,7 @@ class MaskSet:
             names.append(name)
             weights.append(weight)
             pruned.append(mask.to(weight.device).contiguous(memory_format=_format_of(weight)))
-        return cls(names, weights, pruned)
+        return cls(names, weights, pruned, norms)
 
 
 def _format_of(tensor: torch.Tensor) -> torch.memory_format:

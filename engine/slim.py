@@ -41,7 +41,7 @@ class ChannelPlan:
     linear_in: list[int] = field(default_factory=list)  # live channels the classifier reads
 
 
-def _norm_of(conv_name: str) -> str:
+def norm_name(conv_name: str) -> str:
     """The BatchNorm after a conv in CifarResNet: conv1 -> bn1, shortcut.0 -> shortcut.1."""
     head, _, last = conv_name.rpartition(".")
     norm = "1" if last == "0" else last.replace("conv", "bn")
@@ -50,7 +50,7 @@ def _norm_of(conv_name: str) -> str:
 
 def norm_after(model: nn.Module, conv_name: str) -> nn.BatchNorm2d | None:
     """The BatchNorm that normalises `conv_name`'s output, or None (e.g. for a Linear)."""
-    module = dict(model.named_modules()).get(_norm_of(conv_name))
+    module = dict(model.named_modules()).get(norm_name(conv_name))
     conv = dict(model.named_modules()).get(conv_name)
     if (
         isinstance(module, nn.BatchNorm2d)
@@ -68,7 +68,7 @@ def conv_norm_pairs(model: nn.Module) -> list[tuple[str, str]]:
     pairs = []
     for name, module in modules.items():
         if isinstance(module, nn.Conv2d):
-            norm = _norm_of(name)
+            norm = norm_name(name)
             if not isinstance(modules.get(norm), nn.BatchNorm2d):
                 raise ValueError(f"{name} is not followed by a BatchNorm2d named {norm}")
             pairs.append((name, norm))
@@ -105,7 +105,7 @@ def channel_plan(model: nn.Module, spec: ChannelSpec) -> ChannelPlan:
     def conv(name: str, live_in: list[int]) -> list[int]:
         kept = list(spec[name]) or [0]
         plan.conv_in[name], plan.conv_out[name] = live_in, kept
-        plan.norms[_norm_of(name)] = name
+        plan.norms[norm_name(name)] = name
         return kept
 
     live = conv("conv1", [0, 1, 2])
@@ -297,7 +297,7 @@ def slim_model(model: nn.Module, spec: ChannelSpec | None = None) -> SlimResNet:
 
     def pair(name: str) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
         c = _slim_conv(modules[name], plan.conv_out[name], plan.conv_in[name])
-        return c, _slim_norm(modules[_norm_of(name)], plan.conv_out[name])
+        return c, _slim_norm(modules[norm_name(name)], plan.conv_out[name])
 
     conv1, bn1 = pair("conv1")
     layers = []

@@ -60,6 +60,40 @@ def test_pruned_weights_stay_bit_exact_zero_through_momentum_and_decay():
     assert not torch.equal(bn.running_mean, running_before)
 
 
+@pytest.mark.parametrize("method", ["structured", "coupled"])
+def test_removed_channels_stay_removed_through_training(method):
+    """A removed filter's BatchNorm scale and shift are held at 0 too: through a residual add
+    the channel's shift would otherwise train back, the channel would emit a constant, and the
+    trained network would no longer be the one with those channels taken out."""
+    from engine.slim import kept_channels, slim_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet20")
+    masks = MaskSet.prune(model, 50, method)
+    widths = {name: w.shape[0] for name, w in zip(masks.names, masks.weights, strict=True)}
+    alive = {name: len(kept) for name, kept in kept_channels(model).items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
+    model.train()
+    for _ in range(3):
+        images, labels = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+        optimizer.zero_grad()
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+        masks.apply()
+    assert {n: len(k) for n, k in kept_channels(model).items()} == alive
+    assert all(alive[n] == widths[n] - amount_to_prune(50, widths[n]) for n in alive)
+    # and so the trained network still is its slim network, logit for logit
+    model.eval()
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert (slim_model(model).eval()(images) - model(images)).abs().max() <= 1e-4
+    # the BatchNorm masks go through a checkpoint and come back
+    again = MaskSet.from_state(model, masks.state(), "test")
+    assert set(again.norms) == set(masks.norms) and len(again.norms) == len(alive)
+    for name, (_, removed) in masks.norms.items():
+        assert torch.equal(again.norms[name][1], removed)
+
+
 def test_masks_pack_eight_per_byte_and_round_trip():
     mask = torch.rand(3, 5, 7) > 0.5
     packed = pack_bits(mask)
