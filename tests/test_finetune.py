@@ -31,6 +31,16 @@ def zero_bits(tensor: torch.Tensor) -> bool:
     return bool((tensor.view(torch.int32) == 0).all())
 
 
+def masked_step(model, masks: MaskSet, optimizer) -> None:
+    """One SGD step on a random batch, then the masks, as fine-tuning does."""
+    model.train()
+    images, labels = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    optimizer.zero_grad()
+    F.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+    masks.apply()
+
+
 def test_pruned_weights_stay_bit_exact_zero_through_momentum_and_decay():
     torch.manual_seed(0)
     model = build_model("resnet20")
@@ -39,13 +49,8 @@ def test_pruned_weights_stay_bit_exact_zero_through_momentum_and_decay():
     bn = model.bn1
     running_before = bn.running_mean.clone()
     kept_before = [w.detach().clone() for w in masks.weights]
-    model.train()
     for _ in range(4):
-        images, labels = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-        optimizer.zero_grad()
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-        masks.apply()
+        masked_step(model, masks, optimizer)
         for weight, pruned in zip(masks.weights, masks.pruned, strict=True):
             assert zero_bits(weight.detach()[pruned])
     # without the mask those weights would have moved: their momentum is not zero
@@ -73,13 +78,8 @@ def test_removed_channels_stay_removed_through_training(method):
     widths = {name: w.shape[0] for name, w in zip(masks.names, masks.weights, strict=True)}
     alive = {name: len(kept) for name, kept in kept_channels(model).items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
-    model.train()
     for _ in range(3):
-        images, labels = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-        optimizer.zero_grad()
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-        masks.apply()
+        masked_step(model, masks, optimizer)
     assert {n: len(k) for n, k in kept_channels(model).items()} == alive
     assert all(alive[n] == widths[n] - amount_to_prune(50, widths[n]) for n in alive)
     # and so the trained network still is its slim network, logit for logit
