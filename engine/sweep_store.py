@@ -234,8 +234,10 @@ def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
         if isinstance(layer, str) and _number(level) and _number(accuracy):
             table.setdefault(layer, {})[float(level)] = accuracy
     levels = sorted({level for row in table.values() for level in row})
-    status = load_run(run_dir).status if (run_dir / "run.json").is_file() else "unknown"
-    score = summary.get("score")
+    record = load_run(run_dir) if (run_dir / "run.json").is_file() else None
+    status = record.status if record is not None else "unknown"
+    # a killed run wrote no summary: its config (run.json) still names the score
+    score = summary.get("score") or ((record.config or {}).get("score") if record else None)
     return SensitivityResult(
         str(run_dir),
         list(table),

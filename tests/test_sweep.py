@@ -205,10 +205,16 @@ def test_sensitivity_ranks_by_the_runs_score_and_records_it(trained_checkpoint, 
     # `prunelab runs` and the Runs screen show this headline
     assert read_run_info(run_dir).headline().startswith("random score: 2 layers x 1 level, dense")
     assert not read_run_info(by["l1"].run_dir).headline().startswith("l1")
-    # a run written before scores existed reads back as l1 (its summary has no score)
+    # a killed run has no summary: its config still names the score
     summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").unlink()
+    assert read_sensitivity(run_dir).score == "random"
+    # a run written before scores existed reads back as l1 (no score anywhere)
     del summary["score"]
     (run_dir / "summary.json").write_text(json.dumps(summary))
+    run_json = json.loads((run_dir / "run.json").read_text())
+    del run_json["config"]["score"]
+    (run_dir / "run.json").write_text(json.dumps(run_json))
     assert read_sensitivity(run_dir).score == "l1"
 
 
