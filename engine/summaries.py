@@ -90,11 +90,15 @@ class SweepSummary(RunSummary):
     best_accuracy: float | None = None
     levels: int = 0
     sentence: str = ""
+    target_speedup: float = 0.0  # find --target-speedup: the answer is a speed, not a tolerance
+    speedup: float | None = None  # the answer's measured speedup over dense
 
     def headline(self) -> str:
         if self.baseline_accuracy is None:
             return ""
-        if not self.best_level_percent:  # None, or 0: only the dense model qualifies
+        if self.target_speedup:
+            text = self._speed_headline()
+        elif not self.best_level_percent:  # None, or 0: only the dense model qualifies
             text = (
                 f"no pruned level within {self.tolerance:g} pt of dense "
                 f"{_pct(self.baseline_accuracy)}"
@@ -105,6 +109,15 @@ class SweepSummary(RunSummary):
                 f"dense {_pct(self.baseline_accuracy)}"
             )
         return f"{self.score} score: {text}" if named_score(self.score) else text
+
+    def _speed_headline(self) -> str:
+        target = f"{self.target_speedup:g}x faster"
+        if self.best_level_percent is None or self.speedup is None:
+            return f"no level reached {target}, dense {_pct(self.baseline_accuracy)}"
+        return (
+            f"{self.speedup:.2f}x faster at {self.best_level_percent:g}% removed: "
+            f"{_pct(self.best_accuracy)}, dense {_pct(self.baseline_accuracy)} (target {target})"
+        )
 
 
 @dataclass

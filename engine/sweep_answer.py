@@ -207,6 +207,8 @@ class SweepResult:
             best_accuracy=self.best_accuracy,
             levels=len(self.points),
             sentence=self.sentence(),
+            target_speedup=self.target_speedup,
+            speedup=getattr(self._point(self.best_level_percent), "speedup", None),
         )
 
     def summary(self) -> dict[str, Any]:

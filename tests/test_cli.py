@@ -702,6 +702,8 @@ def test_find_target_speedup_and_sweep_x_in_the_users_units(trained, tmp_path):
     )
     assert human.exit_code == 0, human.output
     assert "no level measured reached 1000x faster (CPU, batch 2)" in human.clean_stdout
+    listed = invoke(["runs", "--run-dir", tmp_path, "--kind", "find"], COLUMNS="200")
+    assert "no level reached 1000x faster, dense" in listed.clean_stdout  # not a tolerance
     result = invoke(
         ["sweep", trained["checkpoint"], *args, "--levels", "50", "--x", "macs", "--json"]
     )

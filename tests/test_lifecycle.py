@@ -249,3 +249,15 @@ def test_a_sweep_headline_says_when_no_pruned_level_qualifies():
     for none in (0.0, None):  # the answer is level 0: only the dense model is within
         summary = SweepSummary(baseline_accuracy=54.26, tolerance=1.0, best_level_percent=none)
         assert summary.headline() == "no pruned level within 1 pt of dense 54.26%"
+
+
+def test_a_speed_target_headline_says_the_speed_not_a_tolerance():
+    from engine.summaries import SweepSummary
+
+    found = SweepSummary(baseline_accuracy=54.5, best_level_percent=47.5, best_accuracy=10.2)
+    found.target_speedup, found.speedup = 2.0, 2.05
+    assert found.headline() == (
+        "2.05x faster at 47.5% removed: 10.20%, dense 54.50% (target 2x faster)"
+    )
+    found.best_level_percent = None
+    assert found.headline() == "no level reached 2x faster, dense 54.50%"
