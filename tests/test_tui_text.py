@@ -84,3 +84,24 @@ def test_a_sweep_series_carries_each_points_interval():
     )  # fmt: skip
     result = SimpleNamespace(points=[point], model="resnet20", method="layerwise")
     assert sweep_series(result).band == [(48.0, 52.0)]
+
+
+def test_a_flat_accuracy_chart_still_spans_a_few_points():
+    """One level (or a flat curve) gave the y axis a 0.1-point range: labels 36.000, 35.983."""
+    from tui.sweep_chart import MIN_Y_SPAN, Baseline, Series, draw_accuracy_chart
+
+    class Recorder:
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: self.calls.append((name, args))
+
+        calls: list = []
+
+    plt = Recorder()
+    plt.calls = []
+    draw_accuracy_chart(plt, [Series("a", [0.0], [35.95])], [Baseline("dense", 35.95)])
+    (low, high) = next(args for name, args in plt.calls if name == "ylim")
+    assert high - low >= MIN_Y_SPAN and low < 35.95 < high
+    plt.calls = []
+    draw_accuracy_chart(plt, [Series("a", [0.0, 50.0], [99.5, 10.0])], [])
+    (low, high) = next(args for name, args in plt.calls if name == "ylim")
+    assert low < 10.0 and high == 100.0  # a real curve keeps its own range, capped at 100

@@ -133,6 +133,7 @@ def _with_baselines(
     return series, [Baseline(f"dense {label} {b:.2f}%", b) for label, b in found]
 
 
+MIN_Y_SPAN = 4.0  # accuracy points the y axis shows at least
 CLI_MARKERS = (("hd", "▀"), ("dot", "•"), ("x", "x"), ("+", "+"), ("*", "*"), ("o", "o"))
 
 
@@ -146,7 +147,10 @@ def draw_accuracy_chart(plt: Any, series: Sequence[Series], baselines: Sequence[
     ys = [y for s in series for y in s.y] + [b.accuracy for b in baselines]
     if ys:
         bottom, top = min(ys), max(ys)
-        span = max(top - bottom, 1.0)
+        if top - bottom < MIN_Y_SPAN:  # one level, or a flat curve: not 36.000 / 35.983 labels
+            middle = (top + bottom) / 2
+            bottom, top = middle - MIN_Y_SPAN / 2, middle + MIN_Y_SPAN / 2
+        span = top - bottom
         plt.ylim(max(bottom - 0.05 * span, 0.0), min(top + 0.05 * span, 100.0))
     for b in baselines:
         plt.plot([lo, hi], [b.accuracy, b.accuracy], marker="-", color="gray")
