@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from engine.config import DataOptions, SweepConfig, TrainConfig
 from engine.errors import ConfigError
+from engine.export_config import ExportConfig
 from engine.options import option, same_as
 
 
@@ -19,13 +20,7 @@ class FinetuneConfig(DataOptions):
     data_dir: str = same_as(SweepConfig, "data_dir")
     normalization: str = same_as(SweepConfig, "normalization")
     checkpoint: str = same_as(SweepConfig, "checkpoint")
-    level: float = option(
-        70.0,
-        "percent of the prunable weights removed before fine-tuning",
-        minimum=0.0,
-        maximum=100.0,
-        group="Pruning",
-    )
+    level: float = same_as(ExportConfig, "level", default=70.0)
     method: str = same_as(SweepConfig, "method")
     score: str = same_as(SweepConfig, "score")
     include_classifier: bool = same_as(SweepConfig, "include_classifier")
