@@ -175,11 +175,8 @@ def test_resnet50_prunable_count_and_full_level():
     assert len(pruner.layers) == 53
 
 
-@pytest.mark.parametrize("method", ["layerwise", "global", "structured"])
-@pytest.mark.parametrize("include_classifier", [False, True])
-def test_bookkept_sparsity_equals_a_scan(method, include_classifier):
-    """The pruner's own counts give what scanning every tensor gives, zeros that were there
-    before pruning (a whole filter, scattered weights, a bias) included, going up and down."""
+def small_with_zeros() -> Small:
+    """A seeded `Small` with zeros before any pruning: a dead filter, scattered weights, a bias."""
     torch.manual_seed(5)
     model = Small()
     with torch.no_grad():
@@ -187,6 +184,15 @@ def test_bookkept_sparsity_equals_a_scan(method, include_classifier):
         model.conv2.weight.view(-1)[::7] = 0
         model.fc.weight[:, :3] = 0
         model.fc.bias[:4] = 0
+    return model
+
+
+@pytest.mark.parametrize("method", ["layerwise", "global", "structured"])
+@pytest.mark.parametrize("include_classifier", [False, True])
+def test_bookkept_sparsity_equals_a_scan(method, include_classifier):
+    """The pruner's own counts give what scanning every tensor gives, zeros that were there
+    before pruning (a whole filter, scattered weights, a bias) included, going up and down."""
+    model = small_with_zeros()
     pruner = Pruner(model, method, include_classifier, min_density=0.1 * (method == "global"))
     for level in (0, 3, 40, 12.5, 90, 100, 0, 65):
         pruner.set_level(level)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from test_pruning import Small
+from test_pruning import Small, small_with_zeros
 from torch.nn.utils import prune
 
 from engine.checkpoints import read_checkpoint
@@ -191,13 +191,7 @@ def test_gradient_score_leaves_the_model_exactly_as_it_was():
 def test_bookkept_sparsity_equals_a_scan_for_every_score(score, method):
     """Zeros already there rank anywhere under random or gradient scores; the pruner's counts
     still equal a scan, going up and down."""
-    torch.manual_seed(5)
-    model = Small()
-    with torch.no_grad():
-        model.conv1.weight[2] = 0  # a dead filter
-        model.conv2.weight.view(-1)[::7] = 0
-        model.fc.weight[:, :3] = 0
-        model.fc.bias[:4] = 0
+    model = small_with_zeros()
     batch = batch_for(5)
     scorer = make_score(score, ScoreInputs(9, lambda: batch))
     pruner = Pruner(model, method, True, 0.1 * (method == "global"), score=scorer)

@@ -600,6 +600,25 @@ async def test_sweep_chart_x_axis_cycles_level_speedup_macs_params(tmp_path, tin
         assert chart.axis == "x fewer MACs, dense kernels"
 
 
+async def export_from_runs_screen(tmp_path, level: float, checkpoint) -> tuple:
+    """`e` on the Runs screen's newest sweep at `level`: the dialog's message, the export runs,
+    the exported state dict, and the source model (resnet20) to compare it with."""
+    app = make_app(tmp_path, mode="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        app.runs_screen.query_one("#runs-table", DataTable).focus()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one("#export-level", Input).value = f"{level:g}"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        message = str(app.screen.query_one("#dialog-message", Static).render())
+    exports = [i for i in list_run_infos(tmp_path / "runs") if i.kind == "export"]
+    exported = read_checkpoint(exports[0].summary.path).state_dict
+    model = build_model("resnet20")
+    model.load_state_dict(read_checkpoint(checkpoint).state_dict)
+    return message, exports, exported, model
+
+
 async def test_runs_screen_exports_a_global_sweep_with_its_own_masks(tmp_path, tiny_checkpoint):
     sweep = run_sweep(
         SweepConfig(
@@ -611,18 +630,7 @@ async def test_runs_screen_exports_a_global_sweep_with_its_own_masks(tmp_path, t
             run_dir=str(tmp_path / "runs"),
         )
     )
-    app = make_app(tmp_path, mode="runs")
-    async with app.run_test(size=SIZE) as pilot:
-        app.runs_screen.query_one("#runs-table", DataTable).focus()
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
-        app.screen.query_one("#export-level", Input).value = "80"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
-    exports = [i for i in list_run_infos(tmp_path / "runs") if i.kind == "export"]
-    exported = read_checkpoint(exports[0].summary.path).state_dict
-    model = build_model("resnet20")
-    model.load_state_dict(read_checkpoint(tiny_checkpoint).state_dict)
+    _, exports, exported, model = await export_from_runs_screen(tmp_path, 80, tiny_checkpoint)
     pruner = Pruner(model, "global", False, 0.4)
     pruner.set_level(80)
     for name, module in pruner.layers:
@@ -642,19 +650,8 @@ async def test_runs_screen_exports_a_gradient_sweep_with_its_own_batch(tmp_path,
         run_dir=str(tmp_path / "runs"),
     )
     sweep = run_sweep(config)
-    app = make_app(tmp_path, mode="runs")
-    async with app.run_test(size=SIZE) as pilot:
-        app.runs_screen.query_one("#runs-table", DataTable).focus()
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
-        app.screen.query_one("#export-level", Input).value = "70"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
-        assert "global, gradient" in str(app.screen.query_one("#dialog-message", Static).render())
-    exports = [i for i in list_run_infos(tmp_path / "runs") if i.kind == "export"]
-    exported = read_checkpoint(exports[0].summary.path).state_dict
-    model = build_model("resnet20")
-    model.load_state_dict(read_checkpoint(tiny_checkpoint).state_dict)
+    message, exports, exported, model = await export_from_runs_screen(tmp_path, 70, tiny_checkpoint)
+    assert "global, gradient" in message
     saved = SweepConfig.from_dict(json.loads((Path(sweep.run_dir) / "config.json").read_text()))
     batch = training_batch(saved, saved.batch_size)  # the sweep's batch, as it resolved its data
     score = make_score("gradient", ScoreInputs(saved.seed, lambda: batch))
