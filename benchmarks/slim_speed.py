@@ -33,10 +33,11 @@ import torch  # noqa: E402
 
 from benchmarks.common import add_common_arguments, config_from_args  # noqa: E402
 from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
-from engine.config import CHANNEL_METHODS, SweepConfig  # noqa: E402
+from engine.config import SweepConfig  # noqa: E402
 from engine.cost import count_macs, time_passes, timed_network  # noqa: E402
 from engine.device import resolve_placement  # noqa: E402
 from engine.fuse import can_fuse  # noqa: E402
+from engine.methods import CHANNEL_METHODS  # noqa: E402
 from engine.models import build_model, count_parameters  # noqa: E402
 from engine.pruning import Pruner  # noqa: E402
 from engine.slim import slim_model  # noqa: E402

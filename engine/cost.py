@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.config import CHANNEL_METHODS
 from engine.device import Placement, synchronize
 from engine.fold import fold_batchnorm
 from engine.fuse import can_fuse, fuse_conv_activations
+from engine.methods import CHANNEL_METHODS
 from engine.models import CifarResNet, count_parameters
 from engine.slim import ChannelSpec, kept_channels, skeleton, slim_model
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from engine.config import CHANNEL_METHODS, EXPORT_FORMATS, DataOptions, SweepConfig
+from engine.config import EXPORT_FORMATS, DataOptions, SweepConfig
 from engine.errors import ConfigError
+from engine.methods import CHANNEL_METHODS
 from engine.options import Options, option, parse_levels, same_as
 
 

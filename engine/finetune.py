@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from engine.checkpoints import Checkpoint, load_state, read_checkpoint
-from engine.config import TrainConfig, pruning_label
+from engine.config import TrainConfig
 from engine.errors import ConfigError, PrunelabError
 from engine.evaluate import evaluate
 from engine.events import EventCallback, Notice, StopSignal, no_events
 from engine.finetune_config import FinetuneConfig
 from engine.masks import MaskSet
+from engine.methods import pruning_label
 from engine.scores import ScoreInputs, make_score, training_batch
 from engine.source import resolve_source
 from engine.train import Recipe, RunContext, TrainResult, run_training

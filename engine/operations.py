@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import SweepConfig, mask_settings
+from engine.config import SweepConfig
 from engine.errors import PrunelabError
 from engine.events import EventCallback, StopSignal, no_events
 from engine.export_config import ExportConfig
 from engine.lifecycle import RunInfo, read_run_info
+from engine.methods import mask_settings
 from engine.runs import read_json
 from engine.summaries import TrainSummary
 

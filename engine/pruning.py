@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from engine.config import CHANNEL_METHODS, METHODS
 from engine.coupling import coupled_filter_scores
+from engine.methods import CHANNEL_METHODS, METHODS
 from engine.scores import L1Score, Score
 from engine.slim import norm_after
 

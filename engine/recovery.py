@@ -18,7 +18,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from engine.checkpoints import load_state, read_checkpoint
-from engine.config import DataOptions, SweepConfig, mask_settings
+from engine.config import DataOptions, SweepConfig
 from engine.data import load_split
 from engine.events import EventCallback, StopSignal
 from engine.finetune import FinetuneRecipe, Rewind
@@ -26,6 +26,7 @@ from engine.finetune_config import FinetuneConfig
 from engine.loader import BatchLoader
 from engine.masks import MaskSet
 from engine.measure import Evaluator, Setup
+from engine.methods import mask_settings
 from engine.runs import read_json, write_json
 from engine.sweep_answer import PointResult
 from engine.train import fit_model

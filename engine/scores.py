@@ -12,7 +12,7 @@ and Torch-Pruning's `Importance` separate it:
 - `gradient`: |w * dL/dw| of the cross-entropy on one batch of the TRAINING split (a first-order
   estimate of the loss change when w is removed), with the model in eval mode.
 
-A new score is one class here and one line in `SCORES` (its name goes in engine.config.SCORES).
+A new score is one class here and one line in `SCORES` (its name goes in engine.methods.SCORES).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import SCORES as SCORE_NAMES
 from engine.errors import ConfigError, DataError
+from engine.methods import SCORES as SCORE_NAMES
 
 if TYPE_CHECKING:
     from engine.config import DataOptions
@@ -121,11 +121,11 @@ SCORES: dict[str, type[Score]] = {
     "random": RandomScore,
     "gradient": GradientScore,
 }
-assert tuple(SCORES) == SCORE_NAMES, "engine.config.SCORES names the same scores"
+assert tuple(SCORES) == SCORE_NAMES, "engine.methods.SCORES names the same scores"
 
 
 def make_score(name: str, inputs: ScoreInputs | None = None) -> Score:
-    """The score called `name` (one of engine.config.SCORES)."""
+    """The score called `name` (one of engine.methods.SCORES)."""
     if name not in SCORES:
         raise ConfigError("score", f"{name!r} is not one of {', '.join(SCORES)}")
     score = SCORES[name](inputs)

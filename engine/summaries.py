@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.config import named_score, pruning_label
+from engine.methods import named_score, pruning_label
 
 
 def _pct(value: float | None) -> str:

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import CHANNEL_METHODS, SweepConfig, pruning_label
+from engine.config import SweepConfig
 from engine.cost import gain_phrase
+from engine.methods import CHANNEL_METHODS, pruning_label
 from engine.pruning import METHOD_CAVEATS
 from engine.stats import (
     BEST_LEVEL_RULE,

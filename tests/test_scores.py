@@ -11,8 +11,9 @@ from test_pruning import Small, small_with_zeros
 from torch.nn.utils import prune
 
 from engine.checkpoints import read_checkpoint
-from engine.config import SCORES, SweepConfig
+from engine.config import SweepConfig
 from engine.errors import ConfigError
+from engine.methods import SCORES
 from engine.models import build_model
 from engine.operations import export_config_from_sweep, export_from_sweep
 from engine.options import parse_levels

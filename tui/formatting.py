@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.config import pruning_label
+from engine.methods import pruning_label
 
 NONE = "—"
 

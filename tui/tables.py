@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from engine.config import CHANNEL_METHODS, named_score
+from engine.methods import CHANNEL_METHODS, named_score
 from tui.formatting import (
     NONE,
     fmt_bytes,

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from engine.config import named_score
 from engine.errors import PrunelabError
+from engine.methods import named_score
 from tui import render, sweep_chart, tables
 from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
 from tui.cli.output import EXIT_FAILURE, Output, error_line, output_options

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.config import pruning_label
 from engine.finetune_config import FinetuneConfig
+from engine.methods import pruning_label
 from tui.formatting import fmt_acc, fmt_pruning
 from tui.screens.train import TrainScreen
 from tui.widgets.text import plural

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from engine.config import named_score, pruning_label
+from engine.methods import named_score, pruning_label
 from tui.widgets.progress import bar
 from tui.widgets.text import plural
 

@@ -11,9 +11,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.config import SweepConfig, pruning_label
+from engine.config import SweepConfig
 from engine.errors import PrunelabError
 from engine.lifecycle import RunInfo, list_run_infos
+from engine.methods import pruning_label
 from engine.operations import export_config_from_sweep, why_not_resumable
 from engine.runs import read_metrics
 from engine.stats import BEST_LEVEL_RULE

@@ -13,8 +13,9 @@ from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.checkpoint_info import checkpoint_info
-from engine.config import CHANNEL_METHODS, X_AXES, SweepConfig, named_score, pruning_label
+from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
+from engine.methods import CHANNEL_METHODS, named_score, pruning_label
 from engine.stats import PASSED_OVER_MARK
 from engine.sweep_answer import x_value
 from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration, fmt_pruning
