@@ -26,6 +26,11 @@ def named_score(score: str) -> bool:
     return score not in ("", SCORES[0])
 
 
+def score_words(score: str) -> str:
+    """'random score' for a score results must name, '' for l1."""
+    return f"{score} score" if named_score(score) else ""
+
+
 def pruning_label(method: str, score: str = "l1") -> str:
     """How results name a pruning: 'layerwise', or 'layerwise, random' for a score not l1."""
     return f"{method}, {score}" if named_score(score) else method

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.methods import named_score, pruning_label
+from engine.methods import pruning_label, score_words
 
 
 def _pct(value: float | None) -> str:
@@ -108,7 +108,7 @@ class SweepSummary(RunSummary):
                 f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
                 f"dense {_pct(self.baseline_accuracy)}"
             )
-        return f"{self.score} score: {text}" if named_score(self.score) else text
+        return _scored(self.score, text)
 
     def _speed_headline(self) -> str:
         target = f"{self.target_speedup:g}x faster"
@@ -118,6 +118,12 @@ class SweepSummary(RunSummary):
             f"{self.speedup:.2f}x faster at {self.best_level_percent:g}% removed: "
             f"{_pct(self.best_accuracy)}, dense {_pct(self.baseline_accuracy)} (target {target})"
         )
+
+
+def _scored(score: str, headline: str) -> str:
+    """'random score: …' before the headline of a run ranked by a score not l1."""
+    words = score_words(score)
+    return f"{words}: {headline}" if words else headline
 
 
 @dataclass
@@ -134,7 +140,7 @@ class SensitivitySummary(RunSummary):
         layers = f"{self.layers} layer{'s' * (self.layers != 1)}"
         levels = f"{len(self.levels)} level{'s' * (len(self.levels) != 1)}"
         text = f"{layers} x {levels}, dense {_pct(self.baseline_accuracy)}"
-        return f"{self.score} score: {text}" if named_score(self.score) else text
+        return _scored(self.score, text)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from engine.methods import CHANNEL_METHODS, named_score
+from engine.methods import CHANNEL_METHODS, score_words
 from tui.formatting import (
     NONE,
     fmt_bytes,
@@ -184,7 +184,8 @@ def _class_columns(classes: list[str], width: int) -> tuple[int, int]:
 
 def sensitivity_table(result: Any) -> Table:
     """Layer x level top-1 accuracy, with each cell's drop from the dense baseline."""
-    by = f", {result.score} score" if named_score(result.score) else ""
+    words = score_words(result.score)
+    by = f", {words}" if words else ""
     table = titled_table(
         f"per-layer sensitivity{by} (baseline {fmt_pct(result.baseline_accuracy)}): "
         f"{result.run_dir}"

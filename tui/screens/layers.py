@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from engine.methods import named_score, pruning_label
+from engine.methods import pruning_label, score_words
 from tui.widgets.progress import bar
 from tui.widgets.text import plural
 
@@ -89,8 +89,8 @@ class LayerView(ModalScreen[None]):
                 "s on the Sweep screen runs sensitivity (one layer pruned at a time) · Esc closes"
             )
         base = self.sensitivity.baseline_accuracy
-        score = getattr(self.sensitivity, "score", "l1")
-        by = f" ({score} score)" if named_score(score) else ""
+        words = score_words(getattr(self.sensitivity, "score", "l1"))
+        by = f" ({words})" if words else ""
         return (
             f"sensitivity{by}: accuracy % with only that layer pruned, dense {base:.1f}% · green "
             f"within {self.tolerance:g} pt, yellow within {5 * self.tolerance:g}, red beyond · "

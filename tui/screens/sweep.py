@@ -15,7 +15,7 @@ from textual.worker import Worker, WorkerState
 from engine.checkpoint_info import checkpoint_info
 from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
-from engine.methods import CHANNEL_METHODS, named_score, pruning_label
+from engine.methods import CHANNEL_METHODS, pruning_label, score_words
 from engine.stats import PASSED_OVER_MARK
 from engine.sweep_answer import x_value
 from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration, fmt_pruning
@@ -289,10 +289,10 @@ class SweepScreen(JobScreen):
             return
         self.status = result.status
         self.fraction = 1.0 if result.status == "completed" else self.fraction
+        words = score_words(result.score)
         self.progress_text = (
             f"sensitivity {result.status}: {plural(len(result.accuracy), 'layer')}"
-            f"{', ' + result.score + ' score' if named_score(result.score) else ''} · "
-            "l shows them with a level's sparsity"
+            f"{', ' + words if words else ''} · l shows them with a level's sparsity"
         )
         if self.ready:
             self._show_progress()
