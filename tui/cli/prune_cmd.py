@@ -180,8 +180,9 @@ def sensitivity(
     out.document(result)
     if result.layers:
         out.renderable(tables.sensitivity_table(result))
-        if render.most_sensitive_line(result):
-            out.line(render.most_sensitive_line(result))
+        sensitive = render.most_sensitive_line(result)
+        if sensitive:
+            out.line(sensitive)
     line = (
         f"{plural(len(result.layers), 'layer')} x {plural(len(result.levels), 'level')}, baseline "
         f"{fmt_pct(result.baseline_accuracy)}, run {result.run_dir}"

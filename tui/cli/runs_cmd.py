@@ -149,8 +149,9 @@ def report(
             entry["result"] = result
             out.renderable(tables.sensitivity_table(result))
             lines.append(f"{path.name}: " + listing.headline())
-            if render.most_sensitive_line(result):
-                lines.append(f"{path.name}: " + render.most_sensitive_line(result))
+            sensitive = render.most_sensitive_line(result)
+            if sensitive:
+                lines.append(f"{path.name}: {sensitive}")
         else:
             lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
         entry["warnings"] = warnings

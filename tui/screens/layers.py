@@ -110,16 +110,20 @@ def find_sensitivity(run_root: str, checkpoint: str, score: str = "l1") -> Any:
     from engine.runs import list_runs
     from engine.sweep_store import read_sensitivity
 
-    found = []
-    for listing in list_runs(run_root):
-        record = listing.record
-        if record.kind == "sensitivity" and (record.config or {}).get("checkpoint") == checkpoint:
-            try:
-                found.append(read_sensitivity(listing.path))
-            except (OSError, ValueError, KeyError):
-                continue
-    same = [result for result in found if result.score == score]
-    return (same or found or [None])[0]
+    runs = [
+        listing
+        for listing in list_runs(run_root)
+        if listing.record.kind == "sensitivity"
+        and (listing.record.config or {}).get("checkpoint") == checkpoint
+    ]
+    # the run's config names its score (an old run's none: l1); only the one shown is read
+    runs.sort(key=lambda listing: (listing.record.config or {}).get("score", "l1") != score)
+    for listing in runs:  # stable: the newest first within each
+        try:
+            return read_sensitivity(listing.path)
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
 
 
 def open_layer_view(

@@ -48,7 +48,7 @@ class RunsScreen(Screen):
         self.run_root = run_root
         self.listings: list[RunInfo] = []
         self.marked: list[str] = []  # run folder names, in marking order
-        self._sweeps: dict[str, tuple[float, Any]] = {}  # name -> (mtime, SweepResult)
+        self._results: dict[str, tuple[tuple[float, ...], Any]] = {}  # name -> (mtimes, result)
         self.ready = False  # True once composed and mounted: widgets can be updated
 
     def compose(self) -> ComposeResult:
@@ -111,26 +111,33 @@ class RunsScreen(Screen):
         listing = self.selected()
         return listing if listing is not None and listing.record.kind in SWEEP_KINDS else None
 
-    def sweep(self, listing: RunInfo) -> Any:
-        """The SweepResult of a sweep run, cached while its files do not change."""
-        from engine.sweep_store import read_sweep
-
+    def _cached(self, listing: RunInfo, files: tuple[str, ...], read: Any) -> Any:
+        """`read(run folder)`, cached while the run's result `files` do not change (the
+        details and the chart both ask, at every move of the cursor)."""
         name = listing.path.name
-        marker = listing.path / "sweep.jsonl"
-        mtime = marker.stat().st_mtime if marker.exists() else 0.0
-        cached = self._sweeps.get(name)
-        if cached is None or cached[0] != mtime:
-            cached = (mtime, read_sweep(listing.path))
-            self._sweeps[name] = cached
+        stamps = tuple(
+            (listing.path / f).stat().st_mtime if (listing.path / f).exists() else 0.0
+            for f in files
+        )
+        cached = self._results.get(name)
+        if cached is None or cached[0] != stamps:
+            cached = (stamps, read(listing.path))
+            self._results[name] = cached
         return cached[1]
+
+    def sweep(self, listing: RunInfo) -> Any:
+        """The SweepResult of a sweep run."""
+        from engine.sweep_store import read_sweep  # not at start-up
+
+        return self._cached(listing, ("sweep.jsonl",), read_sweep)
 
     def _sensitivity_or_none(self, listing: RunInfo) -> Any:
         if listing.record.kind != "sensitivity":
             return None
-        from engine.sweep_store import read_sensitivity  # as read_sweep: not at start-up
+        from engine.sweep_store import read_sensitivity
 
         try:
-            return read_sensitivity(listing.path)
+            return self._cached(listing, ("sensitivity.jsonl", "summary.json"), read_sensitivity)
         except (PrunelabError, OSError, ValueError, KeyError):
             return None
 
@@ -334,8 +341,9 @@ class RunsScreen(Screen):
         elif listing.headline():  # sensitivity, export, fine-tuning: the table cuts it at 80 cols
             lines.append(f"[b]{escape(listing.headline())}[/b]")
             sensitivity = self._sensitivity_or_none(listing)
-            if sensitivity is not None and most_sensitive_line(sensitivity):
-                lines.append(escape(most_sensitive_line(sensitivity)) + " · on the chart")
+            sensitive = most_sensitive_line(sensitivity) if sensitivity is not None else ""
+            if sensitive:
+                lines.append(escape(sensitive) + " · on the chart")
         if record.data:
             lines.append(f"data {record.data}")
         return "\n".join(lines)
