@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.checkpoints import write_checkpoint
+from engine.checkpoints.io import write_checkpoint
 from engine.config import DATASETS, MODEL_NAMES, DataOptions
-from engine.data import load_split
-from engine.device import Placement, synchronize
-from engine.imageset import CIFAR10_CLASSES, ImageSet
-from engine.loader import BatchLoader
-from engine.models import BasicBlock, Bottleneck, classifier_name
-from engine.readers import CIFAR_FOLDER
+from engine.data.imageset import CIFAR10_CLASSES, ImageSet
+from engine.data.loader import BatchLoader
+from engine.data.readers import CIFAR_FOLDER
+from engine.data.sources import load_split
+from engine.models.resnets import BasicBlock, Bottleneck, classifier_name
+from engine.runtime.device import Placement, synchronize
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:

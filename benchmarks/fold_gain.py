@@ -1,6 +1,6 @@
 """What folding BatchNorm into the convolutions buys an evaluation: the model against its folded
-copy (engine.fold), and in fp32 on the CPU also against the folded copy with each conv + ReLU
-(+ residual add) fused into one oneDNN call (engine.fuse), same weights, same batches, in one
+copy (engine.measure.fold), and in fp32 on the CPU also against the folded copy with each conv + ReLU
+(+ residual add) fused into one oneDNN call (engine.measure.fuse), same weights, same batches, in one
 process, rounds alternating.
 
 Evaluates --images random 32x32 images in batches of --batch-size with the engine's eval path
@@ -25,10 +25,10 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from engine.device import Placement  # noqa: E402
-from engine.fold import fold_batchnorm  # noqa: E402
-from engine.fuse import can_fuse, fuse_conv_activations  # noqa: E402
-from engine.models import build_model  # noqa: E402
+from engine.measure.fold import fold_batchnorm  # noqa: E402
+from engine.measure.fuse import can_fuse, fuse_conv_activations  # noqa: E402
+from engine.models.resnets import build_model  # noqa: E402
+from engine.runtime.device import Placement  # noqa: E402
 
 
 def with_statistics(model: nn.Module) -> nn.Module:

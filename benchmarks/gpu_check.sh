@@ -8,7 +8,7 @@
 #   (b)  the 21-level resnet50 sweep of 10,000 synthetic test images: our sweep (bf16, plus the
 #        fp32 rerun it does for the accuracy comparison) vs the seed's way on 3 levels,
 #        extrapolated per level
-#   (c)  one resnet50 epoch on the 10,000 synthetic training images through engine.train
+#   (c)  one resnet50 epoch on the 10,000 synthetic training images through engine.training.train
 #        (precision auto = bf16 on CUDA)
 #   (d)  with >= 2 GPUs: one such epoch on all of them through `prunelab train --devices N`
 # and a summary block. Expected well under 6 minutes on an H100; every step has its own timeout.

@@ -1,12 +1,12 @@
 """What holding a pruning mask costs per training step: masked vs plain, in one run.
 
 PLAIN   forward, cross-entropy, backward, SGD step (momentum 0.9, weight decay 5e-4): the step
-        body of engine.train_loop.EpochLoop.run (engine.train_loop.train_step).
+        body of engine.training.loop.EpochLoop.run (engine.training.loop.train_step).
 MASKED  the same step, then `MaskSet.apply()`: one `masked_fill_` per pruned tensor, which is what
-        fine-tuning (engine.finetune) and gradual pruning (engine.gradual) add after every step.
+        fine-tuning (engine.training.finetune) and gradual pruning (engine.pruning.gradual) add after every step.
 
 Both use the same architecture pruned to --level (global L1) with the same weights, batch, device
-and placement (channels_last, autocast as engine.device decides). The timed steps are split into
+and placement (channels_last, autocast as engine.runtime.device decides). The timed steps are split into
 --rounds rounds; each round times a block of each way and the order alternates, so a shared
 machine's drift hits both. Prints ms/step of each and the overhead of the masked step:
 
@@ -28,10 +28,10 @@ import torch  # noqa: E402
 from common import Timer, add_common_arguments, config_from_args, describe_device  # noqa: E402
 
 from engine.config import TrainConfig  # noqa: E402
-from engine.device import resolve_placement  # noqa: E402
-from engine.masks import MaskSet  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.train_loop import train_step  # noqa: E402
+from engine.models.resnets import build_model  # noqa: E402
+from engine.pruning.masks import MaskSet  # noqa: E402
+from engine.runtime.device import resolve_placement  # noqa: E402
+from engine.training.loop import train_step  # noqa: E402
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """The plain torchvision way to feed CIFAR-10: a Dataset of PIL images through the seed's
-transforms. The benchmarks compare engine.loader.BatchLoader against it, and the data tests check
+transforms. The benchmarks compare engine.data.loader.BatchLoader against it, and the data tests check
 that both produce the same images."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from engine.config import NORMALIZATIONS
-from engine.imageset import ImageSet
-from engine.loader import PADDING, normalization_tensors
+from engine.data.imageset import ImageSet
+from engine.data.loader import PADDING, normalization_tensors
 
 # --------------------------------------------------------------------------------------------
 # The plain torchvision way, for benchmarks

@@ -34,7 +34,7 @@ from torch import nn  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
 from engine.config import NORMALIZATIONS  # noqa: E402
-from engine.models import build_model, classifier_name  # noqa: E402
+from engine.models.resnets import build_model, classifier_name  # noqa: E402
 from engine.options import parse_levels  # noqa: E402
 
 

@@ -2,14 +2,14 @@
 
 DENSE  the model as built (or loaded with --checkpoint), eval mode, inference_mode.
 SLIM   the same model pruned by --method at --level (filters and their BatchNorm channels zeroed
-       by engine.pruning.Pruner; `coupled` removes a residual channel from every conv that writes
-       it), then taken apart by engine.slim.slim_model: the removed channels are physically gone.
+       by engine.pruning.pruner.Pruner; `coupled` removes a residual channel from every conv that writes
+       it), then taken apart by engine.pruning.slim.slim_model: the removed channels are physically gone.
 
-Both run on the same device, precision and memory layout (engine.device.resolve_placement, as a
-sweep would), as a sweep's latency and evaluation run them (engine.cost.timed_network):
+Both run on the same device, precision and memory layout (engine.runtime.device.resolve_placement, as a
+sweep would), as a sweep's latency and evaluation run them (engine.measure.cost.timed_network):
 BatchNorm folded into the convs and, on a CPU in fp32, each conv's ReLU and residual add fused
 into its oneDNN call (--fuse off: folded only; --fold off: neither; always both sides alike),
-at batch 1 and at --batch-size, each timed by engine.cost.measure_latency (median
+at batch 1 and at --batch-size, each timed by engine.measure.cost.measure_latency (median
 of --repeats passes after warm-up) in --rounds alternating rounds (dense-slim, slim-dense, ...);
 the figure is the median over rounds. It also prints parameters, MACs (FlopCounterMode) and the
 largest logit difference between the slim network as timed and the masked network.
@@ -32,15 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.common import add_common_arguments, config_from_args  # noqa: E402
-from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
+from engine.checkpoints.io import load_state, read_checkpoint  # noqa: E402
 from engine.config import SweepConfig  # noqa: E402
-from engine.cost import count_macs, time_passes, timed_network  # noqa: E402
-from engine.device import resolve_placement  # noqa: E402
-from engine.fuse import can_fuse  # noqa: E402
+from engine.measure.cost import count_macs, time_passes, timed_network  # noqa: E402
+from engine.measure.fuse import can_fuse  # noqa: E402
 from engine.methods import CHANNEL_METHODS  # noqa: E402
-from engine.models import build_model, count_parameters  # noqa: E402
-from engine.pruning import Pruner  # noqa: E402
-from engine.slim import slim_model  # noqa: E402
+from engine.models.resnets import build_model, count_parameters  # noqa: E402
+from engine.pruning.pruner import Pruner  # noqa: E402
+from engine.pruning.slim import slim_model  # noqa: E402
+from engine.runtime.device import resolve_placement  # noqa: E402
 
 
 def main() -> None:

@@ -11,11 +11,11 @@ SEED   For every level: torch.load the checkpoint from disk, load_state_dict, th
        second level (load_state_dict meets weight_orig/weight_mask), so after each level this
        benchmark calls prune.remove, which is cheaper than rebuilding the model and so favours
        the seed's way.
-OURS   engine.sweep.run_sweep (layerwise): the checkpoint read once, magnitudes ranked once,
+OURS   engine.sweep.run.run_sweep (layerwise): the checkpoint read once, magnitudes ranked once,
        nested masks applied in place, the test split resident on the device in large batches,
        channels_last, inference_mode, --precision autocast; every point also written to
        sweep.jsonl as the CLI does. Timed from reading the checkpoint to the returned result. The
-       model is built and loaded here (engine.checkpoints.read_checkpoint + load_state, what
+       model is built and loaded here (engine.checkpoints.io.read_checkpoint + load_state, what
        run_sweep does itself) and passed in, so a forward hook on its classifier can keep each level's predictions
        (an argmax per batch, left on the device) for the agreement check.
 
@@ -29,7 +29,7 @@ randomly initialised, its BatchNorm statistics are estimated on training images,
 classifier is fitted by ridge regression on the frozen random features (common.calibrate_and_probe).
 That gives well-above-chance accuracy that pruning the convolutions destroys, so the accuracy
 comparison means something; it is written in the seed's {'net', 'epoch'} format to a temporary
-folder. --train-epochs N trains with engine.train instead (fine for resnet20 on a CPU).
+folder. --train-epochs N trains with engine.training.train instead (fine for resnet20 on a CPU).
 
 --seed-levels evaluates the seed's way on a few of the levels only (e.g. 0,50,100 on a GPU) and
 extrapolates its total per level. --synthetic-test-size N builds an N-image synthetic test split in
@@ -66,15 +66,15 @@ from common import (  # noqa: E402
 from torch import nn  # noqa: E402
 
 from benchmarks.reference_data import reference_dataset  # noqa: E402
-from engine.checkpoints import load_state, read_checkpoint  # noqa: E402
+from engine.checkpoints.io import load_state, read_checkpoint  # noqa: E402
 from engine.config import SEED_LEVELS, SweepConfig, TrainConfig  # noqa: E402
-from engine.data import load_split  # noqa: E402
-from engine.device import resolve_placement  # noqa: E402
+from engine.data.sources import load_split  # noqa: E402
 from engine.events import Event, SweepPoint  # noqa: E402
-from engine.models import build_model, classifier_name  # noqa: E402
+from engine.models.resnets import build_model, classifier_name  # noqa: E402
 from engine.options import parse_levels  # noqa: E402
-from engine.sweep import run_sweep  # noqa: E402
-from engine.sweep_answer import SweepResult  # noqa: E402
+from engine.runtime.device import resolve_placement  # noqa: E402
+from engine.sweep.answer import SweepResult  # noqa: E402
+from engine.sweep.run import run_sweep  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -215,7 +215,7 @@ def make_checkpoint(args, options: SweepConfig, folder: Path) -> Path:
     path = folder / f"cifar10_{args.model}_ckpt_epoch{args.train_epochs}.pth"
     placement = resolve_placement(options)
     if args.train_epochs > 0:
-        from engine.train import train
+        from engine.training.train import train
 
         config = TrainConfig(
             model=args.model,
@@ -231,7 +231,7 @@ def make_checkpoint(args, options: SweepConfig, folder: Path) -> Path:
         )
         result = train(config)
         print(
-            f"checkpoint: trained {args.model} for {args.train_epochs} epoch(s) with engine.train, "
+            f"checkpoint: trained {args.model} for {args.train_epochs} epoch(s) with engine.training.train, "
             f"test accuracy {result.final_test_acc:.2f}%"
         )
         model = build_model(args.model)

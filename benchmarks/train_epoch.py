@@ -1,4 +1,4 @@
-"""Whole epochs through engine.train.train(), the path the CLI and the TUI use: images/s of the
+"""Whole epochs through engine.training.train.train(), the path the CLI and the TUI use: images/s of the
 training part of each epoch (as the engine reports it), seconds per epoch (training plus the
 test pass), and the wall time of the whole call (data loading, model set-up, checkpoint write).
 
@@ -25,7 +25,7 @@ from common import add_common_arguments, config_from_args  # noqa: E402
 
 from engine.config import CHANNELS_LAST, PRECISIONS, TrainConfig  # noqa: E402
 from engine.events import Event, RunStarted  # noqa: E402
-from engine.train import train  # noqa: E402
+from engine.training.train import train  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,8 +1,8 @@
 """Training images/s: prunelab's step path against a plain torchvision-style loop, in one run.
 
-OURS   engine.loader.BatchLoader: the training split resident on the device as uint8, a fresh
+OURS   engine.data.loader.BatchLoader: the training split resident on the device as uint8, a fresh
        shuffle and random crop (zero padding 4) + horizontal flip per epoch done on the device,
-       normalisation last; channels_last and bf16 autocast as engine.device.resolve_placement
+       normalisation last; channels_last and bf16 autocast as engine.runtime.device.resolve_placement
        decides from --precision / --channels-last (auto: bf16 + channels_last on CUDA,
        fp32 + channels_last on CPU); loss and accuracy summed on the device, no `.item()` per step.
 PLAIN  torch.utils.data.DataLoader over benchmarks.reference_data.reference_dataset(..., augment=True): PIL
@@ -10,9 +10,9 @@ PLAIN  torch.utils.data.DataLoader over benchmarks.reference_data.reference_data
        transforms; fp32, contiguous, `loss.item()` every step, as the seed's run.py.
 
 Same architecture and initial weights (two copies), same SGD settings (the seed's), batch size,
-device and number of steps. engine.train.train() runs whole epochs with evaluation, events and
+device and number of steps. engine.training.train.train() runs whole epochs with evaluation, events and
 checkpoints, so OURS is a minimal loop built from the engine's pieces (BatchLoader + model + SGD)
-around the engine's own step, engine.train_loop.train_step (imported, not copied). Both loops
+around the engine's own step, engine.training.loop.train_step (imported, not copied). Both loops
 drop the last partial batch, so every step has the full batch.
 
 Noise: the timed steps are split into --rounds rounds; each round times a block of steps of each
@@ -46,11 +46,11 @@ from common import (  # noqa: E402
 
 from benchmarks.reference_data import reference_dataset  # noqa: E402
 from engine.config import CHANNELS_LAST, PRECISIONS, TrainConfig  # noqa: E402
-from engine.data import load_split  # noqa: E402
-from engine.device import resolve_placement  # noqa: E402
-from engine.loader import BatchLoader  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.train_loop import train_step  # noqa: E402
+from engine.data.loader import BatchLoader  # noqa: E402
+from engine.data.sources import load_split  # noqa: E402
+from engine.models.resnets import build_model  # noqa: E402
+from engine.runtime.device import resolve_placement  # noqa: E402
+from engine.training.loop import train_step  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             weight_decay=config.weight_decay,
         )
 
-    # OURS: the engine's loader and placement, the step of engine.train_loop.train_step.
+    # OURS: the engine's loader and placement, the step of engine.training.loop.train_step.
     ours_model = copy.deepcopy(base).to(device, memory_format=placement.memory_format).train()
     ours_opt = sgd(ours_model)
     loader = BatchLoader(

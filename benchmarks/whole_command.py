@@ -70,11 +70,11 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
 
 def kept_indices(data_dir: str, count: int, seed: int = 0) -> list[int]:
     """The test images `--test-subset count` keeps, as indices into the ImageFolder's sorted
-    file list: the engine's own choice (engine.subsets, balanced and seeded) made from the
+    file list: the engine's own choice (engine.data.subsets, balanced and seeded) made from the
     folder names alone, so nothing is decoded here."""
     sys.path.insert(0, str(ROOT))
-    from engine.folders import list_image_folder
-    from engine.subsets import choose
+    from engine.data.folders import list_image_folder
+    from engine.data.subsets import choose
 
     classes, samples = list_image_folder(Path(data_dir) / "test")
     labels = [label for _, label in samples]
@@ -86,7 +86,7 @@ def random_checkpoint(model: str, folder: Path) -> Path:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from engine.models import build_model
+    from engine.models.resnets import build_model
 
     torch.manual_seed(0)
     path = folder / f"{model}_random.pth"
@@ -237,7 +237,7 @@ def arithmetic_bound(args, seed_seconds: float, ours_seconds: float) -> str:
     from torch.utils.flop_counter import FlopCounterMode
 
     sys.path.insert(0, str(ROOT))
-    from engine.models import build_model
+    from engine.models.resnets import build_model
 
     model = build_model(args.model).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -20,7 +20,7 @@ from engine.options import (
 )
 
 # resnet20..110: option-A (zero-pad) shortcuts as akamaster's files; resnet20b..110b: projection
-# shortcuts as torch.hub's chenyaofo/pytorch-cifar-models and torchdistill files (engine.models).
+# shortcuts as torch.hub's chenyaofo/pytorch-cifar-models and torchdistill files (engine.models.resnets).
 MODEL_NAMES = (
     "resnet50",
     "resnet18",

@@ -66,7 +66,7 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One evaluated pruning level (see engine.sweep_answer.PointResult for the fields' meaning)."""
+    """One evaluated pruning level (see engine.sweep.answer.PointResult for the fields' meaning)."""
 
     level_percent: float
     sparsity_percent: float

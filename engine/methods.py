@@ -5,9 +5,13 @@ from __future__ import annotations
 
 METHODS = ("layerwise", "global", "structured", "coupled")
 # The methods that remove whole channels (a filter with its BatchNorm channel): their levels can
-# be taken out of the network (engine.slim); the others only mask weights.
+# be taken out of the network (engine.pruning.slim); the others only mask weights.
 CHANNEL_METHODS = ("structured", "coupled")
-SCORES = ("l1", "random", "gradient")  # what ranks the weights: engine.scores, one class each
+SCORES = (
+    "l1",
+    "random",
+    "gradient",
+)  # what ranks the weights: engine.pruning.scores, one class each
 
 
 # What decides a level's masks besides the checkpoint and the level: exporting or fine-tuning a

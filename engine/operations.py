@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
 from engine.events import EventCallback, StopSignal, no_events
-from engine.export_config import ExportConfig
-from engine.lifecycle import RunInfo, read_run_info
+from engine.export.config import ExportConfig
 from engine.methods import mask_settings
-from engine.runs import read_json
-from engine.summaries import TrainSummary
+from engine.runs.lifecycle import RunInfo, read_run_info
+from engine.runs.record import read_json
+from engine.runs.summaries import TrainSummary
 
 if TYPE_CHECKING:  # torch: only when something is exported or resumed, so listing stays light
-    from engine.export import ExportResult
+    from engine.export.writer import ExportResult
 
 # Settings of the machine, not of the run: a resumed run may use another device.
 DEVICE_SETTINGS = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
@@ -36,7 +36,7 @@ RESUMABLE_STATUSES = ("stopped", "failed", "interrupted")
 
 
 def _resume_sweep(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
-    from engine.sweep import resume_sweep
+    from engine.sweep.run import resume_sweep
 
     return resume_sweep(info.path, on_event, stop, **device)
 
@@ -56,7 +56,7 @@ def resume_checkpoint(info: RunInfo) -> str:
 
 
 def _resume_train(info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any) -> Any:
-    from engine.train import resume_config, train
+    from engine.training.train import resume_config, train
 
     checkpoint = resume_checkpoint(info)
     config = resume_config(checkpoint, **device)
@@ -66,7 +66,7 @@ def _resume_train(info: RunInfo, on_event: EventCallback, stop: StopSignal, **de
 def _resume_finetune(
     info: RunInfo, on_event: EventCallback, stop: StopSignal, **device: Any
 ) -> Any:
-    from engine.finetune import finetune, finetune_resume_config
+    from engine.training.finetune import finetune, finetune_resume_config
 
     checkpoint = resume_checkpoint(info)
     config = finetune_resume_config(checkpoint, **device)
@@ -147,8 +147,8 @@ def export_from_sweep(
 ) -> ExportResult:
     """Export `level` of the sweep run at `path` (see `export_config_from_sweep`); a gradient
     sweep's score is taken on its own training batch (its data settings, on the CPU)."""
-    from engine.export import export_pruned
-    from engine.scores import training_batch
+    from engine.export.writer import export_pruned
+    from engine.pruning.scores import training_batch
 
     config = export_config_from_sweep(path, level, fmt, output)
     saved = SweepConfig.from_dict(read_json(Path(path) / "config.json"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.imageset import CIFAR10_CLASSES
+from engine.data.imageset import CIFAR10_CLASSES
 
 CLASSES = CIFAR10_CLASSES  # the official label order
 FOLDER = "cifar-10-batches-py"

@@ -18,7 +18,7 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     so pruning curves have something to lose."""
     from tiny_runs import tiny_train_config
 
-    from engine.train import train
+    from engine.training.train import train
 
     root = tmp_path_factory.mktemp("trained")
     config = tiny_train_config(root, train_subset=1024, test_subset=200, batch_size=64)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from engine.checkpoints import (
+from engine.checkpoints.io import (
     Checkpoint,
     infer_model_name,
     load_state,
@@ -18,7 +18,7 @@ from engine.checkpoints import (
     write_checkpoint,
 )
 from engine.errors import CheckpointError
-from engine.models import build_model
+from engine.models.resnets import build_model
 
 
 def _randomised(name: str, seed: int = 0) -> nn.Module:

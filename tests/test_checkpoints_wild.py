@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 from test_checkpoints import _randomised
 
-from engine.checkpoints import ignored_keys_notice, load_state, read_checkpoint
+from engine.checkpoints.io import ignored_keys_notice, load_state, read_checkpoint
 from engine.errors import CheckpointError
-from engine.models import build_model
+from engine.models.resnets import build_model
 
 
 def _loads_same(path: Path, source: nn.Module, model: str = "resnet20") -> list[str]:

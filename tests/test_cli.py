@@ -140,11 +140,11 @@ def test_seed_spellings_set_the_same_fields(monkeypatch, tmp_path):
 
     def fake_train(config, on_event, stop, resume=None):
         seen["config"] = config
-        from engine.train import TrainResult
+        from engine.training.train import TrainResult
 
         return TrainResult("completed", str(tmp_path), 0, None, None, None)
 
-    monkeypatch.setattr("engine.train.train", fake_train)
+    monkeypatch.setattr("engine.training.train.train", fake_train)
     result = invoke(
         [
             "train",
@@ -282,9 +282,9 @@ def test_train_on_cifar_format_data(cifar_dir, tmp_path):
 
 def test_interrupt_saves_a_checkpoint_that_resume_continues(monkeypatch, tmp_path):
     """Ctrl-C during the first epoch: exit 130 with a resumable checkpoint; --resume finishes."""
-    import engine.train
+    import engine.training.train
 
-    real_train = engine.train.train
+    real_train = engine.training.train.train
 
     def train_with_ctrl_c(config, on_event, stop, resume=None):
         def hook(event):
@@ -296,7 +296,7 @@ def test_interrupt_saves_a_checkpoint_that_resume_continues(monkeypatch, tmp_pat
         hook.sent = False
         return real_train(config, hook, stop, resume=resume)
 
-    monkeypatch.setattr("engine.train.train", train_with_ctrl_c)
+    monkeypatch.setattr("engine.training.train.train", train_with_ctrl_c)
     before = signal.getsignal(signal.SIGINT)
     args = ["--run-dir", tmp_path / "runs", "--checkpoint-dir", tmp_path / "ck"]
     result = invoke(["train", *TINY, "--epochs", 2, "--batch-size", 32, *args])
@@ -308,7 +308,7 @@ def test_interrupt_saves_a_checkpoint_that_resume_continues(monkeypatch, tmp_pat
     assert last.startswith("stopped:") and f"prunelab train --resume {stopped}" in last
     assert "stopping" in result.stderr
 
-    monkeypatch.setattr("engine.train.train", real_train)
+    monkeypatch.setattr("engine.training.train.train", real_train)
     resumed = invoke(["train", "--resume", stopped, "--json"])
     assert resumed.exit_code == 0, resumed.output
     data = json.loads(resumed.stdout)
@@ -321,12 +321,12 @@ def test_resume_overrides_only_the_options_typed(monkeypatch, trained):
     seen = {}
 
     def fake_train(config, on_event, stop, resume=None):
-        from engine.train import TrainResult
+        from engine.training.train import TrainResult
 
         seen["config"], seen["resume"] = config, resume
         return TrainResult("completed", "runs/x", 0, None, None, None)
 
-    monkeypatch.setattr("engine.train.train", fake_train)
+    monkeypatch.setattr("engine.training.train.train", fake_train)
     result = invoke(["train", "--resume", trained["checkpoint"], "--epochs", 5, "--quiet"])
     assert result.exit_code == 0, result.output
     config = seen["config"]
@@ -502,9 +502,9 @@ def test_sweep_live_progress_in_a_terminal(trained, tmp_path):
 
 
 def test_interrupted_sweep_keeps_its_points_and_resumes(monkeypatch, trained, tmp_path):
-    import engine.sweep
+    import engine.sweep.run
 
-    real_sweep = engine.sweep.run_sweep
+    real_sweep = engine.sweep.run.run_sweep
 
     def sweep_with_ctrl_c(config, on_event, stop, **kwargs):
         def hook(event):
@@ -514,7 +514,7 @@ def test_interrupted_sweep_keeps_its_points_and_resumes(monkeypatch, trained, tm
 
         return real_sweep(config, hook, stop, **kwargs)
 
-    monkeypatch.setattr("engine.sweep.run_sweep", sweep_with_ctrl_c)
+    monkeypatch.setattr("engine.sweep.run.run_sweep", sweep_with_ctrl_c)
     runs = tmp_path / "runs"
     result = invoke(
         ["sweep", trained["checkpoint"], *TINY, "--levels", "0,30,60", "--run-dir", runs]
@@ -525,7 +525,7 @@ def test_interrupted_sweep_keeps_its_points_and_resumes(monkeypatch, trained, tm
     last = result.stdout.strip().splitlines()[-1]
     assert f"prunelab sweep --resume {run}" in last
 
-    monkeypatch.setattr("engine.sweep.run_sweep", real_sweep)
+    monkeypatch.setattr("engine.sweep.run.run_sweep", real_sweep)
     resumed = invoke(
         ["sweep", "--resume", run.name, "--run-dir", runs, "--device", "cpu", "--json"]
     )
@@ -761,7 +761,7 @@ def test_export_of_a_sweep_run_folder_gives_the_sweeps_masks(trained, tmp_path):
     be overridden, and a folder that is not a sweep run is refused in one line."""
     import torch
 
-    from engine.checkpoints import read_checkpoint
+    from engine.checkpoints.io import read_checkpoint
 
     runs = tmp_path / "runs"
     sweep = ["sweep", trained["checkpoint"], *TINY, "--levels", "0,60", "--run-dir", runs]

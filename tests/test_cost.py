@@ -2,11 +2,11 @@
 
 import torch
 
-from engine.cost import Cost, count_macs, measure_cost, measure_latency
-from engine.device import Placement
-from engine.models import build_model
-from engine.pruning import Pruner
-from engine.slim import build_slim, kept_channels, slim_model
+from engine.measure.cost import Cost, count_macs, measure_cost, measure_latency
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner
+from engine.pruning.slim import build_slim, kept_channels, slim_model
+from engine.runtime.device import Placement
 
 CPU = Placement(torch.device("cpu"), "fp32", channels_last=False)
 
@@ -45,7 +45,7 @@ def test_latency_is_a_positive_median_and_speedup_is_a_ratio():
 
 
 def test_level_coster_counts_the_network_each_method_runs():
-    from engine.cost import LevelCoster
+    from engine.measure.cost import LevelCoster
 
     model = build_model("resnet20").eval()
     structured = LevelCoster(model, "structured", CPU)
@@ -62,7 +62,7 @@ def test_level_coster_counts_the_network_each_method_runs():
 
 
 def test_gain_in_the_users_units():
-    from engine.cost import cost_fields, gain_phrase
+    from engine.measure.cost import cost_fields, gain_phrase
 
     dense = cost_fields(Cost(1000, 400, 4.0, 420.0), Cost(1000, 400, 4.0, 420.0))
     level = cost_fields(Cost(400, 125, 2.5, 200.0), Cost(1000, 400, 4.0, 420.0))
@@ -76,7 +76,7 @@ def test_gain_in_the_users_units():
 
 
 def test_speedup_has_a_measured_range_and_noise_is_no_speedup():
-    from engine.cost import _timed, cost_fields, gain_phrase, quartiles
+    from engine.measure.cost import _timed, cost_fields, gain_phrase, quartiles
 
     assert quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0) and quartiles([3.0]) == (3.0, 3.0)
     dense = Cost(1000, 400, 4.0, 420.0, batch_quartiles=(400.0, 440.0))
@@ -102,7 +102,7 @@ def test_speedup_has_a_measured_range_and_noise_is_no_speedup():
 
 
 def test_a_level_is_timed_against_a_dense_copy_in_alternating_rounds():
-    from engine.cost import LevelCoster, cost_fields, time_alternating
+    from engine.measure.cost import LevelCoster, cost_fields, time_alternating
 
     model = build_model("resnet20").eval()
     first, second = time_alternating(model, model, CPU, 2, rounds=2, repeats=2)

@@ -6,10 +6,10 @@ import torch
 from test_slim import TOLERANCE, _trained_looking
 from torch import nn
 
-from engine.coupling import residual_groups
 from engine.errors import PrunelabError
-from engine.pruning import Pruner, amount_to_prune
-from engine.slim import SlimBlock, kept_channels, slim_model
+from engine.pruning.coupling import residual_groups
+from engine.pruning.pruner import Pruner, amount_to_prune
+from engine.pruning.slim import SlimBlock, kept_channels, slim_model
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def images() -> torch.Tensor:
 
 
 def test_groups_are_the_writers_of_each_residual_stream():
-    from engine.models import build_model
+    from engine.models.resnets import build_model
 
     r18 = residual_groups(build_model("resnet18"))
     assert r18[0] == ["conv1", "layer1.0.conv2", "layer1.1.conv2"]  # identity first stage

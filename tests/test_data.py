@@ -1,4 +1,4 @@
-"""engine.data: CIFAR-10 reading, subsets, checksums, safe unpickling, augmentation, loaders."""
+"""engine.data.sources: CIFAR-10 reading, subsets, checksums, safe unpickling, augmentation, loaders."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from PIL import Image
 
 from benchmarks.reference_data import reference_dataset
 from engine.config import NORMALIZATIONS, DataOptions
-from engine.data import load_split
+from engine.data.imageset import ImageSet
+from engine.data.loader import BatchLoader, augment_batch, normalization_tensors
+from engine.data.sources import load_split
 from engine.errors import DataError
-from engine.imageset import ImageSet
-from engine.loader import BatchLoader, augment_batch, normalization_tensors
 
 
 def options(data_dir: str, **kw) -> DataOptions:
@@ -368,7 +368,7 @@ def test_download_only_when_asked_and_missing(tmp_path, monkeypatch):
 def test_md5_cached_per_size_and_mtime(tmp_path, monkeypatch):
     import hashlib
 
-    from engine import readers as data_module
+    from engine.data import readers as data_module
 
     path = tmp_path / "f"
     path.write_bytes(b"abc")

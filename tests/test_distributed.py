@@ -15,15 +15,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import SweepConfig
-from engine.data import load_split
-from engine.distributed import World, describe_batch, fingerprint, rank_device, world_from_env
+from engine.data.loader import BatchLoader
+from engine.data.sources import load_split
 from engine.errors import PrunelabError
-from engine.loader import BatchLoader
 from engine.options import parse_levels
-from engine.runs import load_run, read_jsonl
-from engine.sweep import run_sweep
+from engine.runs.record import load_run, read_jsonl
+from engine.runtime.distributed import (
+    World,
+    describe_batch,
+    fingerprint,
+    rank_device,
+    world_from_env,
+)
+from engine.sweep.run import run_sweep
 
 TINY = [
     "--model", "resnet20", "--dataset", "synthetic", "--device", "cpu",
@@ -151,7 +157,7 @@ def test_a_two_rank_sweep_gives_the_single_process_points(trained_checkpoint, tm
 def test_a_worker_refuses_sync_bn_on_cpu_ranks(tmp_path, monkeypatch):
     from tiny_runs import tiny_train_config
 
-    from engine.train import train
+    from engine.training.train import train
 
     for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(key, value)

@@ -5,13 +5,13 @@ import os
 import pytest
 import torch
 
-from engine.checkpoints import read_checkpoint, write_checkpoint
+from engine.checkpoints.io import read_checkpoint, write_checkpoint
+from engine.checkpoints.sparse_format import decode_tensor, encode_tensor
 from engine.errors import ConfigError
-from engine.export import export_pruned as run_export
-from engine.export_config import ExportConfig
-from engine.models import build_model
-from engine.pruning import Pruner
-from engine.sparse_format import decode_tensor, encode_tensor
+from engine.export.config import ExportConfig
+from engine.export.writer import export_pruned as run_export
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner
 
 
 def export_pruned(checkpoint, level, *, output, fmt="sparse", run_dir=None, **kw):
@@ -99,7 +99,7 @@ def test_bad_values_name_the_option(trained_checkpoint, tmp_path):
 
 
 def test_export_is_recorded_as_a_run(trained_checkpoint, tmp_path):
-    from engine.runs import list_runs
+    from engine.runs.record import list_runs
 
     result = export_pruned(
         trained_checkpoint, 60, output=tmp_path / "e.pth", run_dir=tmp_path / "runs"
@@ -112,7 +112,7 @@ def test_export_is_recorded_as_a_run(trained_checkpoint, tmp_path):
 
 @pytest.mark.parametrize("method", ["structured", "coupled"])
 def test_slim_export_rebuilds_the_smaller_network(trained_checkpoint, tmp_path, method):
-    from engine.checkpoints import read_slim
+    from engine.checkpoints.io import read_slim
 
     out = tmp_path / "slim.pth"
     result = export_pruned(trained_checkpoint, 50, method=method, fmt="slim", output=out)
@@ -166,7 +166,7 @@ def test_onnx_export_is_the_network_the_level_runs_checked_against_pytorch(
 
 
 def test_onnx_export_without_the_extra_names_the_option(monkeypatch):
-    from engine import export_config
+    from engine.export import config as export_config
 
     monkeypatch.setattr(export_config, "ONNX_PACKAGES", ("onnx", "prunelab_no_such_package"))
     config = ExportConfig(checkpoint="c.pth", level=50, format="onnx")

@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 from tiny_runs import tiny_train_config
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.errors import ConfigError, PrunelabError
 from engine.events import EpochEnded, Notice, RunFinished, RunStarted
-from engine.finetune import Rewind, cosine_to_zero, finetune, finetune_resume_config
-from engine.finetune_config import FinetuneConfig
-from engine.masks import MaskSet, pack_bits, unpack_bits
-from engine.models import build_model
-from engine.pruning import amount_to_prune, measure_sparsity, prunable_layers
-from engine.train import train
+from engine.models.resnets import build_model
+from engine.pruning.masks import MaskSet, pack_bits, unpack_bits
+from engine.pruning.pruner import amount_to_prune, measure_sparsity, prunable_layers
+from engine.training.finetune import Rewind, cosine_to_zero, finetune, finetune_resume_config
+from engine.training.finetune_config import FinetuneConfig
+from engine.training.train import train
 
 
 def tiny_finetune(root, checkpoint, **changes) -> FinetuneConfig:
@@ -70,7 +70,7 @@ def test_removed_channels_stay_removed_through_training(method):
     """A removed filter's BatchNorm scale and shift are held at 0 too: through a residual add
     the channel's shift would otherwise train back, the channel would emit a constant, and the
     trained network would no longer be the one with those channels taken out."""
-    from engine.slim import kept_channels, slim_model
+    from engine.pruning.slim import kept_channels, slim_model
 
     torch.manual_seed(0)
     model = build_model("resnet20")

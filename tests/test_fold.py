@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.fold import fold_batchnorm
-from engine.models import build_model
-from engine.pruning import Pruner
+from engine.measure.fold import fold_batchnorm
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner
 
 
 def _with_real_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -74,7 +74,7 @@ def test_refresh_follows_only_changed_weights():
 def test_sweep_accuracies_are_those_of_the_unfolded_model(tmp_path, method):
     """The sweep evaluates the folded copy; evaluating the model itself gives the same answer."""
     from engine.config import SweepConfig
-    from engine.measure import Evaluator, prepare
+    from engine.sweep.setup import Evaluator, prepare
 
     torch.manual_seed(1)
     model = _with_real_statistics(build_model("resnet20"), seed=1)

@@ -6,7 +6,7 @@ import pytest
 from torchvision.datasets import CIFAR10, ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from engine.folders import IMAGE_EXTENSIONS, cifar10_files, list_image_folder
+from engine.data.folders import IMAGE_EXTENSIONS, cifar10_files, list_image_folder
 
 
 def test_cifar10_files_are_torchvisions():

@@ -10,10 +10,10 @@ import torch
 from test_fold import _with_real_statistics
 from torch import nn
 
-from engine.fold import fold_batchnorm
-from engine.fuse import FusedConv, can_fuse, fuse_conv_activations
-from engine.models import build_model
-from engine.pruning import Pruner
+from engine.measure.fold import fold_batchnorm
+from engine.measure.fuse import FusedConv, can_fuse, fuse_conv_activations
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner
 
 pytestmark = pytest.mark.skipif(
     not can_fuse(torch.device("cpu"), "fp32"), reason="this torch build has no oneDNN fusion"

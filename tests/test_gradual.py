@@ -4,14 +4,14 @@ import pytest
 import torch
 from tiny_runs import tiny_train_config
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import TrainConfig
 from engine.errors import ConfigError
 from engine.events import EpochEnded
-from engine.gradual import CubicSchedule
-from engine.models import build_model
-from engine.pruning import amount_to_prune, measure_sparsity, prunable_layers
-from engine.train import train
+from engine.models.resnets import build_model
+from engine.pruning.gradual import CubicSchedule
+from engine.pruning.pruner import amount_to_prune, measure_sparsity, prunable_layers
+from engine.training.train import train
 
 
 def test_cubic_schedule_rises_fast_then_slowly_to_the_target():

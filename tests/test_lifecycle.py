@@ -1,4 +1,4 @@
-"""One run lifecycle (engine.lifecycle.Run) for every kind, and the operations on past runs.
+"""One run lifecycle (engine.runs.lifecycle.Run) for every kind, and the operations on past runs.
 
 Every kind x {completed, stopped, failed}: run.json says the status (with the reason when it
 failed), and the event stream holds exactly one RunStarted and one RunFinished that agree.
@@ -14,7 +14,7 @@ import torch
 from tiny_runs import tiny_train_config
 from typer.testing import CliRunner
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import SweepConfig
 from engine.events import (
     CheckpointSaved,
@@ -24,13 +24,9 @@ from engine.events import (
     SensitivityPoint,
     SweepPoint,
 )
-from engine.export import export_pruned
-from engine.export_config import ExportConfig
-from engine.finetune import finetune
-from engine.finetune_config import FinetuneConfig
-from engine.lifecycle import Run
-from engine.lifecycle import read_run_info as read_run
-from engine.models import build_model
+from engine.export.config import ExportConfig
+from engine.export.writer import export_pruned
+from engine.models.resnets import build_model
 from engine.operations import (
     RESUMERS,
     export_config_from_sweep,
@@ -39,12 +35,16 @@ from engine.operations import (
     why_not_resumable,
 )
 from engine.options import parse_levels
-from engine.pruning import Pruner
-from engine.runs import read_jsonl
-from engine.sensitivity import run_sensitivity
-from engine.summaries import SUMMARIES
-from engine.sweep import find_best, run_sweep
-from engine.train import train
+from engine.pruning.pruner import Pruner
+from engine.runs.lifecycle import Run
+from engine.runs.lifecycle import read_run_info as read_run
+from engine.runs.record import read_jsonl
+from engine.runs.summaries import SUMMARIES
+from engine.sweep.run import find_best, run_sweep
+from engine.sweep.sensitivity import run_sensitivity
+from engine.training.finetune import finetune
+from engine.training.finetune_config import FinetuneConfig
+from engine.training.train import train
 from tui.cli import app as cli_app
 
 KINDS = ("train", "finetune", "sweep", "find", "sensitivity", "export")
@@ -219,7 +219,7 @@ def test_every_kind_killed_reads_interrupted_and_resumes_by_the_one_rule(
     with pytest.raises(Killed):
         start(kind, trained_checkpoint, tmp_path, on_event, None, epochs=2)
     monkeypatch.undo()
-    monkeypatch.setattr("engine.runs.pid_alive", lambda pid: False)
+    monkeypatch.setattr("engine.runs.record.pid_alive", lambda pid: False)
     run_dir = next(e for e in events if isinstance(e, RunStarted)).run_dir
     info = read_run(run_dir)
     assert (info.kind, info.record.status) == (kind, "interrupted")
@@ -241,7 +241,7 @@ def test_every_kind_killed_reads_interrupted_and_resumes_by_the_one_rule(
 
 
 def test_a_sweep_headline_says_when_no_pruned_level_qualifies():
-    from engine.summaries import SweepSummary
+    from engine.runs.summaries import SweepSummary
 
     kept = SweepSummary(baseline_accuracy=54.26, tolerance=1.0, best_level_percent=30.0)
     kept.best_accuracy = 53.5
@@ -252,7 +252,7 @@ def test_a_sweep_headline_says_when_no_pruned_level_qualifies():
 
 
 def test_a_speed_target_headline_says_the_speed_not_a_tolerance():
-    from engine.summaries import SweepSummary
+    from engine.runs.summaries import SweepSummary
 
     found = SweepSummary(baseline_accuracy=54.5, best_level_percent=47.5, best_accuracy=10.2)
     found.target_speedup, found.speedup = 2.0, 2.05

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from engine.config import MODEL_NAMES
-from engine.cost import count_macs
-from engine.models import (
+from engine.measure.cost import count_macs
+from engine.models.resnets import (
     MODELS,
     build_model,
     classifier_name,

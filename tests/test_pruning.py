@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from engine.models import build_model
-from engine.pruning import Pruner, amount_to_prune, measure_sparsity, prunable_layers
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner, amount_to_prune, measure_sparsity, prunable_layers
 
 
 class Small(nn.Module):

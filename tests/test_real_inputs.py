@@ -15,7 +15,7 @@ from test_checkpoints_wild import _randomised, write_legacy_resnet
 from typer.testing import CliRunner
 
 from engine.config import NORMALIZATIONS
-from engine.models import build_model
+from engine.models.resnets import build_model
 from tui import cli
 
 ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TTY_COMPATIBLE": None}

@@ -11,8 +11,8 @@ from tiny_runs import tiny_train_config
 from engine.config import SweepConfig
 from engine.errors import ConfigError
 from engine.events import BatchProgress, SweepPoint
-from engine.sweep import find_best, run_sweep
-from engine.sweep_store import read_sweep
+from engine.sweep.run import find_best, run_sweep
+from engine.sweep.store import read_sweep
 
 
 def recovery_config(root, checkpoint, **changes) -> SweepConfig:

@@ -1,4 +1,4 @@
-"""Pruning scores (engine.scores): random and gradient-magnitude rank like torch.nn.utils.prune
+"""Pruning scores (engine.pruning.scores): random and gradient-magnitude rank like torch.nn.utils.prune
 given the same `importance_scores`; l1 is the default and unchanged (tests/test_pruning.py)."""
 
 import copy
@@ -10,24 +10,24 @@ import torch.nn.functional as F
 from test_pruning import Small, small_with_zeros
 from torch.nn.utils import prune
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import SweepConfig
 from engine.errors import ConfigError
 from engine.methods import SCORES
-from engine.models import build_model
+from engine.models.resnets import build_model
 from engine.operations import export_config_from_sweep, export_from_sweep
 from engine.options import parse_levels
-from engine.pruning import Pruner, amount_to_prune, measure_sparsity, prunable_layers
-from engine.runs import read_json, read_jsonl
-from engine.scores import SCORES as SCORE_CLASSES
-from engine.scores import (
+from engine.pruning.pruner import Pruner, amount_to_prune, measure_sparsity, prunable_layers
+from engine.pruning.scores import SCORES as SCORE_CLASSES
+from engine.pruning.scores import (
     GradientScore,
     RandomScore,
     ScoreInputs,
     make_score,
     training_batch,
 )
-from engine.sweep import run_sweep
+from engine.runs.record import read_json, read_jsonl
+from engine.sweep.run import run_sweep
 
 METHODS = ("layerwise", "global", "structured")
 LEVELS = (0, 5, 12.5, 33.3, 50, 90, 97.5, 100)
@@ -335,9 +335,9 @@ def test_cli_gradient_without_a_training_split_is_one_usage_line(trained_checkpo
 def test_finetune_prunes_with_the_score_it_is_given(trained_checkpoint, tmp_path):
     from test_finetune import tiny_finetune
 
-    from engine.finetune import finetune
-    from engine.lifecycle import read_run_info
-    from engine.masks import unpack_bits
+    from engine.pruning.masks import unpack_bits
+    from engine.runs.lifecycle import read_run_info
+    from engine.training.finetune import finetune
 
     config = tiny_finetune(tmp_path, trained_checkpoint, score="random", seed=5, epochs=1)
     result = finetune(config)

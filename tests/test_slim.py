@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.models import build_model
-from engine.pruning import Pruner, amount_to_prune
-from engine.slim import (
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner, amount_to_prune
+from engine.pruning.slim import (
     build_slim,
     dense_state_dict,
     kept_channels,
@@ -72,7 +72,7 @@ def test_slim_keeps_channels_last_and_folds(name, images):
     """A slim block's residual scatter keeps the activations' layout (index_add along the
     channels of a channels-last tensor returns a contiguous one, and every later conv then runs
     behind a reorder), and the slim network folds its BatchNorms like the dense one."""
-    from engine.fold import fold_batchnorm
+    from engine.measure.fold import fold_batchnorm
 
     model = _trained_looking(name)
     Pruner(model, "structured").set_level(50)

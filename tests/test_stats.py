@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.stats import (
+from engine.measure.stats import (
     best_level_answer,
     best_level_ci95,
     isotonic_non_increasing,

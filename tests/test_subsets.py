@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.subsets import balanced_quotas, choose, index_hash
+from engine.data.subsets import balanced_quotas, choose, index_hash
 
 CLASSES = tuple("abcdefghij")
 SORTED = np.repeat(np.arange(10), 1000)  # a class-sorted split, like an image folder

@@ -8,16 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import SweepConfig
 from engine.events import RunFinished, RunStarted, SensitivityPoint, SweepFinished, SweepPoint
-from engine.lifecycle import read_run_info
-from engine.models import build_model
+from engine.models.resnets import build_model
 from engine.options import parse_levels
-from engine.runs import read_jsonl
-from engine.sensitivity import run_sensitivity
-from engine.sweep import find_best, run_sweep
-from engine.sweep_answer import (
+from engine.runs.lifecycle import read_run_info
+from engine.runs.record import read_jsonl
+from engine.sweep.answer import (
     DENSE_KERNELS,
     PointResult,
     SweepResult,
@@ -27,7 +25,9 @@ from engine.sweep_answer import (
     reaches,
     speed_bracket,
 )
-from engine.sweep_store import SensitivityResult, read_sensitivity, read_sweep
+from engine.sweep.run import find_best, run_sweep
+from engine.sweep.sensitivity import run_sensitivity
+from engine.sweep.store import SensitivityResult, read_sensitivity, read_sweep
 
 
 def config_for(checkpoint, tmp_path, **changes) -> SweepConfig:
@@ -317,7 +317,7 @@ def test_find_target_speedup_answers_with_the_most_accurate_fast_enough_level(
 
 def test_an_answer_in_speed_times_every_level():
     from engine.config import DEFAULT_LATENCY_BATCH
-    from engine.sweep import _with_timing
+    from engine.sweep.run import _with_timing
 
     config = SweepConfig(checkpoint="c.pt")
     assert _with_timing(config).latency_batch == 0  # off by default: a few seconds per level
@@ -334,10 +334,10 @@ def test_a_slim_files_costs_are_the_slim_networks(trained_checkpoint, tmp_path):
     FlopCounterMode's), masked levels keep them, structured levels take more channels out."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.checkpoints import read_slim
-    from engine.export import export_pruned
-    from engine.export_config import ExportConfig
-    from engine.models import count_parameters
+    from engine.checkpoints.io import read_slim
+    from engine.export.config import ExportConfig
+    from engine.export.writer import export_pruned
+    from engine.models.resnets import count_parameters
 
     out = tmp_path / "slim.pt"
     export_pruned(

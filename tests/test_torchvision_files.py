@@ -16,11 +16,11 @@ from test_checkpoints_wild import _lightning_payload
 from torchvision.models.resnet import BasicBlock, conv1x1
 from typer.testing import CliRunner
 
-from engine.checkpoint_info import checkpoint_info
-from engine.checkpoints import infer_model_name, load_state, read_checkpoint
+from engine.checkpoints.info import checkpoint_info
+from engine.checkpoints.io import infer_model_name, load_state, read_checkpoint
+from engine.checkpoints.state_keys import torchvision_names
 from engine.errors import CheckpointError, ModelMismatch
-from engine.models import build_model
-from engine.state_keys import torchvision_names
+from engine.models.resnets import build_model
 from tui import cli
 
 ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TTY_COMPATIBLE": None}

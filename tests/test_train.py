@@ -6,13 +6,13 @@ import pytest
 import torch
 from tiny_runs import tiny_train_config
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import TrainConfig
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, RunFinished, RunStarted
-from engine.models import build_model
-from engine.recipe import checkpoint_name
-from engine.train import resume_config, train
+from engine.models.resnets import build_model
+from engine.training.recipe import checkpoint_name
+from engine.training.train import resume_config, train
 
 
 def tiny(tmp_path, **changes) -> TrainConfig:

@@ -19,16 +19,16 @@ from textual import events
 from textual.widgets import Button, DataTable, Input, Static
 from typer.testing import CliRunner
 
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints.io import read_checkpoint
 from engine.config import SweepConfig, TrainConfig
 from engine.events import BatchProgress, EpochEnded, SweepPoint
-from engine.lifecycle import list_run_infos
-from engine.lifecycle import read_run_info as read_run
-from engine.models import build_model
-from engine.pruning import Pruner
-from engine.runs import list_runs, load_run
-from engine.sweep import find_best, run_sweep
-from engine.train import resume_config, train
+from engine.models.resnets import build_model
+from engine.pruning.pruner import Pruner
+from engine.runs.lifecycle import list_run_infos
+from engine.runs.lifecycle import read_run_info as read_run
+from engine.runs.record import list_runs, load_run
+from engine.sweep.run import find_best, run_sweep
+from engine.training.train import resume_config, train
 from tui.app import PrunelabApp
 from tui.cli import app as cli_app
 from tui.messages import EngineProgress, wrap
@@ -639,7 +639,7 @@ async def test_runs_screen_exports_a_global_sweep_with_its_own_masks(tmp_path, t
 
 
 async def test_runs_screen_exports_a_gradient_sweep_with_its_own_batch(tmp_path, tiny_checkpoint):
-    from engine.scores import ScoreInputs, make_score, training_batch
+    from engine.pruning.scores import ScoreInputs, make_score, training_batch
 
     config = SweepConfig(
         **{k: v for k, v in TINY.items() if k in SweepConfig.__dataclass_fields__},
@@ -711,7 +711,7 @@ async def test_a_run_on_jpeg_files_says_so_in_the_screen_headline(tmp_path):
 
 
 async def test_the_runs_details_say_jpeg(tmp_path):
-    from engine.lifecycle import Run, read_run_info
+    from engine.runs.lifecycle import Run, read_run_info
 
     run = Run("sweep", lambda event: None)
     jpeg = "JPEG image folder test split, DIR, 10 of 10 images"

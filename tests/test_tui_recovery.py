@@ -5,7 +5,7 @@ from __future__ import annotations
 from test_tui import SIZE, TINY, finish_job, make_app, table_rows, tiny_checkpoint  # noqa: F401
 from textual.widgets import DataTable
 
-from engine.runs import list_runs
+from engine.runs.record import list_runs
 
 
 async def test_finetune_screen_prunes_then_recovers(tmp_path, tiny_checkpoint):  # noqa: F811

@@ -24,11 +24,11 @@ from engine.events import (
     SweepFinished,
     SweepPoint,
 )
-from engine.layers import LayerSparsity
-from engine.runs import RunRecord, append_jsonl, write_json
-from engine.sweep_answer import PointResult, SweepResult, best_level
-from engine.sweep_store import SensitivityResult
-from engine.train import TrainResult
+from engine.pruning.layers import LayerSparsity
+from engine.runs.record import RunRecord, append_jsonl, write_json
+from engine.sweep.answer import PointResult, SweepResult, best_level
+from engine.sweep.store import SensitivityResult
+from engine.training.train import TrainResult
 from tui.app import PrunelabApp
 from tui.messages import JobFinished, wrap
 from tui.screens.layers import LayerView

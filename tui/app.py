@@ -21,10 +21,10 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
-from engine.device import available_devices
 from engine.events import BatchProgress, CheckpointSaved, Event
-from engine.export_config import ExportConfig
-from engine.finetune_config import FinetuneConfig
+from engine.export.config import ExportConfig
+from engine.runtime.device import available_devices
+from engine.training.finetune_config import FinetuneConfig
 from tui.formatting import fmt_bytes, fmt_pruning
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.palette import PrunelabCommands
@@ -169,12 +169,12 @@ class PrunelabApp(App[None]):
     # -- jobs --------------------------------------------------------------------------------------
 
     def start_train(self, config: TrainConfig, resume: str | None = None) -> Worker | None:
-        from engine.train import train
+        from engine.training.train import train
 
         return self._start_training(self.train_screen, train, config, resume)
 
     def start_finetune(self, config: FinetuneConfig, resume: str | None = None) -> Worker | None:
-        from engine.finetune import finetune
+        from engine.training.finetune import finetune
 
         return self._start_training(self.finetune_screen, finetune, config, resume)
 
@@ -201,7 +201,7 @@ class PrunelabApp(App[None]):
         return self._start_job(screen.JOB, work, hook=record_loss)
 
     def start_sweep(self, config: SweepConfig) -> Worker | None:
-        from engine.sweep import run_sweep
+        from engine.sweep.run import run_sweep
         from tui.launched import sweep_on_devices
 
         self.sweep_screen.begin(config)
@@ -214,7 +214,7 @@ class PrunelabApp(App[None]):
         return self._start_job("sweep", work)
 
     def start_sensitivity(self, config: SweepConfig) -> Worker | None:
-        from engine.sensitivity import run_sensitivity
+        from engine.sweep.sensitivity import run_sensitivity
 
         if self.job is not None:
             self.notify(f"a {self.job} job is running; stop it first", severity="warning")
@@ -228,7 +228,7 @@ class PrunelabApp(App[None]):
         """Continue an interrupted sweep or find run (engine.operations.resume_run: the same
         rule and the same semantics as `prunelab sweep --resume`)."""
         from engine.operations import resume_run
-        from engine.sweep_store import saved_config
+        from engine.sweep.store import saved_config
         from tui.launched import sweep_on_devices
 
         config = saved_config(Path(run_dir))
@@ -244,7 +244,7 @@ class PrunelabApp(App[None]):
     def start_export(self, config: ExportConfig, sweep: str | None = None) -> Worker | None:
         """Export `config`; a level of the sweep run `sweep` goes through
         engine.operations.export_from_sweep (the sweep's own score batch, masks, settings)."""
-        from engine.export import export_pruned
+        from engine.export.writer import export_pruned
         from engine.operations import export_from_sweep
 
         def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:

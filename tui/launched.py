@@ -93,9 +93,9 @@ def run_command(
 def train_on_devices(command: str, config: Any, resume: str | None, on_event, stop) -> Any:
     """`prunelab train` (or `finetune`) on `config.devices` ranks; its result."""
     if command == "finetune":
-        from engine.finetune import FinetuneResult as result_type
+        from engine.training.finetune import FinetuneResult as result_type
     else:
-        from engine.train import TrainResult as result_type
+        from engine.training.train import TrainResult as result_type
 
     argv = [command, *config_args(config), *(["--resume", resume] if resume else [])]
     data = run_command(argv, on_event, stop)
@@ -104,7 +104,7 @@ def train_on_devices(command: str, config: Any, resume: str | None, on_event, st
 
 def sweep_on_devices(config: Any, resume_run: str | None, on_event, stop) -> Any:
     """`prunelab sweep` on `config.devices` ranks; the sweep as its run folder holds it."""
-    from engine.sweep import read_sweep
+    from engine.sweep.run import read_sweep
 
     argv = ["sweep", "--resume", resume_run] if resume_run else ["sweep", *config_args(config)]
     if resume_run:

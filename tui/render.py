@@ -238,7 +238,7 @@ def sweep_line(result: Any) -> str:
 
 def sweep_legend(result: Any) -> str:
     """The table's legend: the rule in its one sentence, the marks, how sure the answer is."""
-    from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK  # numpy: when used
+    from engine.measure.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK  # numpy: when used
 
     lines = [
         f"baseline {fmt_pct(result.baseline_accuracy)}, tolerance {result.tolerance:g} point; "

@@ -10,7 +10,7 @@ from typing import Any
 
 from tui.formatting import fmt_pruning
 
-# What the x-axis shows, per SweepConfig.x (engine.sweep_answer.x_value computes it).
+# What the x-axis shows, per SweepConfig.x (engine.sweep.answer.x_value computes it).
 AXIS_LABELS = {
     "level": "weights removed (%)",
     "latency": "speedup over dense (x, measured)",
@@ -50,7 +50,7 @@ def _axis_of(results: Sequence[Any], axis: str | None) -> str:
 
 def _placed(result: Any, points: list[Any], axis: str, accuracy: str) -> tuple[list, list]:
     """(x, y) of the points that have a value on `axis` (e.g. no speedup when not timed)."""
-    from engine.sweep_answer import x_value  # torch: when used
+    from engine.sweep.answer import x_value  # torch: when used
 
     dense = next((p for p in result.points if p.level_percent == 0.0), None)
     placed = [(x_value(p, dense, axis), getattr(p, accuracy)) for p in points]
@@ -199,7 +199,7 @@ def write_png(
     """The same chart as an image (needs matplotlib: the `png` extra)."""
     import matplotlib
 
-    from engine.stats import BEST_LEVEL_RULE  # numpy: when used
+    from engine.measure.stats import BEST_LEVEL_RULE  # numpy: when used
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as mpl

@@ -91,7 +91,7 @@ def _width(table: Table) -> int:
 
 
 def _sweep_table(result: Any, title: str | None, left_out: list[str]) -> Table:
-    from engine.stats import PASSED_OVER_MARK  # numpy: when used
+    from engine.measure.stats import PASSED_OVER_MARK  # numpy: when used
 
     if title is None:
         title = f"{fmt_pruning(result)} sweep of {result.model}: {result.run_dir}"
@@ -234,7 +234,7 @@ RUNS_FULL_WIDTH = 118  # below this many columns `runs_table` leaves out what th
 
 
 def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
-    """One row per run (engine.lifecycle.RunInfo), newest first as given, with the run's
+    """One row per run (engine.runs.lifecycle.RunInfo), newest first as given, with the run's
     headline (the line the app's Runs screen shows too); a SYNTHETIC run says so.
 
     In a narrow terminal (`width` < RUNS_FULL_WIDTH) kind, model and date are left out: the run's

@@ -9,7 +9,7 @@ import torch
 from tiny_runs import tiny_train_config
 from typer.testing import CliRunner
 
-from engine.train import train
+from engine.training.train import train
 from tui import cli
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "200", "FORCE_COLOR": None, "TTY_COMPATIBLE": None}

@@ -14,12 +14,12 @@ import torch
 from cifar_fixture import write_cifar10, write_imagefolder
 from PIL import Image
 
-from engine import sparse_format
-from engine.checkpoints import read_checkpoint
+from engine.checkpoints import sparse_format
+from engine.checkpoints.io import read_checkpoint
 from engine.config import DataOptions
-from engine.data import load_split
+from engine.data.sources import load_split
 from engine.errors import CheckpointError, DataError
-from engine.models import build_model
+from engine.models.resnets import build_model
 
 
 def _compact_file(path: Path, **entry_changes: object) -> Path:
@@ -81,7 +81,7 @@ def test_cifar_labels_that_are_not_integers_are_named(tmp_path, labels) -> None:
 def _resume_fails(tmp_path: Path, payload: dict) -> str:
     from tiny_runs import tiny_train_config
 
-    from engine.train import train
+    from engine.training.train import train
 
     path = tmp_path / "damaged.pth"
     torch.save({"net": build_model("resnet20", 10).state_dict(), **payload}, path)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from injector import dead_pid
 
-from engine.runfiles import append_line, read_jsonl_checked, remove_stale_temp_files
-from engine.runs import (
+from engine.runs.files import append_line, read_jsonl_checked, remove_stale_temp_files
+from engine.runs.record import (
     LOCK_FILE,
     RunBusyError,
     WriterLock,

@@ -11,13 +11,13 @@ import torch
 from injector import Killed, full_disk, kill_after
 from tiny_runs import tiny_train_config
 
-import engine.train as train_module
-import engine.train_loop as train_loop_module
-from engine.checkpoints import read_checkpoint, write_checkpoint
+import engine.training.loop as train_loop_module
+import engine.training.train as train_module
+from engine.checkpoints.io import read_checkpoint, write_checkpoint
 from engine.errors import CheckpointError, ConfigError, PrunelabError
 from engine.events import Notice
-from engine.runs import changed_checkpoints, list_runs, load_run, read_metrics
-from engine.train import train
+from engine.runs.record import changed_checkpoints, list_runs, load_run, read_metrics
+from engine.training.train import train
 
 
 def tiny(tmp_path: Path, **changes):

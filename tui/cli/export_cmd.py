@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.export_config import ExportConfig
+from engine.export.config import ExportConfig
 from tui import tables
 from tui.cli.options import CheckpointArg, config_options, make_config, typed_by_user
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
@@ -41,7 +41,7 @@ def export(
         _export_sweep_level(ctx, out, checkpoint, level, options)
         return
     config = make_config(ExportConfig, options, checkpoint=checkpoint, level=level)
-    from engine.export import export_pruned  # torch: only once the options are known good
+    from engine.export.writer import export_pruned  # torch: only once the options are known good
 
     result, _ = run_engine(out, export_pruned, config)
     _report(out, result, level)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from engine.finetune_config import FinetuneConfig
+from engine.training.finetune_config import FinetuneConfig
 from tui import tables
 from tui.cli.options import check_config, config_options, make_config, typed_by_user
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
@@ -47,7 +47,7 @@ def finetune(
     Ctrl-C saves a resumable checkpoint and exits 130; --resume CHECKPOINT goes on from it.
     """
     if resume is not None:
-        from engine.finetune import finetune_resume_config
+        from engine.training.finetune import finetune_resume_config
 
         explicit = {k: v for k, v in options.items() if k in typed_by_user(ctx, options)}
         config = finetune_resume_config(resume, **explicit)
@@ -57,7 +57,9 @@ def finetune(
         raise typer.Exit(EXIT_USAGE)
     else:
         config = make_config(FinetuneConfig, options, checkpoint=checkpoint)
-    from engine.finetune import finetune as run_finetune  # torch: only once the options are good
+    from engine.training.finetune import (
+        finetune as run_finetune,
+    )  # torch: only once the options are good
 
     result, synthetic = run_engine(out, run_finetune, config, resume=resume)
     out.document({**dataclasses.asdict(result), "sentence": result.sentence()})

@@ -63,7 +63,7 @@ def sweep(
 
     Ctrl-C keeps every finished level and exits 130; --resume RUN computes only the missing ones.
     """
-    from engine.runs import load_run, resolve_run
+    from engine.runs.record import load_run, resolve_run
 
     run = None
     if resume is not None:
@@ -77,7 +77,7 @@ def sweep(
     config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
     # torch: only once the options are known to be good
     from engine.operations import DEVICE_SETTINGS, resume_run
-    from engine.sweep import run_sweep
+    from engine.sweep.run import run_sweep
 
     if run is not None:  # the engine's one rule: the run's own settings, a find stays a find
         device = {k: options[k] for k in typed_by_user(ctx, DEVICE_SETTINGS)}
@@ -121,7 +121,7 @@ def find(
             "coarse_step", f"{coarse_step:g} is out of range; allowed {MIN_LEVEL_STEP:g} to 100"
         )
     config = make_config(SweepConfig, options, checkpoint=checkpoint)
-    from engine.sweep import find_best
+    from engine.sweep.run import find_best
 
     result, _ = run_engine(out, find_best, config, coarse_step=coarse_step)
     _sweep_output(out, result, chart=False)
@@ -172,7 +172,7 @@ def sensitivity(
     config = make_config(SweepConfig, options, checkpoint=checkpoint)
     if not any(level > 0 for level in config.levels):
         raise ConfigError("levels", "sensitivity needs at least one level above 0 (e.g. 50,90)")
-    from engine.sensitivity import run_sensitivity  # torch: only once the options are good
+    from engine.sweep.sensitivity import run_sensitivity  # torch: only once the options are good
     from tui.widgets.text import plural  # its package loads textual: not before it is needed
 
     names = [n.strip() for n in layers.split(",") if n.strip()] or None

@@ -188,7 +188,12 @@ def run_engine(out: Output, entry: Any, config: Any, **kwargs: Any) -> tuple[Any
 
     Returns its result and whether the run used synthetic data.
     """
-    from engine.distributed import launch, launched_by_torchrun, stop_on_signals, world_from_env
+    from engine.runtime.distributed import (
+        launch,
+        launched_by_torchrun,
+        stop_on_signals,
+        world_from_env,
+    )
 
     if not launched_by_torchrun() and getattr(config, "devices", 1) > 1:
         raise typer.Exit(launch(config.devices, sys.argv[1:]))

@@ -32,9 +32,9 @@ def runs(
     Damaged runs are listed too, each with what is wrong with it, and each run that can go on
     (stopped, failed, or interrupted: killed) with the command that resumes it."""
     from engine.errors import ConfigError
-    from engine.lifecycle import list_run_infos
     from engine.operations import why_not_resumable
-    from engine.runs import RUN_KINDS, check_run_root
+    from engine.runs.lifecycle import list_run_infos
+    from engine.runs.record import RUN_KINDS, check_run_root
 
     try:
         check_run_root(run_dir, create=False)
@@ -103,9 +103,9 @@ def report(
     ] = None,
 ) -> None:
     """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
-    from engine.lifecycle import read_run_info
-    from engine.runs import changed_checkpoints, read_metrics, resolve_run
-    from engine.sweep_store import read_sensitivity, read_sweep
+    from engine.runs.lifecycle import read_run_info
+    from engine.runs.record import changed_checkpoints, read_metrics, resolve_run
+    from engine.sweep.store import read_sensitivity, read_sweep
 
     if png is not None:
         try:

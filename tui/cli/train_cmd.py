@@ -37,14 +37,16 @@ def train(
     The defaults are the seed's recommended values. Ctrl-C saves a resumable checkpoint and exits 130.
     """
     if resume is not None:
-        from engine.train import resume_config
+        from engine.training.train import resume_config
 
         explicit = {k: v for k, v in options.items() if k in typed_by_user(ctx, options)}
         config = resume_config(resume, **explicit)
         check_config(config)
     else:
         config = make_config(TrainConfig, options)
-    from engine.train import train as run_train  # torch: only once the options are known good
+    from engine.training.train import (
+        train as run_train,
+    )  # torch: only once the options are known good
 
     result, synthetic = run_engine(out, run_train, config, resume=resume)
     out.document({**dataclasses.asdict(result), "synthetic": synthetic})

@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from engine.export_config import ExportConfig
+from engine.export.config import ExportConfig
 from engine.options import describe_allowed, field_meta
 
 

@@ -1,6 +1,6 @@
 """Fine-tune screen: the FinetuneConfig form and the same live panels as training.
 
-Pruning then masked fine-tuning is a training run to the engine (engine.finetune), so this screen
+Pruning then masked fine-tuning is a training run to the engine (engine.training.finetune), so this screen
 is the Train screen with another form, another job and a result that says what pruning cost and
 what fine-tuning won back.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.finetune_config import FinetuneConfig
 from engine.methods import pruning_label
+from engine.training.finetune_config import FinetuneConfig
 from tui.formatting import fmt_acc, fmt_pruning
 from tui.screens.train import TrainScreen
 from tui.widgets.text import plural
@@ -32,7 +32,7 @@ class FinetuneScreen(TrainScreen):
 
     @staticmethod
     def _load_resume_config(path: str) -> FinetuneConfig:  # type: ignore[override]
-        from engine.finetune import finetune_resume_config
+        from engine.training.finetune import finetune_resume_config
 
         return finetune_resume_config(path)
 

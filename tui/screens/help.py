@@ -8,7 +8,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
-from engine.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
+from engine.measure.stats import BEST_LEVEL_RULE, PASSED_OVER_MARK
 
 HELP_MARKDOWN = f"""\
 # prunelab

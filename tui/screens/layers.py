@@ -45,7 +45,7 @@ def sensitivity_cells(layer: str, sensitivity: Any, tolerance: float) -> list[Te
 
 
 class LayerView(ModalScreen[None]):
-    """Sparsity per layer at `level` (from `engine.layers`), sensitivity beside it if given."""
+    """Sparsity per layer at `level` (from `engine.pruning.layers`), sensitivity beside it if given."""
 
     BINDINGS = [Binding("escape,enter,l,q", "close", "Close")]
 
@@ -107,8 +107,8 @@ class LayerView(ModalScreen[None]):
 def find_sensitivity(run_root: str, checkpoint: str, score: str = "l1") -> Any:
     """The newest sensitivity run of `checkpoint` under `run_root` ranked by `score`, else the
     newest by any score (its hint names the score), read back; None if there is none."""
-    from engine.runs import list_runs
-    from engine.sweep_store import read_sensitivity
+    from engine.runs.record import list_runs
+    from engine.sweep.store import read_sensitivity
 
     runs = [
         listing
@@ -143,7 +143,7 @@ def open_layer_view(
     `config` (the sweep's SweepConfig) supplies the score, its seed and data, and the minimum
     density."""
     from engine.errors import PrunelabError
-    from engine.layers import layer_sparsity
+    from engine.pruning.layers import layer_sparsity
 
     app = screen.app  # the worker thread has no active app of its own
 

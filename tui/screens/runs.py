@@ -13,11 +13,11 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
-from engine.lifecycle import RunInfo, list_run_infos
+from engine.measure.stats import BEST_LEVEL_RULE
 from engine.methods import pruning_label
 from engine.operations import export_config_from_sweep, why_not_resumable
-from engine.runs import read_metrics
-from engine.stats import BEST_LEVEL_RULE
+from engine.runs.lifecycle import RunInfo, list_run_infos
+from engine.runs.record import read_metrics
 from tui.formatting import fmt_acc, fmt_pruning, is_jpeg
 from tui.render import classes_failing_line, most_sensitive_line
 from tui.screens.dialogs import ExportDialog
@@ -127,14 +127,14 @@ class RunsScreen(Screen):
 
     def sweep(self, listing: RunInfo) -> Any:
         """The SweepResult of a sweep run."""
-        from engine.sweep_store import read_sweep  # not at start-up
+        from engine.sweep.store import read_sweep  # not at start-up
 
         return self._cached(listing, ("sweep.jsonl",), read_sweep)
 
     def _sensitivity_or_none(self, listing: RunInfo) -> Any:
         if listing.record.kind != "sensitivity":
             return None
-        from engine.sweep_store import read_sensitivity
+        from engine.sweep.store import read_sensitivity
 
         try:
             return self._cached(listing, ("sensitivity.jsonl", "summary.json"), read_sensitivity)

@@ -12,12 +12,12 @@ from textual.binding import Binding
 from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
-from engine.checkpoint_info import checkpoint_info
+from engine.checkpoints.info import checkpoint_info
 from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
+from engine.measure.stats import PASSED_OVER_MARK
 from engine.methods import CHANNEL_METHODS, pruning_label, score_words
-from engine.stats import PASSED_OVER_MARK
-from engine.sweep_answer import x_value
+from engine.sweep.answer import x_value
 from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration, fmt_pruning
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog

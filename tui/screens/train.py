@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import TrainConfig
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
-from engine.runs import read_metrics
+from engine.runs.record import read_metrics
 from tui.formatting import fmt_acc, fmt_duration, fmt_ranks
 from tui.screens.common import find_checkpoints, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
@@ -149,7 +149,7 @@ class TrainScreen(JobScreen):
 
     @staticmethod
     def _load_resume_config(path: str) -> TrainConfig:
-        from engine.train import resume_config
+        from engine.training.train import resume_config
 
         return resume_config(path)
 
@@ -349,7 +349,7 @@ class TrainScreen(JobScreen):
 def resumable_choices(folder: str) -> tuple[str, list[tuple[str, str]]]:
     """(path, `name · model · data · epoch · accuracy`) for each checkpoint in `folder` that
     training can continue, newest first; finished ones say that more epochs are needed."""
-    from engine.checkpoint_info import checkpoint_info
+    from engine.checkpoints.info import checkpoint_info
 
     choices = []
     for path in find_checkpoints(folder):
@@ -363,6 +363,6 @@ def resumable_choices(folder: str) -> tuple[str, list[tuple[str, str]]]:
 
 def _epochs_done(path: str) -> int | None:
     """How many epochs a checkpoint has done (F5 refuses to "resume" a finished one)."""
-    from engine.checkpoint_info import checkpoint_info
+    from engine.checkpoints.info import checkpoint_info
 
     return checkpoint_info(path).epoch

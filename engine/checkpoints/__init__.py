@@ -1,0 +1,1 @@
+"""Checkpoints: reading any format we know (bounded, weights only), writing atomically."""

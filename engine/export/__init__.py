@@ -1,0 +1,1 @@
+"""Export: a pruned level written as a smaller file (sparse, slim, ONNX)."""

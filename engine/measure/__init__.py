@@ -1,0 +1,1 @@
+"""Measuring a network: accuracy, intervals, parameters, MACs, latency, BN folding, fused convs."""

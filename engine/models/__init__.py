@@ -1,0 +1,1 @@
+"""Models: the networks prunelab builds, by name."""

@@ -1,0 +1,1 @@
+"""Pruning: scores, nested masks, channel coupling, gradual schedules, slim networks."""

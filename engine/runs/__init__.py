@@ -1,0 +1,1 @@
+"""Run folders: the record of each run, its files, its lifecycle, its typed summary."""

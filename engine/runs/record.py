@@ -1,0 +1,433 @@
+"""Run folders: one per train/sweep/... run under `runs/`, holding plain JSON, JSONL and CSV.
+
+Every file is either appended line by line and flushed (metrics.jsonl, sweep.jsonl) or written
+atomically (run.json, config.json, summary.json, *.csv), so a killed process leaves each file
+whole (engine.runs.files). Runs started from the TUI and the CLI are recorded identically.
+
+Reading is forgiving: a run folder damaged in any way is still listed, with what is wrong named
+in `RunListing.damage`, and a run whose process is gone while it says "running" reads as
+"interrupted". One process writes a run folder at a time (`WriterLock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engine.errors import PrunelabError
+from engine.runs.files import (
+    RunFileError,
+    append_line,
+    atomic_write_text,
+    file_sha256,
+    pid_alive,
+    read_json_object,
+    read_jsonl_checked,
+    remove_stale_temp_files,
+)
+
+RUN_FILE = "run.json"
+RUN_KINDS = ("train", "finetune", "sweep", "find", "sensitivity", "export")
+LOCK_FILE = ".writer.lock"
+# Files that make a folder a run even when run.json is missing or damaged.
+RUN_FILES = (RUN_FILE, "config.json", "metrics.jsonl", "sweep.jsonl", "sensitivity.jsonl")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object file; RunFileError names what is wrong (empty, torn, not an object, ...)."""
+    return read_json_object(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one record as a line, flushed; a torn last line is ended first, never continued."""
+    append_line(path, json.dumps(record, default=_jsonable))
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All whole records; torn or foreign lines are skipped (see `read_jsonl_checked`)."""
+    return read_jsonl_checked(path).records
+
+
+def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]]) -> None:
+    """Replace a JSONL file atomically (e.g. history cut back to a resumed checkpoint)."""
+    lines = "".join(json.dumps(r, default=_jsonable) + "\n" for r in records)
+    atomic_write_text(path, lines)
+
+
+def read_metrics(run_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """A training run's epochs, one per epoch (the last line for an epoch wins, as a resumed
+    run rewrites it), in order; and '' or what was damaged (skipped lines, bad values)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    read = read_jsonl_checked(path)
+    problems = [read.damage(path)] if read.skipped else []
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for number, entry in enumerate(read.records, start=1):
+        epoch, acc = entry.get("epoch"), entry.get("test_acc")
+        numeric = isinstance(acc, (int, float)) and not isinstance(acc, bool)
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not numeric:
+            problems.append(f"metrics.jsonl: record {number} has no usable epoch/test_acc")
+            continue
+        by_epoch[epoch] = entry
+    return [by_epoch[e] for e in sorted(by_epoch)], "; ".join(problems)
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def new_run_dir(root: str | Path, kind: str, model: str) -> Path:
+    """A fresh folder `<root>/<YYYYmmdd-HHMMSS>-<kind>-<model>` (suffixed if taken)."""
+    root = Path(root)
+    check_run_root(root, create=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{kind}-{model}"
+    for n in range(1000):
+        candidate = root / (base if n == 0 else f"{base}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunFileError(f"cannot create a run folder in {root}: {exc.strerror}") from None
+    raise RunFileError(f"could not create a run folder under {root}")
+
+
+def check_run_root(root: str | Path, *, create: bool) -> None:
+    """The folder that holds runs: a folder (created when asked) we can write into."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise RunFileError(f"{root} is a file, not a folder for runs")
+    if not create:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"cannot create {root}: {exc.strerror or exc}") from None
+
+
+@dataclass
+class RunRecord:
+    """What `run.json` holds: enough to list, compare and resume runs."""
+
+    kind: str
+    model: str
+    created: str
+    status: str = "running"
+    device: str = ""
+    data: str = ""
+    synthetic: bool = False
+    world_size: int = 1  # ranks that ran it (torchrun); 1 = one process
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    finished: str = ""
+    reason: str = ""
+    pid: int = 0  # the process writing the run, while it runs
+    host: str = ""
+    checkpoints: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what we wrote
+
+    def save(self, run_dir: str | Path) -> None:
+        write_json(Path(run_dir) / RUN_FILE, self.__dict__)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def start_run(
+    root: str | Path,
+    kind: str,
+    model: str,
+    config: dict[str, Any],
+    *,
+    device: str,
+    data: str,
+    synthetic: bool,
+    world_size: int = 1,
+) -> tuple[Path, RunRecord]:
+    run_dir = new_run_dir(root, kind, model)
+    record = RunRecord(
+        kind=kind,
+        model=model,
+        created=now_iso(),
+        device=device,
+        data=data,
+        synthetic=synthetic,
+        world_size=world_size,
+        config=config,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+    )
+    record.save(run_dir)
+    write_json(run_dir / "config.json", config)
+    return run_dir, record
+
+
+# --------------------------------------------------------------------------------------------
+# Reading runs, whatever state they are in
+
+_NAME = re.compile(r"^(\d{8})-(\d{6})-([a-z]+)-(.+?)(?:-\d+)?$")
+_FIELD_TYPES = {f.name: f.type for f in fields(RunRecord)}
+
+
+@dataclass
+class RunListing:
+    path: Path
+    record: RunRecord
+    damage: str = ""  # what is wrong with the folder's files; "" when whole
+
+
+def _from_name(run_dir: Path) -> RunRecord:
+    """What a run's folder name says (`YYYYmmdd-HHMMSS-kind-model`), for a damaged run.json."""
+    match = _NAME.match(run_dir.name)
+    if not match:
+        return RunRecord(kind="unknown", model="unknown", created="", status="damaged")
+    day, clock, kind, model = match.groups()
+    created = f"{day[:4]}-{day[4:6]}-{day[6:]}T{clock[:2]}:{clock[2:4]}:{clock[4:]}"
+    return RunRecord(kind=kind, model=model, created=created, status="damaged")
+
+
+def _typed(name: str, value: Any) -> bool:
+    kind = _FIELD_TYPES[name]
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
+def read_run(run_dir: str | Path) -> RunListing:
+    """A run's record however damaged its run.json is: each unusable field falls back to what
+    the folder name says (or its default) and `damage` names every problem. Never raises."""
+    run_dir = Path(run_dir)
+    fallback = _from_name(run_dir)
+    try:
+        data = read_json_object(run_dir / RUN_FILE)
+    except RunFileError as exc:
+        return RunListing(run_dir, fallback, f"{exc}")
+    values, problems = {}, []
+    for name in _FIELD_TYPES:
+        if name not in data:
+            if name in ("kind", "model", "created", "status"):
+                problems.append(f"no {name!r}")
+            continue
+        if _typed(name, data[name]):
+            values[name] = data[name]
+        else:
+            problems.append(f"{name!r} is {json.dumps(data[name])[:40]}")
+    record = RunRecord(**{**fallback.__dict__, "status": "unknown", **values})
+    damage = f"{RUN_FILE}: " + ", ".join(problems) if problems else ""
+    if record.status == "running" and not writer_alive(run_dir, record):
+        record.status = "interrupted"
+        record.reason = record.reason or "its process ended without finishing"
+    return RunListing(run_dir, record, damage)
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """The record of a run folder (see `read_run`: damaged fields are replaced, not fatal)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise PrunelabError(f"{run_dir} is not a run folder (it holds no {RUN_FILE})")
+    return read_run(run_dir).record
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+
+
+def list_runs(root: str | Path) -> list[RunListing]:
+    """Every run under `root`, newest first, damaged ones included (with their damage named)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    try:
+        children = list(root.iterdir())
+    except OSError:
+        return []
+    found = [read_run(child) for child in children if is_run_dir(child)]
+    found.sort(key=lambda r: (r.record.created, r.path.name), reverse=True)
+    return found
+
+
+def resolve_run(root: str | Path, name: str) -> Path:
+    """A run given as a path or as a folder name under `root` (a unique prefix is enough)."""
+    path = Path(name)
+    if is_run_dir(path):
+        return path
+    root = Path(root)
+    if is_run_dir(root / name):
+        return root / name
+    matches = [r.path for r in list_runs(root) if r.path.name.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise PrunelabError(
+            f"run not found: {name} (see `prunelab runs` for the runs under {root})"
+        )
+    raise PrunelabError(f"run {name!r} is ambiguous: {', '.join(m.name for m in matches[:5])}")
+
+
+def changed_checkpoints(record: RunRecord) -> list[str]:
+    """The checkpoints a run wrote that now hold something else (their hash differs)."""
+    changed = []
+    for path, recorded in record.checkpoints.items():
+        try:
+            if file_sha256(path) != recorded:
+                changed.append(path)
+        except OSError:
+            continue  # deleted or unreadable: nothing to mistake for this run's weights
+    return changed
+
+
+def checkpoint_warning(path: str | Path, run_dir: Any) -> str:
+    """'' or a warning when the run that wrote checkpoint `path` recorded another hash for it."""
+    if not isinstance(run_dir, str) or not is_run_dir(Path(run_dir)):
+        return ""
+    record = read_run(run_dir).record
+    target = Path(path).resolve()
+    recorded = {Path(k).resolve(): v for k, v in record.checkpoints.items()}.get(target)
+    try:
+        if recorded is None or file_sha256(path) == recorded:
+            return ""
+    except OSError:
+        return ""
+    return (
+        f"{path} is not what run {Path(run_dir).name} wrote there (its SHA-256 differs from "
+        "the one in run.json): it was overwritten or changed since"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per run folder
+
+
+class RunBusyError(PrunelabError):
+    """Another live process is writing this run folder."""
+
+
+def _lock_owner(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / LOCK_FILE).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def writer_alive(run_dir: str | Path, record: RunRecord | None = None) -> bool:
+    """Whether a live process on this machine is writing the run (lock file, else run.json)."""
+    run_dir = Path(run_dir)
+    host = socket.gethostname()
+    owner = _lock_owner(run_dir)
+    candidates = [(owner.get("pid"), owner.get("host"))]
+    if record is not None:
+        candidates.append((record.pid, record.host))
+    for pid, pid_host in candidates:
+        if isinstance(pid, int) and pid > 0:
+            if pid_host and pid_host != host:
+                return True  # another machine's process: we cannot tell, so assume it lives
+            if pid_alive(pid):
+                return True
+    return False
+
+
+class WriterLock:
+    """`with WriterLock(run_dir):` — this process is the folder's only writer until the block ends.
+
+    The lock file `.writer.lock` holds the owner's PID and host. On POSIX it is an flock, which
+    the kernel releases when the process dies (even by kill -9); elsewhere a lock whose PID is
+    gone is taken over. A second writer gets RunBusyError naming the owner. Entering also removes
+    temp files that dead writers left in the folder.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._fd: int | None = None
+
+    def acquire(self) -> WriterLock:
+        path = self.run_dir / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunFileError(f"cannot lock {self.run_dir}: {exc.strerror or exc}") from None
+        if not _try_flock(fd) or (not _HAS_FLOCK and self._held_by_other()):
+            os.close(fd)
+            owner = _lock_owner(self.run_dir)
+            since = f" since {owner['since']}" if owner.get("since") else ""
+            raise RunBusyError(
+                f"{self.run_dir} is being written by PID {owner.get('pid', '?')}{since}; "
+                "wait for it to finish or stop it (one writer per run folder)"
+            )
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        remove_stale_temp_files(self.run_dir)
+        return self
+
+    def _held_by_other(self) -> bool:
+        owner = _lock_owner(self.run_dir)
+        pid = owner.get("pid")
+        return isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)  # no owner: readers see the writer is gone
+        with contextlib.suppress(OSError):
+            os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+try:
+    import fcntl
+
+    _HAS_FLOCK = True
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    _HAS_FLOCK = False
+
+
+def _try_flock(fd: int) -> bool:
+    if not _HAS_FLOCK:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,182 @@
+"""What each kind of run leaves in run.json's `summary`: one typed dataclass per kind.
+
+`headline()` is the one line every front end shows for a run (`prunelab runs`, the app's Runs
+screen), so they cannot disagree. A new kind adds a class here and one line in `SUMMARIES`.
+Old run folders keep working: unknown keys are ignored, missing ones take their defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from engine.methods import pruning_label, score_words
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}%"
+
+
+@dataclass
+class RunSummary:
+    """Base: plain data that round-trips through JSON."""
+
+    kind: ClassVar[str] = ""
+
+    def headline(self) -> str:
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class TrainSummary(RunSummary):
+    kind: ClassVar[str] = "train"
+    epochs_completed: int = 0
+    final_test_acc: float | None = None
+    best_test_acc: float | None = None
+    checkpoint: str | None = None  # the last checkpoint written (resume from it)
+    sparsity: float | None = None  # percent of prunable weights at 0, when the run pruned
+
+    def headline(self) -> str:
+        if self.best_test_acc is None:
+            return ""
+        epochs = self.epochs_completed
+        return f"best {_pct(self.best_test_acc)}, {epochs} epoch{'s' * (epochs != 1)}"
+
+
+@dataclass
+class FinetuneSummary(TrainSummary):
+    """Pruned once, then trained with the mask fixed (engine.training.finetune)."""
+
+    kind: ClassVar[str] = "finetune"
+    level_percent: float = 0.0
+    method: str = ""
+    score: str = "l1"
+    dense_accuracy: float | None = None
+    oneshot_accuracy: float | None = None
+    recovered_accuracy: float | None = None
+    best_epoch: int | None = None
+    pruned_weights: int = 0
+    prunable_weights: int = 0
+
+    def headline(self) -> str:
+        if self.recovered_accuracy is None:
+            return ""
+        return (
+            f"{self.level_percent:g}% {pruning_label(self.method, self.score)}: "
+            f"{_pct(self.oneshot_accuracy)} -> "
+            f"{_pct(self.recovered_accuracy)} (dense {_pct(self.dense_accuracy)})"
+        )
+
+
+@dataclass
+class SweepSummary(RunSummary):
+    """A sweep or a find run: the answer (see engine.sweep.answer)."""
+
+    kind: ClassVar[str] = "sweep"
+    method: str = ""
+    score: str = "l1"
+    baseline_accuracy: float | None = None
+    tolerance: float = 1.0
+    best_level_percent: float | None = None
+    best_accuracy: float | None = None
+    levels: int = 0
+    sentence: str = ""
+    target_speedup: float = 0.0  # find --target-speedup: the answer is a speed, not a tolerance
+    speedup: float | None = None  # the answer's measured speedup over dense
+
+    def headline(self) -> str:
+        if self.baseline_accuracy is None:
+            return ""
+        if self.target_speedup:
+            text = self._speed_headline()
+        elif not self.best_level_percent:  # None, or 0: only the dense model qualifies
+            text = (
+                f"no pruned level within {self.tolerance:g} pt of dense "
+                f"{_pct(self.baseline_accuracy)}"
+            )
+        else:
+            text = (
+                f"{self.best_level_percent:g}% removed at {_pct(self.best_accuracy)}, "
+                f"dense {_pct(self.baseline_accuracy)}"
+            )
+        return _scored(self.score, text)
+
+    def _speed_headline(self) -> str:
+        target = f"{self.target_speedup:g}x faster"
+        if self.best_level_percent is None or self.speedup is None:
+            return f"no level reached {target}, dense {_pct(self.baseline_accuracy)}"
+        return (
+            f"{self.speedup:.2f}x faster at {self.best_level_percent:g}% removed: "
+            f"{_pct(self.best_accuracy)}, dense {_pct(self.baseline_accuracy)} (target {target})"
+        )
+
+
+def _scored(score: str, headline: str) -> str:
+    """'random score: …' before the headline of a run ranked by a score not l1."""
+    words = score_words(score)
+    return f"{words}: {headline}" if words else headline
+
+
+@dataclass
+class SensitivitySummary(RunSummary):
+    kind: ClassVar[str] = "sensitivity"
+    baseline_accuracy: float | None = None
+    layers: int = 0
+    levels: list[float] = field(default_factory=list)
+    score: str = "l1"
+
+    def headline(self) -> str:
+        if self.baseline_accuracy is None:
+            return ""
+        layers = f"{self.layers} layer{'s' * (self.layers != 1)}"
+        levels = f"{len(self.levels)} level{'s' * (len(self.levels) != 1)}"
+        text = f"{layers} x {levels}, dense {_pct(self.baseline_accuracy)}"
+        return _scored(self.score, text)
+
+
+@dataclass
+class ExportSummary(RunSummary):
+    kind: ClassVar[str] = "export"
+    path: str = ""
+    format: str = ""
+    level_percent: float = 0.0
+    method: str = ""
+    score: str = "l1"
+    sparsity_percent: float = 0.0
+    file_bytes: int = 0
+    dense_file_bytes: int = 0
+    ratio: float = 0.0
+
+    def headline(self) -> str:
+        if not self.path:
+            return ""
+        return (
+            f"{self.level_percent:g}% {pruning_label(self.method, self.score)} -> "
+            f"{Path(self.path).name}, "
+            f"{100 * self.ratio:.1f}% of the dense file"
+        )
+
+
+SUMMARIES: dict[str, type[RunSummary]] = {
+    "train": TrainSummary,
+    "finetune": FinetuneSummary,
+    "sweep": SweepSummary,
+    "find": SweepSummary,
+    "sensitivity": SensitivitySummary,
+    "export": ExportSummary,
+}
+
+
+def summary_from_dict(kind: str, data: dict[str, Any]) -> RunSummary | None:
+    """The typed summary of a run of `kind` (None for a kind this version does not know)."""
+    cls = SUMMARIES.get(kind)
+    return None if cls is None else cls.from_dict(data or {})

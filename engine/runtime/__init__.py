@@ -1,0 +1,1 @@
+"""Where a run executes: device, precision, and torchrun ranks."""

@@ -1,0 +1,1 @@
+"""Sweeps: accuracy against pruning level, its answer, its files, sensitivity and recovery."""

@@ -1,0 +1,1 @@
+"""Training: the seed's loop, its recipes, checkpoints, resume, and masked fine-tuning."""
