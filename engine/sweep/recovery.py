@@ -19,7 +19,6 @@ from pathlib import Path
 
 from engine.checkpoints.io import load_state, read_checkpoint
 from engine.config import DataOptions, SweepConfig
-from engine.data.loader import BatchLoader
 from engine.data.sources import load_split
 from engine.events import EventCallback, StopSignal
 from engine.methods import mask_settings
@@ -29,7 +28,7 @@ from engine.sweep.answer import PointResult
 from engine.sweep.setup import Evaluator, Setup
 from engine.training.finetune import FinetuneRecipe, Rewind
 from engine.training.finetune_config import FinetuneConfig
-from engine.training.train import fit_model
+from engine.training.train import fit_model, training_loader
 
 ONESHOT_FILE = "oneshot.json"
 CHAIN_FILE = "chain.pth"
@@ -45,16 +44,7 @@ class Recovery:
         self.root = run_dir / "finetune"
         train_data = load_split(config, train=True)
         self.train_images = len(train_data)
-        self.train_loader = BatchLoader(
-            train_data,
-            config.batch_size,
-            device=setup.placement.device,
-            normalization=config.normalization,
-            augment=True,
-            shuffle=True,
-            seed=config.seed,
-            channels_last=setup.placement.channels_last,
-        )
+        self.train_loader = training_loader(train_data, config, setup.placement)
         self.dense = {k: v.detach().clone() for k, v in setup.model.state_dict().items()}
         source = read_checkpoint(config.checkpoint) if config.lr_rewind else None
         self.rewind = Rewind.of(source, config.finetune_epochs) if source else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +75,117 @@ def train_step(
     return logits, images_loss
 
 
+@dataclass
+class EpochTally:
+    """One epoch's running sums, kept on the device and read back only when reported. A resumed
+    epoch starts from the position's sums; `resumed_seen` is what it had seen before."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int
+    resumed_seen: int
+    lr: float  # at the epoch's start: what the epoch row reports
+    batches: int
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def at(cls, start: Position, device: torch.device, lr: float, batches: int) -> EpochTally:
+        loss_sum = torch.tensor(start.loss_sum, device=device)
+        correct = torch.tensor(start.correct, device=device)
+        return cls(loss_sum, correct, start.seen, start.seen, lr, batches)
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor, images_loss: torch.Tensor) -> None:
+        self.loss_sum += images_loss
+        self.correct += (logits.argmax(dim=1) == labels).sum()
+        self.seen += labels.numel()
+
+    def position(self, epoch: int, batch: int) -> Position:
+        return Position(epoch, batch, float(self.loss_sum), int(self.correct), self.seen)
+
+    def images_per_s(self, now: float) -> float:
+        """This process's training rate since the epoch (or its resumed part) began."""
+        return (self.seen - self.resumed_seen) / max(now - self.started, 1e-9)
+
+
+class ProgressThrottle:
+    """Batch events at most every PROGRESS_INTERVAL_S and at an epoch's last batch. Throttled
+    here, not in the event sink: the loss is averaged on the device over the batches since the
+    last event and read back only when one is sent (a sink would need a host sync per batch)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.batches = 0
+        self.last = time.perf_counter()
+
+    def add(self, images_loss: torch.Tensor, images: int) -> None:
+        self.loss += images_loss / max(images, 1)
+        self.batches += 1
+
+    def due(self, now: float, last_batch: bool) -> bool:
+        return now - self.last >= PROGRESS_INTERVAL_S or last_batch
+
+    def take(self, now: float) -> float:
+        """The mean batch loss since the last event; starts the next interval."""
+        loss = float(self.loss) / self.batches
+        self.loss.zero_()
+        self.batches, self.last = 0, now
+        return loss
+
+
+@dataclass
+class CheckpointPolicy:
+    """When the loop saves: every `checkpoint_every` epochs and the last one, and (rolling, not
+    at an epoch's end) every `rolling_s` seconds of the clock `now_s`."""
+
+    every: int
+    epochs: int
+    rolling_s: float
+    saved_at: float = field(default_factory=lambda: now_s())
+
+    def epoch_due(self, epoch: int) -> bool:
+        return epoch % self.every == 0 or epoch == self.epochs
+
+    def rolling_due(self, mid_epoch: bool) -> bool:
+        return bool(self.rolling_s) and mid_epoch and now_s() - self.saved_at >= self.rolling_s
+
+    def saved(self) -> None:
+        self.saved_at = now_s()
+
+
 class EpochLoop:
     """The epoch loop; kept in a class so stop-and-save sees the same state as the loop."""
 
     def __init__(
-        self, config, placement, model, forward, optimizer, scheduler, run_dir, recipe, on_event
-    ):
-        self.config: TrainConfig = config
-        self.placement: Placement = placement
-        self.model: nn.Module = model
-        self.forward: nn.Module = forward
+        self,
+        config: TrainConfig,
+        placement: Placement,
+        model: nn.Module,
+        forward: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        run_dir: Path,
+        recipe: Recipe,
+        on_event: EventCallback,
+        *,
+        stop: StopSignal = None,
+        files: RunCheckpoints | None = None,
+        record: RunRecord | None = None,
+    ) -> None:
+        self.config = config
+        self.placement = placement
+        self.model = model
+        self.forward = forward
         self.optimizer = optimizer
         self.scheduler = scheduler
-        self.run_dir: Path = run_dir
-        self.recipe: Recipe = recipe
-        self.on_event: EventCallback = on_event
-        self.stop: StopSignal = None
-        self.files = RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, None)
-        self.record: RunRecord | None = None
-        self.rolling_s = getattr(config, "checkpoint_minutes", 0.0) * 60.0
-        self.saved_at = now_s()
+        self.run_dir = run_dir
+        self.recipe = recipe
+        self.on_event = on_event
+        self.stop = stop
+        self.files = files or RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, None)
+        self.record = record
+        self.policy = CheckpointPolicy(
+            config.checkpoint_every, config.epochs, getattr(config, "checkpoint_minutes", 0.0) * 60
+        )
         self.train_forward: nn.Module = forward  # DDP around `forward` when distributed
         self.world = World()
         self.group: Group | None = None
@@ -108,8 +200,8 @@ class EpochLoop:
         self.train_forward = nn.parallel.DistributedDataParallel(
             self.forward, device_ids=[device.index] if device.type == "cuda" else None
         )
-        if self.rolling_s:  # a time-based save would need the ranks to agree on the clock
-            self.rolling_s = 0.0
+        if self.policy.rolling_s:  # a time-based save would need the ranks to agree on the clock
+            self.policy.rolling_s = 0.0
             self.on_event(Notice("--checkpoint-minutes is off with several ranks", "warning"))
 
     def _stop_now(self, images_per_s: float) -> tuple[bool, tuple[float, ...]]:
@@ -119,115 +211,124 @@ class EpochLoop:
         table = self.stop.sync(images_per_s)
         return self.stop(), tuple(float(v) for v in table[:, 1])
 
-    def run(self, train_loader, test_loader, position: Position, history) -> str:
-        config = self.config
-        device = self.placement.device
-        ranks = self.world.world_size
+    def run(self, train_loader, test_loader, position: Position, history: list[dict]) -> str:
+        """Train from `position` to the last epoch: 'completed', or 'stopped' with a resumable
+        checkpoint written."""
         step = (position.epoch - 1) * len(train_loader) + position.batch
-        for epoch in range(position.epoch, config.epochs + 1):
-            start_batch = position.batch if epoch == position.epoch else 0
-            lr = self.optimizer.param_groups[0]["lr"]
-            loss_sum = torch.tensor(position.loss_sum if start_batch else 0.0, device=device)
-            correct = torch.tensor(position.correct if start_batch else 0, device=device)
-            seen = position.seen if start_batch else 0
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            train_loader.set_epoch(epoch)
-            self.model.train()
-            started = last_report = time.perf_counter()
-            report_loss = torch.zeros((), device=device)
-            report_batches = 0
-            batches = len(train_loader)
-            rate = 0.0
-            for batch, (images, labels) in enumerate(
-                itertools.islice(train_loader, start_batch, None), start=start_batch + 1
-            ):
-                stopping, rates = self._stop_now(rate)
-                if stopping:
-                    done = Position(epoch, batch - 1, float(loss_sum), int(correct), seen)
-                    self._save(self._summed(done), history, stopped=True)
-                    return "stopped"
-                # DDP averages the ranks' gradients, so each rank's loss is its share of the
-                # global-batch mean (a last global batch smaller than the ranks is skipped)
-                total = min(
-                    config.batch_size, train_loader.num_images - (batch - 1) * config.batch_size
-                )
-                if total < ranks:
-                    continue
-                logits, images_loss = train_step(
-                    self.train_forward, self.optimizer, images, labels, self.placement,
-                    share=(ranks, total),
-                )  # fmt: skip
-                if self.recipe.per_step_schedule:
-                    self.scheduler.step()
-                step += 1
-                self.recipe.after_step(step)
-                loss_sum += images_loss
-                report_loss += images_loss / max(labels.numel(), 1)
-                report_batches += 1
-                correct += (logits.argmax(dim=1) == labels).sum()
-                seen += labels.numel()
-                now = time.perf_counter()
-                rate = (seen - (position.seen if start_batch else 0)) / max(now - started, 1e-9)
-                if now - last_report >= PROGRESS_INTERVAL_S or batch == batches:
-                    self.on_event(
-                        BatchProgress(
-                            epoch=epoch,
-                            epochs=config.epochs,
-                            batch=batch,
-                            batches=batches,
-                            loss=float(report_loss) / report_batches,
-                            images_per_s=rate * ranks,
-                            step=step,
-                            ranks=rates,
-                        )
-                    )
-                    report_loss.zero_()
-                    report_batches, last_report = 0, now
-                if self.rolling_s and now_s() - self.saved_at >= self.rolling_s and batch < batches:
-                    done = Position(epoch, batch, float(loss_sum), int(correct), seen)
-                    self._save(done, history, stopped=False, rolling=True)
-            train_seconds = time.perf_counter() - started
-            ended = self._summed(Position(epoch, batches, float(loss_sum), int(correct), seen))
-            trained_images = ended.seen - (position.seen if start_batch else 0) * ranks
-            tested = self._evaluate(test_loader)
-            if tested is None:  # stopped during the test pass: resuming re-runs only the test pass
-                self._save(ended, history, stopped=True)
+        for epoch in range(position.epoch, self.config.epochs + 1):
+            resumed = epoch == position.epoch and position.batch > 0
+            start = position if resumed else Position(epoch)
+            tally, step = self._train_epoch(train_loader, epoch, start, step, history)
+            if tally is None or not self._end_epoch(epoch, tally, test_loader, history):
                 return "stopped"
-            seconds = time.perf_counter() - started
-            if not self.recipe.per_step_schedule:
-                with warnings.catch_warnings():
-                    # A resumed epoch whose batches all ran before the stop (only its test pass
-                    # was left) steps the restored schedule with no optimizer step in this
-                    # process: torch's per-process order check would warn, wrongly.
-                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
-                    self.scheduler.step()
-            entry = {
-                "epoch": epoch,
-                "train_loss": ended.loss_sum / max(ended.seen, 1),
-                "train_acc": 100.0 * ended.correct / max(ended.seen, 1),
-                "test_loss": tested.loss,
-                "test_acc": tested.accuracy,
-                "lr": lr,
-                "seconds": seconds,
-                "images_per_s": trained_images / max(train_seconds, 1e-9),
-                "gpu_memory_mb": gpu_memory_mb(device),
-                **self.recipe.epoch_fields(),
-            }
-            history.append(entry)
-            # The checkpoint first: a full run folder must not cost the epoch it just trained.
-            due = epoch % config.checkpoint_every == 0 or epoch == config.epochs
-            if due:
-                self._save(Position(epoch + 1), history, stopped=False)
-            try:
-                if self.world.writer:
-                    append_jsonl(self.run_dir / "metrics.jsonl", entry)
-            except RunFileError:
-                if not due:  # keep the epoch in this run's own rolling file, then fail
-                    self._save(Position(epoch + 1), history, stopped=False, rolling=True)
-                raise
-            self.on_event(EpochEnded(epochs=config.epochs, **entry))
         return "completed"
+
+    def _train_epoch(
+        self, loader, epoch: int, start: Position, step: int, history: list[dict]
+    ) -> tuple[EpochTally | None, int]:
+        """One epoch's batches from `start`; None when stopped (after saving where it stood)."""
+        device = self.placement.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        loader.set_epoch(epoch)
+        self.model.train()
+        batches, rate = len(loader), 0.0
+        lr = self.optimizer.param_groups[0]["lr"]
+        tally, throttle = EpochTally.at(start, device, lr, batches), ProgressThrottle(device)
+        batched = itertools.islice(loader, start.batch, None)
+        for batch, (images, labels) in enumerate(batched, start=start.batch + 1):
+            stopping, rates = self._stop_now(rate)
+            if stopping:
+                self._save(self._summed(tally.position(epoch, batch - 1)), history, stopped=True)
+                return None, step
+            stepped = self._step(loader, batch, images, labels)
+            if stepped is None:
+                continue
+            step += 1
+            self.recipe.after_step(step)
+            tally.add(labels=labels, logits=stepped[0], images_loss=stepped[1])
+            throttle.add(stepped[1], labels.numel())
+            now = time.perf_counter()
+            rate = tally.images_per_s(now)
+            if throttle.due(now, batch == batches):
+                progress = BatchProgress(
+                    epoch=epoch, epochs=self.config.epochs, batch=batch, batches=batches,
+                    loss=throttle.take(now), images_per_s=rate * self.world.world_size,
+                    step=step, ranks=rates,
+                )  # fmt: skip
+                self.on_event(progress)
+            if self.policy.rolling_due(mid_epoch=batch < batches):
+                self._save(tally.position(epoch, batch), history, stopped=False, rolling=True)
+        return tally, step
+
+    def _step(self, loader, batch: int, images, labels) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """One optimizer step (and the per-step schedule); None for a last global batch smaller
+        than the ranks, which is skipped. DDP averages the ranks' gradients, so each rank's loss
+        is its share of the global-batch mean."""
+        size, ranks = self.config.batch_size, self.world.world_size
+        total = min(size, loader.num_images - (batch - 1) * size)
+        if total < ranks:
+            return None
+        stepped = train_step(
+            self.train_forward, self.optimizer, images, labels, self.placement,
+            share=(ranks, total),
+        )  # fmt: skip
+        if self.recipe.per_step_schedule:
+            self.scheduler.step()
+        return stepped
+
+    def _end_epoch(self, epoch: int, tally: EpochTally, test_loader, history: list[dict]) -> bool:
+        """Test, step the per-epoch schedule, record the epoch, save when due, report. False
+        when stopped during the test pass (resuming re-runs only the test pass)."""
+        train_seconds = time.perf_counter() - tally.started
+        ended = self._summed(tally.position(epoch, tally.batches))
+        trained_images = ended.seen - tally.resumed_seen * self.world.world_size
+        tested = self._evaluate(test_loader)
+        if tested is None:
+            self._save(ended, history, stopped=True)
+            return False
+        seconds = time.perf_counter() - tally.started
+        self._step_epoch_schedule()
+        entry = {
+            "epoch": epoch,
+            "train_loss": ended.loss_sum / max(ended.seen, 1),
+            "train_acc": 100.0 * ended.correct / max(ended.seen, 1),
+            "test_loss": tested.loss,
+            "test_acc": tested.accuracy,
+            "lr": tally.lr,
+            "seconds": seconds,
+            "images_per_s": trained_images / max(train_seconds, 1e-9),
+            "gpu_memory_mb": gpu_memory_mb(self.placement.device),
+            **self.recipe.epoch_fields(),
+        }
+        history.append(entry)
+        self._record_epoch(epoch, entry, history)
+        self.on_event(EpochEnded(epochs=self.config.epochs, **entry))
+        return True
+
+    def _step_epoch_schedule(self) -> None:
+        if self.recipe.per_step_schedule:
+            return
+        with warnings.catch_warnings():
+            # A resumed epoch whose batches all ran before the stop (only its test pass was
+            # left) steps the restored schedule with no optimizer step in this process:
+            # torch's per-process order check would warn, wrongly.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
+            self.scheduler.step()
+
+    def _record_epoch(self, epoch: int, entry: dict, history: list[dict]) -> None:
+        """The checkpoint first (when due), then the metrics line: a full run folder must not
+        cost the epoch it just trained."""
+        due = self.policy.epoch_due(epoch)
+        if due:
+            self._save(Position(epoch + 1), history, stopped=False)
+        try:
+            if self.world.writer:
+                append_jsonl(self.run_dir / "metrics.jsonl", entry)
+        except RunFileError:
+            if not due:  # keep the epoch in this run's own rolling file, then fail
+                self._save(Position(epoch + 1), history, stopped=False, rolling=True)
+            raise
 
     def _summed(self, position: Position) -> Position:
         """The epoch's loss/accuracy sums over all ranks (the position itself is shared)."""
@@ -293,7 +394,7 @@ class EpochLoop:
             warn = lambda text: self.on_event(Notice(text, "warning"))  # noqa: E731
             path = self.files.save(target, payload, warn)
             self.files.drop_rolling()
-        self.saved_at = now_s()
+        self.policy.saved()
         if self.record is not None:
             self.record.save(self.run_dir)
         self.last_checkpoint = str(path)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from engine.config import TrainConfig
+from engine.data.imageset import ImageSet
 from engine.data.loader import BatchLoader
 from engine.data.sources import load_split
 from engine.errors import PrunelabError
@@ -96,15 +97,13 @@ def run_training(
         group.close()
 
 
-def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> TrainResult:
-    world, on_event, stop = group.world, run.on_event, run.stop
-    torch.manual_seed(config.seed)
-    train_data = load_split(config, train=True)
-    test_data = load_split(config, train=False)
-    _preflight(config)
-    part = (world.rank, world.world_size)
-    train_loader = BatchLoader(
-        train_data,
+def training_loader(
+    data: ImageSet, config: Any, placement: Placement, part: tuple[int, int] = (0, 1)
+) -> BatchLoader:
+    """The one training loader: the seed's augmentation, shuffled by (seed, epoch), this rank's
+    `part` of every global batch."""
+    return BatchLoader(
+        data,
         config.batch_size,
         device=placement.device,
         normalization=config.normalization,
@@ -114,79 +113,119 @@ def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> T
         channels_last=placement.channels_last,
         part=part,
     )
-    loader_args = dict(
+
+
+@dataclass
+class Loaders:
+    """A training run's batches: `test` is this rank's share of every test batch (the counts are
+    summed over ranks); `whole_test` the whole test set, for a recipe's own evaluations before
+    training (e.g. the dense accuracy), the same loader on one rank."""
+
+    train: BatchLoader
+    test: BatchLoader
+    whole_test: BatchLoader
+
+
+def _loaders(config: Any, train_data, test_data, placement: Placement, world) -> Loaders:
+    part = (world.rank, world.world_size)
+    common = dict(
         device=placement.device,
         normalization=config.normalization,
         channels_last=placement.channels_last,
     )
     eval_batch = placement.eval_batch_size(config.eval_batch_size)
-    # each rank tests its share of every batch and the counts are summed; a recipe's own
-    # evaluations before training (e.g. the dense accuracy) see the whole test set on every rank
-    test_loader = BatchLoader(test_data, eval_batch * world.world_size, part=part, **loader_args)
-    whole_test = (
-        test_loader if not world.distributed else BatchLoader(test_data, eval_batch, **loader_args)
-    )
+    test = BatchLoader(test_data, eval_batch * world.world_size, part=part, **common)
+    whole = test if not world.distributed else BatchLoader(test_data, eval_batch, **common)
+    return Loaders(training_loader(train_data, config, placement, part), test, whole)
 
+
+@dataclass
+class Start:
+    """Where a training run starts: fresh, or restored from a checkpoint (`extra` is the
+    recipe's saved state, `run_dir` the folder the checkpoint names)."""
+
+    position: Position = field(default_factory=Position)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    extra: dict[str, Any] | None = None
+
+
+def _restore_into(config, model, optimizer, scheduler, resume, fused, world, on_event) -> Start:
+    """The checkpoint's weights, optimizer, schedule and position, when resuming."""
+    if resume is None:
+        return Start()
+    start = Start(*_restore(resume, config, model, optimizer, scheduler))
+    position = start.position
+    on_event(Notice(f"resuming {resume} at epoch {position.epoch}, batch {position.batch}"))
+    for param_group in optimizer.param_groups:  # a saved group brings its run's kernel
+        param_group["fused"], param_group["foreach"] = fused, None
+    if not world.writer:  # rank 0 carries the epoch's sums so far; the ranks add theirs
+        position.loss_sum, position.correct, position.seen = 0.0, 0, 0
+    return start
+
+
+def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> TrainResult:
+    world, on_event, stop = group.world, run.on_event, run.stop
+    torch.manual_seed(config.seed)
+    train_data = load_split(config, train=True)
+    test_data = load_split(config, train=False)
+    _preflight(config)
+    loaders = _loaders(config, train_data, test_data, placement, world)
     model = build_model(config.model, num_classes=len(train_data.classes))
     # On the device before the optimizer exists: CUDA's fused SGD checks where the weights are.
     model.to(placement.device, memory_format=placement.memory_format)
     optimizer, fused = make_sgd(model, config, placement.device)
-    scheduler = recipe.scheduler(optimizer, len(train_loader))
-    position = Position()
-    history: list[dict[str, Any]] = []
-    run_dir: Path | None = None
-    extra: dict[str, Any] | None = None
-    if resume is not None:
-        position, history, run_dir, extra = _restore(resume, config, model, optimizer, scheduler)
-        on_event(Notice(f"resuming {resume} at epoch {position.epoch}, batch {position.batch}"))
-        for param_group in optimizer.param_groups:  # a saved group brings its run's kernel
-            param_group["fused"], param_group["foreach"] = fused, None
-        if not world.writer:  # rank 0 carries the epoch's sums so far; the ranks add theirs
-            position.loss_sum, position.correct, position.seen = 0.0, 0, 0
+    scheduler = recipe.scheduler(optimizer, len(loaders.train))
+    start = _restore_into(config, model, optimizer, scheduler, resume, fused, world, on_event)
     if config.sync_bn and world.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(placement.device, memory_format=placement.memory_format)
     move_optimizer_state(optimizer, placement.device)
-    recipe.bind(model, len(train_loader))
-    if extra is not None:
-        recipe.restore(extra, str(resume))
+    recipe.bind(model, len(loaders.train))
+    if start.extra is not None:
+        recipe.restore(start.extra, str(resume))
 
+    files = None
     if world.writer:
-        opened = (resume, run_dir, position, world.world_size)
+        opened = (resume, start.run_dir, start.position, world.world_size)
         files = _open_run(run, config, recipe, opened, placement, train_data)
     run_dir = run.follow(group.broadcast_object(str(run.dir)))
-    if not world.writer:
-        files = RunCheckpoints(config, recipe.checkpoint_name, run_dir.name, None)
     if world.distributed:
         on_event(Notice(describe_batch(config.batch_size, config.lr, world)))
         stop = SharedStop(group, stop)
+    history = start.history
     if history and world.writer:  # the checkpoint's history is the truth: no epoch twice
         write_jsonl(run_dir / "metrics.jsonl", history)
     run.start(parameters=count_parameters(model))
-    loops: list[EpochLoop] = []  # the loop, once built: its last checkpoint goes in the summary
+    loop: EpochLoop | None = None  # built once the recipe has begun (late-bound below)
 
     def last_checkpoint() -> str | None:
-        return loops[0].last_checkpoint if loops else None
+        return loop.last_checkpoint if loop is not None else None
 
     # a failed run keeps what the shared loop knows; the recipe's extras only when it ended well
     run.summarize = lambda: training_summary(recipe.kind, history, last_checkpoint())
     batch = config.batch_size
     with run.guard(oom_hint=f"at batch size {batch}; try --batch-size {max(1, batch // 2)}"):
-        context = RunContext(model, placement, whole_test, on_event, stop, run_dir, train_data)
+        context = RunContext(
+            model, placement, loaders.whole_test, on_event, stop, run_dir, train_data
+        )
         if resume is None and not recipe.begin(context):
             status = "stopped"
         else:
-            forward = _maybe_compile(model, config, test_loader, placement, on_event)
+            forward = _maybe_compile(model, config, loaders.test, placement, on_event)
             loop = EpochLoop(
-                config, placement, model, forward, optimizer, scheduler, run_dir, recipe, on_event
-            )
-            loops.append(loop)
-            loop.stop = stop
-            loop.files, loop.record = files, run.record
+                config, placement, model, forward, optimizer, scheduler, run_dir, recipe,
+                on_event, stop=stop, files=files, record=run.record,
+            )  # fmt: skip
             loop.distribute(group)
-            status = loop.run(train_loader, test_loader, position, history)
-        summary = training_summary(recipe.kind, history, last_checkpoint(), recipe.summary(history))
+            status = loop.run(loaders.train, loaders.test, start.position, history)
+        extra = recipe.summary(history)
+        summary = training_summary(recipe.kind, history, last_checkpoint(), extra)
     run.finish(status, summary)
+    return _result(status, run_dir, summary, history, train_data)
+
+
+def _result(status, run_dir, summary: TrainSummary, history, train_data) -> TrainResult:
     return TrainResult(
         status=status,
         run_dir=str(run_dir),
@@ -282,9 +321,8 @@ def fit_model(
         move_optimizer_state(optimizer, placement.device)
         recipe.restore(extra, str(resume))
     loop = EpochLoop(
-        config, placement, model, model, optimizer, scheduler, folder, recipe, on_event
+        config, placement, model, model, optimizer, scheduler, folder, recipe, on_event, stop=stop
     )
-    loop.stop = stop
     status = loop.run(train_loader, test_loader, position, history)
     return status, history, loop.last_checkpoint
 
