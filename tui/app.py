@@ -28,6 +28,7 @@ from engine.training.finetune_config import FinetuneConfig
 from tui.formatting import fmt_bytes, fmt_pruning
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.palette import PrunelabCommands
+from tui.safe import printable
 from tui.screens.common import NARROW, WIDE, form_words, one_line
 from tui.screens.dialogs import ConfirmDialog, ErrorDialog, MessageDialog
 from tui.screens.finetune import FinetuneScreen
@@ -63,6 +64,12 @@ class PrunelabApp(App[None]):
         Binding("f4", "switch_mode('runs')", "Runs"),
         Binding("f7", "switch_mode('finetune')", "Fine-tune", show=False),
     ]
+
+    def notify(self, message: str, *, markup: bool = True, **kwargs: Any) -> None:
+        """Every toast is shown as text: messages carry paths, run names and exception text
+        (tui.safe), which must never be read as markup or reach the terminal as escapes."""
+        del markup
+        super().notify(printable(message, one_line=False), markup=False, **kwargs)
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from tui.formatting import (
     is_jpeg,
 )
 from tui.render import fmt_interval, sweep_legend
+from tui.safe import printable
 
 
 def titled_table(title: str) -> Table:
@@ -261,7 +262,9 @@ def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
         }.get(record.status, "")
         row: list[Any] = [item.path.name]
         if full:
-            row += [record.kind, record.model, record.created.replace("T", " ")[:16]]
+            # fields from run.json: a model "name" of 200 MB must not break every row
+            row += [printable(record.kind, 12), printable(record.model, 24)]
+            row.append(record.created.replace("T", " ")[:16])
         row += [
             Text(record.status, style=status_style),
             data_label(record),

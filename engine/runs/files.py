@@ -7,6 +7,9 @@
   torn by a kill or a full disk is never glued to the next record: an append first ends the
   torn tail with a newline, and readers skip (and report) every line that is not a JSON object.
 - Every OSError becomes a `RunFileError` naming the file; a full disk says so.
+- Reading is bounded: only regular files are opened (a FIFO or a link to /dev/zero would never
+  end), run.json & co. up to a few MB, JSONL files up to their limit (the tail is read), JSON
+  nesting up to `MAX_JSON_DEPTH`. A refusal names the limit and the variable that raises it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,101 @@ from engine.errors import PrunelabError
 
 class RunFileError(PrunelabError):
     """A run file cannot be written (disk full, permissions, ...) or read."""
+
+
+class NotRegularFile(RunFileError, OSError):
+    """A FIFO, device, socket or folder where a file was expected (an OSError too, so code that
+    skips unreadable files skips it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+MB = 1 << 20
+JSON_LIMIT = ("PRUNELAB_MAX_JSON_MB", 8)  # run.json, config.json, summary.json: a few kB each
+JSONL_LIMIT = ("PRUNELAB_MAX_JSONL_MB", 64)  # metrics/sweep/correct.jsonl: ~2 kB a line
+MAX_JSON_DEPTH = 64  # run.json nests 3 deep; {"kind": [[[[...]]]]} is not a record
+
+
+def limit_bytes(limit: tuple[str, float]) -> int:
+    """A size limit in bytes: the environment variable `limit[0]` (MB) if set, else the default."""
+    name, default = limit
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        value = default
+    return int(max(value, 0.001) * MB)
+
+
+def limit_hint(limit: tuple[str, float]) -> str:
+    """'limit 8 MB; raise it with PRUNELAB_MAX_JSON_MB=...' for a refusal message."""
+    return f"limit {limit_bytes(limit) / MB:.3g} MB; raise it with {limit[0]}=<MB>"
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def not_regular(mode: int) -> str:
+    """'' for a regular file, else what it is ('a named pipe', ...)."""
+    if stat.S_ISREG(mode):
+        return ""
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: str | Path, name: str | None = None) -> int:
+    """A read-only descriptor of `path`, which must be a regular file: checked with os.stat
+    before opening (a device is never opened) and again on the descriptor, opened non-blocking
+    (a FIFO swapped in meanwhile cannot hang). Raises FileNotFoundError, or RunFileError."""
+    label = name or str(path)
+    what = not_regular(os.stat(path).st_mode)
+    if not what:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        what = not_regular(os.fstat(fd).st_mode)
+        if not what:
+            return fd
+        os.close(fd)
+    raise NotRegularFile(f"{label} is {what}, not a regular file; refusing to read it")
+
+
+def read_bounded(
+    path: str | Path, limit: tuple[str, float], *, tail: bool = False, name: str | None = None
+) -> tuple[bytes, int]:
+    """(the bytes, the file's size): the whole regular file when within `limit`; larger, its
+    last `limit` bytes with `tail`, else RunFileError naming the limit."""
+    label = name or Path(path).name
+    fd = open_regular(path, label)
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(fd).st_size
+        most = limit_bytes(limit)
+        if size > most:
+            if not tail:
+                raise RunFileError(
+                    f"{label} is {size / MB:.3g} MB, more than such a file holds "
+                    f"({limit_hint(limit)})"
+                )
+            handle.seek(size - most)
+        return handle.read(most + 1)[:most], size
+
+
+def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `value` nests at most `limit` lists/objects deep (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in item)
+    return True
 
 
 def disk_full_message(path: str | Path, needed_bytes: int | None = None) -> str:
@@ -115,13 +214,22 @@ def read_jsonl_checked(path: str | Path) -> JsonlRead:
     path = Path(path)
     result = JsonlRead()
     try:
-        raw = path.read_bytes()
+        raw, size = read_bounded(path, JSONL_LIMIT, tail=True)
     except FileNotFoundError:
+        return result
+    except RunFileError as exc:
+        result.skipped.append(f"unreadable: {exc}")
         return result
     except OSError as exc:
         result.skipped.append(f"unreadable: {exc.strerror or exc}")
         return result
-    for number, chunk in enumerate(raw.split(b"\n"), start=1):
+    lines = raw.split(b"\n")
+    if size > len(raw):  # only the tail was read: its first line is a fragment
+        lines[0] = b""
+        result.skipped.append(
+            f"the first {(size - len(raw)) / MB:.3g} MB not read ({limit_hint(JSONL_LIMIT)})"
+        )
+    for number, chunk in enumerate(lines, start=1):
         chunk = chunk.strip()
         if not chunk:
             continue
@@ -130,8 +238,11 @@ def read_jsonl_checked(path: str | Path) -> JsonlRead:
         except UnicodeDecodeError:
             result.skipped.append(f"line {number}: not UTF-8 text")
             continue
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # torn, not JSON, a 5,000-digit number, ...
             result.skipped.append(f"line {number}: torn or not JSON")
+            continue
+        if not json_depth_ok(value):
+            result.skipped.append(f"line {number}: nested deeper than {MAX_JSON_DEPTH} levels")
             continue
         if not isinstance(value, dict):
             result.skipped.append(f"line {number}: a {type(value).__name__}, not a record")
@@ -144,9 +255,11 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """A JSON file that must hold an object; RunFileError says exactly what is wrong."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw, _ = read_bounded(path, JSON_LIMIT)
     except FileNotFoundError:
         raise RunFileError(f"{path.name} is missing") from None
+    except NotRegularFile:
+        raise
     except OSError as exc:
         raise RunFileError(f"{path.name} cannot be read: {exc.strerror or exc}") from None
     if not raw.strip():
@@ -160,6 +273,12 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         what = "half-written" if text.lstrip().startswith("{") else "not JSON"
         raise RunFileError(f"{path.name} is {what} ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        value = None  # nested past the decoder's own stack: refused just below
+    except ValueError as exc:  # e.g. an integer of 5,000 digits
+        raise RunFileError(f"{path.name} is not usable JSON ({exc})") from None
+    if value is None or not json_depth_ok(value):
+        raise RunFileError(f"{path.name} nests deeper than {MAX_JSON_DEPTH} levels: damaged")
     if not isinstance(value, dict):
         raise RunFileError(f"{path.name} holds a {type(value).__name__}, not a JSON object")
     return value
@@ -238,8 +357,10 @@ def check_writable_dir(path: str | Path) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256; a FIFO or device (never hashed: it may not end) is a RunFileError,
+    an OSError too."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -84,13 +84,24 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
     problems = [read.damage(path)] if read.skipped else []
     by_epoch: dict[int, dict[str, Any]] = {}
     for number, entry in enumerate(read.records, start=1):
-        epoch, acc = entry.get("epoch"), entry.get("test_acc")
-        numeric = isinstance(acc, (int, float)) and not isinstance(acc, bool)
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or not numeric:
+        epoch = entry.get("epoch")
+        if (
+            not isinstance(epoch, int)
+            or isinstance(epoch, bool)
+            or not is_percent(entry, "test_acc")
+        ):
             problems.append(f"metrics.jsonl: record {number} has no usable epoch/test_acc")
             continue
+        if "train_acc" in entry and not is_percent(entry, "train_acc"):
+            entry = {k: v for k, v in entry.items() if k != "train_acc"}  # the rest is fine
         by_epoch[epoch] = entry
     return [by_epoch[e] for e in sorted(by_epoch)], "; ".join(problems)
+
+
+def is_percent(entry: dict[str, Any], key: str) -> bool:
+    """Whether entry[key] is a number from 0 to 100 (not "NaN", not 1e308: a chart scales by it)."""
+    value = entry.get(key)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -261,7 +272,9 @@ def load_run(run_dir: str | Path) -> RunRecord:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+    """A folder holding one of RUN_FILES (a run.json that is a FIFO or a link to a device too:
+    listed as damaged, never read)."""
+    return path.is_dir() and any(os.path.lexists(path / name) for name in RUN_FILES)
 
 
 def list_runs(root: str | Path) -> list[RunListing]:

@@ -7,6 +7,7 @@ Old run folders keep working: unknown keys are ignored, missing ones take their 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,8 +33,28 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Known keys whose values have the field's type; a damaged or foreign value (the
+        string "NaN" for an accuracy, a list for a count) takes the field's default."""
+        types = {f.name: f.type for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in types and _fits(types[k], v)})
+
+
+def _fits(annotation: Any, value: Any) -> bool:
+    """Whether a JSON value has the type a summary field declares (`float | None`, ...)."""
+    allowed = {part.strip() for part in str(annotation).split("|")}
+    if value is None:
+        return "None" in allowed
+    if isinstance(value, bool):
+        return "bool" in allowed
+    if isinstance(value, int):
+        return bool(allowed & {"int", "float"})
+    if isinstance(value, float):
+        return "float" in allowed and math.isfinite(value)
+    if isinstance(value, str):
+        return "str" in allowed
+    if isinstance(value, list) and "list[float]" in allowed:
+        return all(_fits("float", v) for v in value)
+    return False
 
 
 @dataclass

@@ -18,7 +18,15 @@ from engine.config import SweepConfig
 from engine.errors import PrunelabError
 from engine.measure.stats import pack_bits, unpack_bits
 from engine.runs.files import RunFileError, read_jsonl_checked
-from engine.runs.record import append_jsonl, load_run, read_json, read_jsonl, write_csv, write_json
+from engine.runs.record import (
+    append_jsonl,
+    is_percent,
+    load_run,
+    read_json,
+    read_jsonl,
+    write_csv,
+    write_json,
+)
 from engine.sweep.answer import PointResult, SweepResult, make_result
 
 CSV_COLUMNS = (
@@ -103,17 +111,13 @@ _POINT_FIELDS = {f.name for f in dataclasses.fields(PointResult)}
 _NUMBERS = ("level_percent", "sparsity_percent", "total_sparsity_percent")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _point(record: dict[str, Any]) -> PointResult | None:
     """A PointResult from a sweep.jsonl record, or None when fields are missing or mistyped."""
     values = {k: v for k, v in record.items() if k in _POINT_FIELDS}
-    accuracy = values.get("accuracy")
-    if not all(_number(values.get(k)) for k in _NUMBERS):
+    # levels, sparsities and accuracies are percents: 1e308 or NaN would break every chart
+    if not all(is_percent(values, k) for k in _NUMBERS):
         return None
-    if not (accuracy is None or _number(accuracy)):
+    if not (values.get("accuracy") is None or is_percent(values, "accuracy")):
         return None
     try:
         return PointResult(**values)
@@ -231,7 +235,11 @@ def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
     table: dict[str, dict[float, float]] = {}
     for row in read_jsonl(run_dir / "sensitivity.jsonl"):
         layer, level, accuracy = row.get("layer"), row.get("level_percent"), row.get("accuracy")
-        if isinstance(layer, str) and _number(level) and _number(accuracy):
+        if (
+            isinstance(layer, str)
+            and is_percent(row, "level_percent")
+            and is_percent(row, "accuracy")
+        ):
             table.setdefault(layer, {})[float(level)] = accuracy
     levels = sorted({level for row in table.values() for level in row})
     record = load_run(run_dir) if (run_dir / "run.json").is_file() else None

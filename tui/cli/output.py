@@ -30,14 +30,15 @@ from rich.text import Text
 from engine.errors import ConfigError, ModelMismatch, PrunelabError
 from tui import sweep_chart
 from tui.cli.options import OUTPUT_PANEL, ConfigProblems, option_name
+from tui.safe import plain, printable, safe_table
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 PIPE_WIDTH = 120  # console width when stdout is not a terminal and COLUMNS is unset
 
 
 def error_line(text: str) -> None:
-    """One plain line on stderr (never wrapped, never styled)."""
-    print(f"error: {text}", file=sys.stderr, flush=True)
+    """One plain line on stderr (never wrapped, never styled, never a terminal escape)."""
+    print(f"error: {printable(text)}", file=sys.stderr, flush=True)
 
 
 def config_error_line(problem: ConfigError) -> str:
@@ -143,7 +144,7 @@ class Output:
     def line(self, text: str, style: str | None = None) -> None:
         """A human line (not in --quiet or JSON modes)."""
         if self.human:
-            self.console.print(Text(text, style=style or ""), soft_wrap=self.soft_wrap)
+            self.console.print(plain(text, style or "", one_line=False), soft_wrap=self.soft_wrap)
 
     def renderable(self, item: Any) -> None:
         """A rich table or chart. A table's title is printed as a line of its own: inside the
@@ -151,15 +152,17 @@ class Output:
         ten-letter pieces)."""
         if not self.human:
             return
+        if isinstance(item, Table):
+            safe_table(item)  # names, reasons and paths in cells are text, never markup
         if isinstance(item, Table) and item.title is not None:
             title, item.title = item.title, None
-            self.console.print(Text(str(title), style="table.title"), soft_wrap=self.soft_wrap)
+            self.console.print(plain(title, "table.title"), soft_wrap=self.soft_wrap)
         self.console.print(item)
 
     def final(self, text: str) -> None:
         """The last line: shown in human and --quiet modes."""
         if self.human or self.quiet:
-            self.console.print(Text(text), soft_wrap=self.soft_wrap)
+            self.console.print(plain(text, one_line=False), soft_wrap=self.soft_wrap)
 
     def document(self, data: Any) -> None:
         """The one JSON document of --json, or the closing `Result` line of --json-lines."""

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.text import Text
 
 from engine.events import (
     BatchProgress,
@@ -27,6 +26,7 @@ from engine.events import (
 from tui import render
 from tui.cli.output import EXIT_INTERRUPTED, Output, dump_json
 from tui.formatting import fmt_level, fmt_pct, fmt_ranks
+from tui.safe import plain
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -75,7 +75,8 @@ class Reporter:
 
     def _print(self, text: str, style: str | None = None) -> None:
         if self.progress is not None:
-            self.progress.console.print(Text(text, style=style or ""), soft_wrap=self.out.soft_wrap)
+            line = plain(text, style or "", one_line=False)
+            self.progress.console.print(line, soft_wrap=self.out.soft_wrap)
         else:
             self.out.line(text, style)
 

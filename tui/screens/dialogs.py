@@ -13,6 +13,7 @@ from textual.widgets.option_list import Option
 
 from engine.export.config import ExportConfig
 from engine.options import describe_allowed, field_meta
+from tui.safe import markup
 
 
 class MessageDialog(ModalScreen[None]):
@@ -32,7 +33,8 @@ class MessageDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="message-dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-body", id="dialog-message")
+            body = markup(self.message, one_line=False)  # a reason or a path: text, not markup
+            yield Static(body, classes="dialog-body", id="dialog-message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK", id="ok", variant="primary", compact=True)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -18,8 +17,11 @@ from engine.methods import pruning_label
 from engine.operations import export_config_from_sweep, why_not_resumable
 from engine.runs.lifecycle import RunInfo, list_run_infos
 from engine.runs.record import read_metrics
+from engine.runs.summaries import TrainSummary
 from tui.formatting import fmt_acc, fmt_pruning, is_jpeg
 from tui.render import classes_failing_line, most_sensitive_line
+from tui.safe import markup as escape
+from tui.safe import plain, printable
 from tui.screens.dialogs import ExportDialog
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
@@ -28,6 +30,8 @@ from tui.widgets.charts import OverlayChart
 from tui.widgets.text import cut_words, elide_middle, plural
 
 SWEEP_KINDS = ("sweep", "find")
+# What reading one damaged run folder can raise: shown for that run, never a crash of the screen.
+_DAMAGE = (PrunelabError, OSError, ValueError, TypeError, KeyError, OverflowError, RecursionError)
 RUN_COLUMNS = ("✓", "run", "status", "result")
 
 
@@ -89,11 +93,11 @@ class RunsScreen(Screen):
         for listing in self.listings:
             record = listing.record
             name = listing.path.name
-            table.add_row(
+            table.add_row(  # names, statuses and reasons come from files: text, not markup
                 "✓" if name in self.marked else "",
-                name,
-                record.status,
-                cut_words(listing.headline(), room),
+                plain(name),
+                plain(record.status),
+                plain(cut_words(printable(listing.headline()), room)),
                 key=name,
             )
         if self.listings:
@@ -276,17 +280,23 @@ class RunsScreen(Screen):
         details = self.query_one("#run-details", Static)
         if listing is None:
             details.update(
-                f"no runs in {self.run_root}/ yet: start one on the Train or Sweep screen"
+                f"no runs in {escape(self.run_root)}/ yet: start one on the Train or Sweep screen"
             )
         else:
-            details.update(self._details(listing))
-        self._show_overlay()
+            try:
+                details.update(self._details(listing))
+            except _DAMAGE as exc:  # one damaged run never takes the screen down
+                details.update(f"cannot show {escape(listing.path.name)}: {escape(exc)}")
+        try:
+            self._show_overlay()
+        except _DAMAGE as exc:
+            self.notify(f"cannot chart {listing.path.name if listing else 'the runs'}: {exc}")
         self.app.refresh_bindings()
 
     def _path_line(self, label: str, path: str) -> str:
         """`label path` in one line of the details pane: a long path loses its middle."""
         width = self.query_one("#run-details", Static).size.width or 58
-        return f"{label} {escape(elide_middle(path, width - len(label) - 1))}"
+        return f"{label} {escape(elide_middle(printable(path), width - len(label) - 1))}"
 
     def on_resize(self) -> None:
         self.refresh_runs()
@@ -295,43 +305,52 @@ class RunsScreen(Screen):
         record = listing.record
         config = record.config or {}
         lines = [
-            f"[b]{listing.path.name}[/b]",
-            f"{record.kind} · {record.model} · {record.status}"
+            f"[b]{escape(listing.path.name)}[/b]",
+            escape(f"{record.kind} · {record.model} · {record.status}", 200)
             + (" · [reverse]SYNTHETIC[/reverse]" if record.synthetic else "")
             + (" · JPEG" if is_jpeg(record.data) else ""),
-            f"created {record.created}"
-            + (f" · finished {record.finished}" if record.finished else ""),
+            escape(
+                f"created {record.created}"
+                + (f" · finished {record.finished}" if record.finished else "")
+            ),
         ]
+        if listing.damage:
+            lines.append(f"damaged: {escape(listing.damage)}")
         if record.device:
-            lines.append(f"device {record.device}")
+            lines.append(f"device {escape(record.device)}")
         if record.reason:
-            lines.append(f"reason: {record.reason}")
+            lines.append(f"reason: {escape(record.reason)}")
         if record.kind == "train":
-            s = record.summary or {}
+            s = listing.summary if isinstance(listing.summary, TrainSummary) else TrainSummary()
             lines.append(
-                f"epochs {s.get('epochs_completed', '?')}/{config.get('epochs', '?')} · "
-                f"final {fmt_acc(s.get('final_test_acc'))}% · best {fmt_acc(s.get('best_test_acc'))}%"
+                f"epochs {s.epochs_completed}/{escape(config.get('epochs', '?'), 20)} · "
+                f"final {fmt_acc(s.final_test_acc)}% · best {fmt_acc(s.best_test_acc)}%"
             )
             lines.append(
-                f"lr {config.get('lr')} · batch {config.get('batch_size')} · "
-                f"T_max {config.get('t_max')}"
+                escape(
+                    f"lr {config.get('lr')} · batch {config.get('batch_size')} · "
+                    f"T_max {config.get('t_max')}",
+                    200,
+                )
             )
-            if s.get("checkpoint"):
-                lines.append(self._path_line("checkpoint", s["checkpoint"]))
+            if s.checkpoint:
+                lines.append(self._path_line("checkpoint", s.checkpoint))
         elif record.kind in SWEEP_KINDS:
             try:
                 result = self.sweep(listing)
             except (PrunelabError, OSError, ValueError) as exc:
-                lines.append(f"cannot read the sweep: {exc}")
+                lines.append(f"cannot read the sweep: {escape(exc)}")
             else:
-                lines.append(f"[b]{sweep_answer(record, result)}[/b]")
+                lines.append(f"[b]{escape(sweep_answer(record, result))}[/b]")
                 lines.append(BEST_LEVEL_RULE)
                 failing = classes_failing_line(result)
                 if failing:
-                    lines.append(failing)
+                    lines.append(escape(failing))
                 lines.append(
-                    f"{fmt_pruning(result)} · {plural(len(result.points), 'level')} · "
-                    f"tolerance {result.tolerance:g}"
+                    escape(
+                        f"{fmt_pruning(result)} · {plural(len(result.points), 'level')} · "
+                        f"tolerance {result.tolerance:g}"
+                    )
                 )
                 lines.append(self._path_line("checkpoint", str(config.get("checkpoint", "?"))))
                 hint = "space marks it for the overlay · e exports a level · l per layer"
@@ -345,7 +364,7 @@ class RunsScreen(Screen):
             if sensitive:
                 lines.append(escape(sensitive) + " · on the chart")
         if record.data:
-            lines.append(f"data {record.data}")
+            lines.append(f"data {escape(record.data)}")
         return "\n".join(lines)
 
     def _show_overlay(self) -> None:
@@ -422,5 +441,5 @@ def _label(listing: RunInfo) -> str:
     if record.kind in SWEEP_KINDS:
         config = record.config or {}
         method = pruning_label(config.get("method", record.kind), config.get("score", "l1"))
-        return f"{method} {created}"
-    return f"{record.model} {created}"
+        return printable(f"{method} {created}", 60)
+    return printable(f"{record.model} {created}", 60)
