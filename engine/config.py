@@ -58,6 +58,7 @@ NORMALIZATION_HELP = (
     "mean/std, cifar-pixel = CIFAR-10's per-pixel std (torchdistill's files)"
 )
 
+MAX_IMAGES = 2**31 - 1  # a subset larger than this is a typo (and overflows index arithmetic)
 SEED_LEVELS = "0:100:5"  # the seed's sweep: 0%, 5%, ..., 100% of weights removed
 SENSITIVITY_LEVELS = "25,50,75,90"  # one layer at a time: a few levels keep it affordable
 FIND_COARSE_STEP = 10.0  # `find` scans 0, 10, 20, ... until the first miss, then bisects
@@ -89,12 +90,14 @@ class DataOptions(Options):
         0,
         "use only N training images, balanced across classes and drawn with --seed (0 = all)",
         minimum=0,
+        maximum=MAX_IMAGES,
         group="Data",
     )
     test_subset: int = option(
         0,
         "use only N test images, balanced across classes and drawn with --seed (0 = all)",
         minimum=0,
+        maximum=MAX_IMAGES,
         group="Data",
     )
     subset_per_class: bool = option(

@@ -22,7 +22,6 @@ from engine.events import EventCallback, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.methods import mask_settings
 from engine.runs.lifecycle import RunInfo, read_run_info
-from engine.runs.record import read_json
 from engine.runs.summaries import TrainSummary
 
 if TYPE_CHECKING:  # torch: only when something is exported or resumed, so listing stays light
@@ -124,7 +123,7 @@ def export_config_from_sweep(
     info = read_run_info(path)
     if info.kind not in SWEEP_KINDS:
         raise PrunelabError(f"{info.path} is a {info.kind} run; export a level of a sweep run")
-    saved = SweepConfig.from_dict(read_json(info.path / "config.json"))
+    saved = saved_sweep_config(info.path)
     config = ExportConfig(
         checkpoint=saved.checkpoint,
         level=level,
@@ -133,7 +132,21 @@ def export_config_from_sweep(
         output=output,
         run_dir=str(info.path.parent),
     )
-    return config if fmt is None else dataclasses.replace(config, format=fmt)
+    config = config if fmt is None else dataclasses.replace(config, format=fmt)
+    # what the run's file decides is the file's problem, not an option typed wrong
+    damaged = [p for p in config.problems() if p.field not in ("level", "format", "output")]
+    if damaged:
+        raise PrunelabError(
+            f"{info.path / 'config.json'} is damaged: {damaged[0].field} {damaged[0].message}"
+        )
+    return config
+
+
+def saved_sweep_config(run_dir: Path) -> SweepConfig:
+    """A sweep run's config.json; a damaged one is a PrunelabError naming the file."""
+    from engine.sweep.store import saved_config  # numpy: only when exporting
+
+    return saved_config(run_dir)
 
 
 def export_from_sweep(
@@ -151,6 +164,6 @@ def export_from_sweep(
     from engine.pruning.scores import training_batch
 
     config = export_config_from_sweep(path, level, fmt, output)
-    saved = SweepConfig.from_dict(read_json(Path(path) / "config.json"))
+    saved = saved_sweep_config(Path(path))
     batch = lambda: training_batch(saved, saved.batch_size)  # noqa: E731 - read when needed
     return export_pruned(config, on_event, stop, batch=batch)

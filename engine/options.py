@@ -16,6 +16,7 @@ from typing import Any
 from engine.errors import ConfigError
 
 MIN_LEVEL_STEP = 0.01  # finest level spacing (also the finest --resolution)
+MAX_INT = 2**63 - 1  # no whole-number option may exceed int64: torch and numpy overflow
 MAX_LEVELS = 1001  # a sweep of 0:100:0.1; more levels are a typo, not a plan
 
 
@@ -190,7 +191,8 @@ class Options:
                     found.append(ConfigError(f.name, f"{value!r} is not a whole number; {allowed}"))
                     continue
                 lo, hi = meta.get("minimum"), meta.get("maximum")
-                if (lo is not None and value < lo) or (hi is not None and value > hi):
+                huge = f.type == "int" and abs(value) > MAX_INT  # overflows torch and numpy
+                if huge or (lo is not None and value < lo) or (hi is not None and value > hi):
                     found.append(
                         ConfigError(
                             f.name, f"{plain_number(value)} is out of range; allowed {allowed}"

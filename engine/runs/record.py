@@ -293,6 +293,10 @@ def list_runs(root: str | Path) -> list[RunListing]:
 
 def resolve_run(root: str | Path, name: str) -> Path:
     """A run given as a path or as a folder name under `root` (a unique prefix is enough)."""
+    if not str(name).strip():
+        raise PrunelabError(
+            "the run name is empty: give a run folder or its name (see `prunelab runs`)"
+        )
     path = Path(name)
     if is_run_dir(path):
         return path

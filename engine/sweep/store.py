@@ -146,8 +146,8 @@ def saved_config(run_dir: Path) -> SweepConfig:
         return SweepConfig.from_dict(read_json(run_dir / "config.json"))
     except RunFileError as exc:
         raise PrunelabError(f"cannot read the sweep run {run_dir}: {exc}") from None
-    except TypeError as exc:
-        raise PrunelabError(f"cannot read {run_dir}: config.json is damaged ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise PrunelabError(f"{run_dir / 'config.json'} is damaged ({exc})") from None
 
 
 def resume_state(

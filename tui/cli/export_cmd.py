@@ -37,6 +37,9 @@ def export(
 
     The file is itself a checkpoint every other command accepts. CHECKPOINT may also be a sweep or find run folder: its level is then pruned exactly as the sweep pruned it (its checkpoint, method, score and seed, classifier choice and minimum density), as the app's Runs screen (e) does.
     """
+    if "output" in typed_by_user(ctx, ["output"]) and not options["output"].strip():
+        error_line("invalid value for --output: an empty path; leave --output out for the default")
+        raise typer.Exit(EXIT_USAGE)
     if Path(checkpoint).is_dir():
         _export_sweep_level(ctx, out, checkpoint, level, options)
         return

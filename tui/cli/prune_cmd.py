@@ -74,7 +74,9 @@ def sweep(
     elif checkpoint is None:
         error_line("missing argument CHECKPOINT (or --resume RUN)")
         raise typer.Exit(EXIT_USAGE)
-    config = make_config(SweepConfig, options, checkpoint=checkpoint or "(resumed)")
+    config = make_config(
+        SweepConfig, options, checkpoint=checkpoint or ("(resumed)" if run else "")
+    )
     # torch: only once the options are known to be good
     from engine.operations import DEVICE_SETTINGS, resume_run
     from engine.sweep.run import run_sweep
