@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from engine.errors import ConfigError
-from engine.methods import METHODS, SCORES
+from engine.methods import METHODS, SCORES, score_problem
 from engine.options import (
     Options,
     option,
@@ -308,7 +308,8 @@ class SweepConfig(DataOptions):
     method: str = option(
         "layerwise",
         "layerwise = the seed's per-layer L1; global = one threshold; structured = whole filters; "
-        "coupled = whole filters, a residual channel out of every conv that writes it",
+        "coupled = whole filters, a residual channel out of every conv that writes it; internal = "
+        "whole channels inside blocks only (residual streams, stem and classifier whole)",
         choices=METHODS,
         group="Pruning",
     )
@@ -316,7 +317,8 @@ class SweepConfig(DataOptions):
         "l1",
         "what ranks the weights: l1 = |w| (magnitude); random = uniform, drawn with --seed (the "
         "floor any score must beat); gradient = |w * dL/dw| on one --batch-size batch of the "
-        "training split",
+        "training split; group = a channel's filters, BatchNorm scale and every input column "
+        "reading it (channel methods)",
         choices=SCORES,
         group="Pruning",
     )
@@ -426,6 +428,8 @@ class SweepConfig(DataOptions):
             parse_levels(self.levels)
         except ValueError as exc:
             found.append(ConfigError("levels", str(exc)))
+        if score_problem(self.method, self.score):
+            found.append(ConfigError("score", score_problem(self.method, self.score)))
         if self.cumulative and not self.finetune_epochs:
             found.append(ConfigError("cumulative", "needs --finetune-epochs N (N >= 1)"))
         elif self.cumulative and self.refine:

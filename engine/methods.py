@@ -3,15 +3,27 @@ Free of torch, so the CLI and the app build their choices from it at start-up.""
 
 from __future__ import annotations
 
-METHODS = ("layerwise", "global", "structured", "coupled")
+INTERNAL = "internal"  # block-internal channels only: residual streams, stem, classifier whole
+METHODS = ("layerwise", "global", "structured", "coupled", INTERNAL)
 # The methods that remove whole channels (a filter with its BatchNorm channel): their levels can
-# be taken out of the network (engine.pruning.slim); the others only mask weights.
-CHANNEL_METHODS = ("structured", "coupled")
+# be taken out of the network (engine.pruning.slim, engine.pruning.graph); the others only mask
+# weights.
+CHANNEL_METHODS = ("structured", "coupled", INTERNAL)
+GROUP_SCORE = "group"  # channels only: every member of a channel's dependency group counts
 SCORES = (
     "l1",
     "random",
     "gradient",
+    GROUP_SCORE,
 )  # what ranks the weights: engine.pruning.scores, one class each
+
+
+def score_problem(method: str, score: str) -> str:
+    """Why `score` cannot rank `method`'s units ('' when it can): the group score ranks
+    channels, so it needs a channel method."""
+    if score == GROUP_SCORE and method not in CHANNEL_METHODS:
+        return f"group ranks whole channels: use it with --method {', '.join(CHANNEL_METHODS)}"
+    return ""
 
 
 # What decides a level's masks besides the checkpoint and the level: exporting or fine-tuning a

@@ -98,7 +98,7 @@ def assert_masks_equal_torch(model, method, include_classifier, score, scores):
 
 
 def test_registry_names_match_the_config_choices():
-    assert tuple(SCORE_CLASSES) == SCORES == ("l1", "random", "gradient")
+    assert tuple(SCORE_CLASSES) == SCORES == ("l1", "random", "gradient", "group")
     assert all(cls.name == name for name, cls in SCORE_CLASSES.items())
     with pytest.raises(ConfigError, match="score"):
         make_score("gradient")  # no batch: refused, naming the option
@@ -187,7 +187,7 @@ def test_gradient_score_leaves_the_model_exactly_as_it_was():
         assert torch.equal(value, before[key]), key
 
 
-@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("score", [s for s in SCORES if s != "group"])  # group: channels only
 @pytest.mark.parametrize("method", METHODS)
 def test_bookkept_sparsity_equals_a_scan_for_every_score(score, method):
     """Zeros already there rank anywhere under random or gradient scores; the pruner's counts

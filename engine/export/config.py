@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from engine.config import EXPORT_FORMATS, DataOptions, SweepConfig
 from engine.errors import ConfigError
-from engine.methods import CHANNEL_METHODS
+from engine.methods import CHANNEL_METHODS, score_problem
 from engine.options import Options, option, parse_levels, same_as
 
 
@@ -73,9 +73,13 @@ class ExportConfig(Options):
         if self.format == "slim" and self.method not in CHANNEL_METHODS:
             found.append(
                 ConfigError(
-                    "format", "slim removes whole channels: it needs --method structured or coupled"
+                    "format",
+                    "slim removes whole channels: it needs --method "
+                    f"{', '.join(CHANNEL_METHODS[:-1])} or {CHANNEL_METHODS[-1]}",
                 )
             )
+        if score_problem(self.method, self.score):
+            found.append(ConfigError("score", score_problem(self.method, self.score)))
         return found
 
 

@@ -56,8 +56,11 @@ def output_positions(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE)
     positions: dict[str, int] = {}
 
     def record(name: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
-            positions[name] = math.prod(out.shape[2:])  # (1, channels, h, w) or (1, features)
+        def hook(module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
+            if isinstance(module, nn.Linear):  # (1, features), or (1, h, w, features) (ConvNeXt)
+                positions[name] = out.numel() // out.shape[-1]
+            else:  # (1, channels, h, w)
+                positions[name] = math.prod(out.shape[2:])
 
         return hook
 

@@ -7,8 +7,9 @@ pruned network. There are no forward hooks and no `weight_orig` copies: the mode
 model whose state dict loads anywhere. `masked_fill_` writes +0.0 (not -0.0, not NaN·0), so the
 zeros are bit-exact.
 
-Under a channel method (structured, coupled) a removed filter's BatchNorm channel is held at 0
-too, scale and shift: otherwise training revives its shift (through a residual add the channel's
+Under a channel method (structured, coupled, internal) a removed filter's BatchNorm channel is
+held at 0 too, scale and shift (on any model, with the input columns that read the channel:
+engine.pruning.group_pruner): otherwise training revives its shift (through a residual add the channel's
 ReLU still passes gradient), the channel emits a constant, and the trained network is no longer
 the one with those channels taken out (a slim export of it would differ).
 
@@ -23,9 +24,8 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError
-from engine.pruning.pruner import Pruner
+from engine.pruning.pruner import Pruner, make_pruner
 from engine.pruning.scores import Score
-from engine.pruning.slim import norm_name
 
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
@@ -43,12 +43,7 @@ class MaskSet:
     @classmethod
     def from_pruner(cls, pruner: Pruner) -> MaskSet:
         """The masks of the pruner's current level, on the weights' device."""
-        masks, kept_channels = pruner.masks(), pruner.norm_masks()
-        norms = {
-            norm_name(name): (bn, ~kept_channels[name].to(bn.weight.device))
-            for name, bn in zip(pruner.names, pruner.norms, strict=True)
-            if bn is not None
-        }
+        masks, norms = pruner.masks(), pruner.norm_removed()
         return cls(
             list(pruner.names),
             list(pruner.weights),
@@ -72,7 +67,7 @@ class MaskSet:
         """Prune `model` in place to `level_percent` (ranked on its current weights by `score`,
         L1 by default) and return the masks. Under L1 weights that are already 0 rank first, so
         pruning an already pruned model further keeps every earlier zero (the masks only grow)."""
-        pruner = Pruner(model, method, include_classifier, min_density, score=score)
+        pruner = make_pruner(model, method, include_classifier, min_density, score=score)
         pruner.set_level(level_percent)
         masks = cls.from_pruner(pruner)
         del pruner  # keep the pruned weights: no restore()

@@ -17,6 +17,12 @@ scores other than l1):
 - coupled: as structured, but the convs that write one residual stream rank their filters by the
   group's summed scores, so each channel goes from all of them at once (engine.pruning.coupling) and the
   slim network's residual stream narrows. torch has no equivalent.
+- internal: as structured, only the convs inside a block (every residual stream, the stem and
+  the classifier stay whole).
+
+This class serves the shipped ResNets and the weight methods on any model; the channel methods
+on any other model go through its dependency groups (engine.pruning.group_pruner, `make_pruner`
+picks).
 
 No pruning hooks or `weight_orig`/`weight_mask` are ever attached: the weights themselves hold
 the zeros, so a pruned model is a plain model that saves and loads as one.
@@ -31,10 +37,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from engine.methods import CHANNEL_METHODS, METHODS
-from engine.pruning.coupling import coupled_filter_scores
+from engine.methods import CHANNEL_METHODS, GROUP_SCORE, INTERNAL, METHODS
+from engine.pruning.coupling import block_internal_convs, coupled_filter_scores, group_filter_scores
 from engine.pruning.scores import L1Score, Score
-from engine.pruning.slim import norm_after
+from engine.pruning.slim import norm_after, norm_name
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -57,6 +63,24 @@ def prunable_layers(
         classifier = linears[-1]
         layers = [(n, m) for n, m in layers if n != classifier]
     return layers
+
+
+def make_pruner(
+    model: nn.Module,
+    method: str = "layerwise",
+    include_classifier: bool = False,
+    min_density: float = 0.0,
+    score: Score | None = None,
+) -> Pruner:
+    """The pruner for `model` and `method`: channel methods on anything but the shipped ResNets
+    go through the model's dependency groups (engine.pruning.group_pruner)."""
+    from engine.models.resnets import CifarResNet
+
+    if method in CHANNEL_METHODS and not isinstance(model, CifarResNet):
+        from engine.pruning.group_pruner import GroupPruner
+
+        return GroupPruner(model, method, include_classifier, min_density, score)  # type: ignore[return-value]
+    return Pruner(model, method, include_classifier, min_density, score)
 
 
 def amount_to_prune(level_percent: float, size: int) -> int:
@@ -82,13 +106,20 @@ class Pruner:
         self.min_density = min_density
         self.score = score or L1Score()
         self.layers = prunable_layers(model, include_classifier)
+        if method == INTERNAL:  # the streams, the stem and the classifier stay whole
+            inside = set(block_internal_convs(model))
+            self.layers = [(n, m) for n, m in self.layers if n in inside]
         self.weights = [module.weight for _, module in self.layers]
         self.dense = [w.detach().clone() for w in self.weights]
         self.level_percent = 0.0
         scores = self._scores(model)
         with torch.no_grad():
             units = [self._unit_scores(s) for s in scores]
-            if method == "coupled":
+            if self.score.name == GROUP_SCORE and not self.filters:
+                raise ValueError("the group score ranks whole channels: use a channel method")
+            if self.score.name == GROUP_SCORE:
+                units = group_filter_scores(model, self.names, units, method == "coupled")
+            elif method == "coupled":
                 units = coupled_filter_scores(model, self.names, units)
             self._orders = [_argsort(u) for u in units]
         self._units = [len(order) for order in self._orders]
@@ -275,6 +306,15 @@ class Pruner:
                 mask[order[:pruned]] = False
                 masks[name] = mask
         return masks
+
+    def norm_removed(self) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+        """BatchNorm name -> (the BatchNorm, its removed channels), held at 0 while training."""
+        kept = self.norm_masks()
+        return {
+            norm_name(name): (bn, ~kept[name].to(bn.weight.device))
+            for name, bn in zip(self.names, self.norms, strict=True)
+            if bn is not None
+        }
 
     def release(self) -> None:
         """Restore the dense weights and free the ranking and the dense copy."""

@@ -10,7 +10,8 @@ and Torch-Pruning's `Importance` separate it:
 - `random`: uniform in [0, 1), drawn from the run's seed: the floor any score must beat
   (Blalock et al. 2020, "What is the state of neural network pruning?");
 - `gradient`: |w * dL/dw| of the cross-entropy on one batch of the TRAINING split (a first-order
-  estimate of the loss change when w is removed), with the model in eval mode.
+  estimate of the loss change when w is removed), with the model in eval mode;
+- `group` (channel methods): a channel scores the L1 of every weight that goes with it.
 
 A new score is one class here and one line in `SCORES` (its name goes in engine.methods.SCORES).
 """
@@ -116,10 +117,20 @@ class GradientScore(Score):
         return [(w.detach() * g).abs() for w, g in zip(weights, grads, strict=True)]
 
 
+class GroupScore(L1Score):
+    """The L1 of every member of a channel's dependency group: the producing filters, the
+    BatchNorm scale and the consumers' input columns (Torch-Pruning's
+    GroupMagnitudeImportance, with p = 1 and a sum). Per weight it is |w|; the channel pruners
+    add the other members (engine.pruning.coupling, engine.pruning.group_pruner)."""
+
+    name = "group"
+
+
 SCORES: dict[str, type[Score]] = {
     "l1": L1Score,
     "random": RandomScore,
     "gradient": GradientScore,
+    "group": GroupScore,
 }
 assert tuple(SCORES) == SCORE_NAMES, "engine.methods.SCORES names the same scores"
 

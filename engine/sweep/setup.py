@@ -26,7 +26,7 @@ from engine.measure.fold import fold_batchnorm
 from engine.measure.fuse import can_fuse, fuse_conv_activations
 from engine.measure.stats import wilson_ci95
 from engine.models.resnets import build_model
-from engine.pruning.pruner import Pruner
+from engine.pruning.pruner import Pruner, make_pruner
 from engine.pruning.scores import Score, ScoreInputs, make_score, needs_batch, training_batch
 from engine.runs.lifecycle import Run
 from engine.runtime.device import Placement, resolve_placement
@@ -63,7 +63,9 @@ class Setup:
     def pruner(self) -> Pruner:
         """A pruner of the model as it is now, with the run's method and score."""
         c = self.config
-        return Pruner(self.model, c.method, c.include_classifier, c.min_density, score=self.score)
+        return make_pruner(
+            self.model, c.method, c.include_classifier, c.min_density, score=self.score
+        )
 
 
 def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallback) -> Setup:
