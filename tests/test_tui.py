@@ -317,7 +317,7 @@ async def test_tiny_sweep_draws_curve_and_sentence(tmp_path, tiny_checkpoint):
         assert len(chart.points) == 3
         assert chart.baseline is not None and chart.best is not None
         rows = table_rows(screen.query_one("#level-table", DataTable))
-        assert [r[0].split()[0] for r in rows] == ["0", "50", "90"]
+        assert [r[0].rstrip("*~") for r in rows] == ["0", "50", "90"]
         sentence = str(screen.query_one("#sentence", Static).render())
         assert sentence.startswith("90% of weights removed within 100.0 points of")
         assert "SYNTHETIC" in sentence
@@ -575,7 +575,7 @@ async def test_sweep_chart_x_axis_cycles_level_speedup_macs_params(tmp_path, tin
         await finish_job(app, pilot)
         chart = screen.query_one(SweepChart)
         assert chart.axis is None and [p.sparsity for p in chart.points][0] == 0.0
-        assert any(b.key == "x" and b.show and b.description == "Axis" for b in screen.BINDINGS)
+        assert any(b.key == "x" and b.description == "Axis" for b in screen.BINDINGS)
         screen.query_one("#level-table", DataTable).focus()
         await pilot.press("x")
         speedups = [p.speedup for p in screen.points]
@@ -592,12 +592,11 @@ async def test_sweep_chart_x_axis_cycles_level_speedup_macs_params(tmp_path, tin
         assert chart.axis == "x fewer params" and chart.points[-1].sparsity > 1.5
         await pilot.press("x")
         assert chart.axis is None
-        # a masked sweep that was not timed: no speedup to show, and the names say dense kernels
+        # a masked sweep: its levels have the dense model's MACs, parameters and speed, so the
+        # chart stays on sparsity (every point would stack at 1x)
         screen.config = dataclasses.replace(screen.config, method="layerwise", latency_batch=0)
-        for p in screen.points:
-            p.speedup = None
         await pilot.press("x")
-        assert chart.axis == "x fewer MACs, dense kernels"
+        assert chart.axis is None
 
 
 async def export_from_runs_screen(tmp_path, level: float, checkpoint) -> tuple:

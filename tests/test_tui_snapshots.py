@@ -330,6 +330,48 @@ async def general_help(pilot) -> None:
     await pilot.pause(0.3)  # the Markdown widget builds its blocks after mounting
 
 
+async def sweep_full_chart(pilot) -> None:
+    """The finished sweep, zoomed, the chart on the whole screen (f)."""
+    await feed_sweep(pilot)
+    await pilot.press("f")
+
+
+async def sweep_whole_range(pilot) -> None:
+    """The finished sweep on 0-100 (z)."""
+    await feed_sweep(pilot)
+    await pilot.press("z")
+
+
+async def train_resumed(pilot) -> None:
+    """The stopped run resumed: both charts keep their history from epoch 1 and step 1."""
+    await train_stopped(pilot)
+    app: PrunelabApp = pilot.app
+    screen = app.train_screen
+    screen.begin(TrainConfig(), "checkpoints/cifar10_resnet50_ckpt_epoch24_stopped.pth")
+    app.job = "train"
+    app._job_changed()
+    started = RunStarted("train", TRAIN_RUN, DEVICE, "resnet50", PARAMS, TrainConfig().to_dict())
+    steps = 23 * 391 + 200
+    screen.loss_log.extend(
+        (s, 0.3 + 0.04 * math.sin(s / 7)) for s in range(steps + 1, steps + 800, 25)
+    )
+    for event in (started, epoch_event(24), BatchProgress(25, 60, 100, 391, 0.2, 101_500.0, 0)):
+        app.post_message(wrap("train", event))
+    await pilot.pause()
+
+
+async def sweep_row_finetune(pilot) -> None:
+    """Enter on the sweep's 30% row: the Fine-tune form, filled from the sweep."""
+    await feed_sweep(pilot)
+    table = pilot.app.sweep_screen.query_one("#level-table")
+    table.focus()
+    table.move_cursor(row=6)
+    await pilot.press("enter")
+    await settle(pilot)
+    no_blink(pilot.app)
+    pilot.app.clear_notifications()
+
+
 SCENES = {
     "train_idle": ("train", None),
     "train_running": ("train", feed_training),
@@ -337,6 +379,10 @@ SCENES = {
     "finetune_idle": ("finetune", None),
     "sweep_running": ("sweep", feed_sweep_running),
     "sweep_finished": ("sweep", feed_sweep),
+    "sweep_full_chart": ("sweep", sweep_full_chart),
+    "sweep_whole_range": ("sweep", sweep_whole_range),
+    "train_resumed": ("train", train_resumed),
+    "sweep_row_finetune": ("sweep", sweep_row_finetune),
     "layer_view": ("sweep", layer_view),
     "runs_train_row": ("runs", select_train_run),
     "runs_sweep_row": ("runs", select_sweep_run),

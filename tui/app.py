@@ -46,6 +46,13 @@ JOB_TITLES = {
     "export": "Export",
 }
 
+STOP_TITLES = {
+    "train": "Stop training?",
+    "finetune": "Stop fine-tuning?",
+    "sweep": "Stop the sweep?",
+    "sensitivity": "Stop the sensitivity run?",
+}
+
 
 class PrunelabApp(App[None]):
     """Train, sweep and compare from the keyboard; see HelpScreen for the keys."""
@@ -62,7 +69,7 @@ class PrunelabApp(App[None]):
         Binding("f2", "switch_mode('train')", "Train"),
         Binding("f3", "switch_mode('sweep')", "Sweep"),
         Binding("f4", "switch_mode('runs')", "Runs"),
-        Binding("f7", "switch_mode('finetune')", "Fine-tune", show=False),
+        Binding("f7", "switch_mode('finetune')", "Fine-tune"),
     ]
 
     def notify(self, message: str, *, markup: bool = True, **kwargs: Any) -> None:
@@ -152,6 +159,18 @@ class PrunelabApp(App[None]):
             "runs": self.runs_screen,
             "finetune": self.finetune_screen,
         }
+
+    def finetune_level(self, sweep: SweepConfig, level: float) -> None:
+        """The Fine-tune screen, its form filled from a sweep at `level`: the same checkpoint,
+        method, score, masks and data (every setting the two configs share, but the run folder)."""
+        if self.job == "finetune":
+            self.notify("a fine-tuning job is running; stop it first (F6)", severity="warning")
+            return
+        shared = set(FinetuneConfig.__dataclass_fields__) & set(SweepConfig.__dataclass_fields__)
+        values = {k: getattr(sweep, k) for k in shared - {"run_dir"}}
+        self.finetune_screen.prefill({**values, "level": level})
+        self.switch_mode("finetune")
+        self.notify(f"Fine-tune form filled from the sweep at {level:g}%: F5 starts", timeout=5)
 
     def action_field_help(self) -> None:
         """F1 on a form field: its full help; elsewhere, the keys."""
@@ -317,7 +336,8 @@ class PrunelabApp(App[None]):
         what = {
             "train": "Training stops after the current batch and writes a resumable checkpoint.",
             "finetune": "Fine-tuning stops after the current batch and writes a resumable checkpoint.",
-            "sweep": "The sweep stops after the current level; finished points are kept.",
+            "sweep": "The sweep stops now: finished levels are kept; the level being measured is "
+            "dropped (c on Runs measures it again).",
             "sensitivity": "Sensitivity stops after the current layer and level; done ones are kept.",
         }[job]
 
@@ -325,9 +345,7 @@ class PrunelabApp(App[None]):
             if yes and self.job == job:
                 self.request_stop()
 
-        self.push_screen(
-            ConfirmDialog(f"Stop the {job}?", what, yes="Stop", no="Keep going"), answer
-        )
+        self.push_screen(ConfirmDialog(STOP_TITLES[job], what, yes="Stop", no="Keep going"), answer)
 
     def request_stop(self) -> None:
         """Stop now, without asking (the confirm dialogs call this)."""

@@ -8,6 +8,7 @@ three significant digits; durations are `4.2s`, `19s`, `3m05s`, `1h02m`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from engine.methods import pruning_label
@@ -96,3 +97,13 @@ def fmt_ranks(images_per_s: tuple[float, ...]) -> str:
     if len(images_per_s) < 2:
         return ""
     return "ranks " + "/".join(f"{r:,.0f}" for r in images_per_s) + " img/s"
+
+
+def fmt_interval(interval: Sequence[float] | None, *, signed: bool = False) -> str:
+    """'90.1-92.3' or '-1.20..+0.40' (a change, signed)."""
+    if not interval:
+        return NONE
+    low, high = interval
+    if signed:
+        return f"{low:+.2f}..{high:+.2f}"
+    return f"{low:.1f}-{high:.1f}"

@@ -9,45 +9,68 @@ from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-# Every action by name for the command palette: (screen, action, name, what it does).
-# An action its screen says is not offered now (check_action False) is left out.
+# Every action by name for the command palette: (screen, action, name, what it does). The key
+# is read from the screen's own bindings (`key_text`), so the palette never names a stale key.
+# An action that makes no sense now (its screen's `offers`/`check_action`) is left out.
 PALETTE = (
-    ("train", "start", "Train: start training", "run the Train form (F5)"),
-    ("train", "stop", "Train: stop training", "a resumable checkpoint is written (F6)"),
-    ("train", "pick_resume", "Train: resume from a checkpoint", "fills the form from it (ctrl+o)"),
-    ("train", "toggle_form", "Train: hide or show the form", "more room for the charts (ctrl+f)"),
-    ("train", "save_chart", "Train: save the charts as PNG", "loss and accuracy (ctrl+s)"),
-    ("finetune", "start", "Fine-tune: prune and fine-tune", "run the Fine-tune form (F5)"),
-    ("finetune", "stop", "Fine-tune: stop", "a resumable checkpoint is written (F6)"),
-    ("finetune", "pick_resume", "Fine-tune: resume from a checkpoint", "(ctrl+o)"),
-    ("finetune", "toggle_form", "Fine-tune: hide or show the form", "(ctrl+f)"),
-    ("finetune", "save_chart", "Fine-tune: save the charts as PNG", "(ctrl+s)"),
-    ("sweep", "start", "Sweep: start a sweep", "prune the checkpoint level by level (F5)"),
-    ("sweep", "stop", "Sweep: stop the sweep", "finished levels are kept (F6)"),
-    (
-        "sweep",
-        "pick_checkpoint",
-        "Sweep: pick the checkpoint",
-        "from the checkpoint folder (ctrl+o)",
-    ),
-    ("sweep", "toggle_form", "Sweep: hide or show the form", "more room for the chart (ctrl+f)"),
-    ("sweep", "zoom", "Sweep: zoom the chart", "the tolerance band, or all of 0-100 (z)"),
+    ("train", "start", "Train: start training", "run the Train form"),
+    ("train", "stop", "Train: stop training", "a resumable checkpoint is written"),
+    ("train", "pick_resume", "Train: resume from a checkpoint", "fills the form from it"),
+    ("train", "toggle_form", "Train: hide or show the form", "more room for the charts"),
+    ("train", "toggle_chart", "Train: charts on the whole screen", "and back"),
+    ("train", "save_chart", "Train: save the charts as PNG", "loss and accuracy"),
+    ("finetune", "start", "Fine-tune: prune and fine-tune", "run the Fine-tune form"),
+    ("finetune", "stop", "Fine-tune: stop", "a resumable checkpoint is written"),
+    ("finetune", "pick_resume", "Fine-tune: resume from a checkpoint", "fills the form from it"),
+    ("finetune", "toggle_form", "Fine-tune: hide or show the form", "more room for the charts"),
+    ("finetune", "export_result", "Fine-tune: export the fine-tuned model", "sparse or slim"),
+    ("finetune", "save_chart", "Fine-tune: save the charts as PNG", "loss and accuracy"),
+    ("sweep", "start", "Sweep: start a sweep", "prune the checkpoint level by level"),
+    ("sweep", "stop", "Sweep: stop the sweep", "finished levels are kept"),
+    ("sweep", "pick_checkpoint", "Sweep: pick the checkpoint", "from the checkpoint folder"),
+    ("sweep", "toggle_form", "Sweep: hide or show the form", "more room for the chart"),
+    ("sweep", "toggle_chart", "Sweep: chart on the whole screen", "and back"),
+    ("sweep", "zoom", "Sweep: zoom the chart", "the tolerance band, or all of 0-100"),
     (
         "sweep",
         "x_axis",
         "Sweep: chart against level, speedup, MACs or parameters",
-        "the chart's x-axis in turn; speedup is measured when Latency batch is set (x)",
+        "the chart's x-axis in turn; speedup is measured when Latency batch is set",
     ),
-    ("sweep", "layers", "Sweep: per-layer view of the selected level", "sparsity per layer (l)"),
-    ("sweep", "sensitivity", "Sweep: per-layer sensitivity", "prune one layer at a time (s)"),
-    ("sweep", "save_chart", "Sweep: save the chart as PNG", "accuracy vs sparsity (ctrl+s)"),
-    ("runs", "toggle_mark", "Runs: mark the run for the overlay", "compare runs (space)"),
-    ("runs", "export", "Runs: export a pruned model", "from the selected sweep (e)"),
-    ("runs", "continue_sweep", "Runs: continue the interrupted sweep", "only missing levels (c)"),
-    ("runs", "layers", "Runs: per-layer view of the sweep's best level", "sparsity per layer (l)"),
-    ("runs", "save_chart", "Runs: save the overlay chart as PNG", "(ctrl+s)"),
-    ("runs", "refresh", "Runs: re-read the run folder", "(r)"),
+    ("sweep", "finetune_level", "Sweep: fine-tune the selected level", "on the Fine-tune form"),
+    ("sweep", "layers", "Sweep: per-layer view of the selected level", "sparsity per layer"),
+    ("sweep", "sensitivity", "Sweep: per-layer sensitivity", "prune one layer at a time"),
+    ("sweep", "save_chart", "Sweep: save the chart as PNG", "accuracy vs sparsity"),
+    ("runs", "toggle_mark", "Runs: mark the run for the overlay", "compare runs"),
+    ("runs", "export", "Runs: export a pruned model", "from the selected sweep"),
+    ("runs", "continue_sweep", "Runs: continue the interrupted sweep", "only missing levels"),
+    ("runs", "layers", "Runs: per-layer view of the sweep's best level", "sparsity per layer"),
+    ("runs", "save_chart", "Runs: save the overlay chart as PNG", ""),
+    ("runs", "refresh", "Runs: re-read the run folder", ""),
 )
+
+
+def key_text(app: Any, screen: Any, action: str) -> str:
+    """The key bound to `action` on `screen`, as the footer shows it (`F5`, `^o`), or ""."""
+    for bindings in screen._bindings.key_to_bindings.values():
+        for binding in bindings:
+            if binding.action == action:
+                text = app.get_key_display(binding)
+                return text.upper() if text[:1] == "f" and text[1:].isdigit() else text
+    return ""
+
+
+def offered(app: Any, screen: Any, action: str) -> bool:
+    """Whether the palette offers `action` now: never a start while any job runs, never what
+    its screen says makes no sense (wherever that screen's focus is)."""
+    if action == "start" and getattr(app, "job", None) is not None:
+        return False
+    offers = getattr(screen, "offers", None)
+    if offers is not None:
+        return offers(action) is True
+    if not getattr(screen, "ready", False):
+        return True  # not drawn yet: its state is unknown, so the action is offered
+    return screen.check_action(action, ()) is True
 
 
 class PrunelabCommands(Provider):
@@ -86,8 +109,10 @@ class PrunelabCommands(Provider):
         screens = app.screens_by_mode()
         for mode, action, name, help_text in PALETTE:
             screen = screens[mode]
-            if getattr(screen, "ready", False) and screen.check_action(action, ()) is False:
+            if not offered(app, screen, action):
                 continue
+            key = key_text(app, screen, action)
+            help_text = f"{help_text} ({key})" if key and help_text else help_text or key
             commands.append((name, help_text, partial(app.run_on, mode, action)))
         return commands
 

@@ -9,7 +9,6 @@ returns text or a `rich.table.Table`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from engine.events import (
@@ -24,10 +23,10 @@ from engine.events import (
     SweepPoint,
 )
 from tui.formatting import (
-    NONE,
     fmt_bytes,
     fmt_count,
     fmt_duration,
+    fmt_interval,
     fmt_level,
     fmt_num,
     fmt_pct,
@@ -141,16 +140,6 @@ def sweep_finished_line(event: SweepFinished) -> str:
             line += f", 95% interval {fmt_level(low)}-{fmt_level(high)}"
         line += ")"
     return f"{line}; {event.note}" if event.note else line
-
-
-def fmt_interval(interval: Sequence[float] | None, *, signed: bool = False) -> str:
-    """'90.1-92.3' or '-1.20..+0.40' (a change, signed)."""
-    if not interval:
-        return NONE
-    low, high = interval
-    if signed:
-        return f"{low:+.2f}..{high:+.2f}"
-    return f"{low:.1f}-{high:.1f}"
 
 
 def run_finished_line(event: RunFinished) -> str:

@@ -15,14 +15,14 @@ from tui.formatting import (
     NONE,
     fmt_bytes,
     fmt_count,
-    fmt_duration,
     fmt_level,
     fmt_num,
     fmt_pct,
     fmt_pruning,
     is_jpeg,
 )
-from tui.render import fmt_interval, sweep_legend
+from tui.render import sweep_legend
+from tui.rows import epoch_cells, level_cells
 from tui.safe import printable
 
 
@@ -47,23 +47,18 @@ def train_table(history: Sequence[dict[str, Any]], title: str = "training") -> T
     for name in columns + ("sparsity",) * pruned:
         table.add_column(name, justify="right")
     best = max((h.get("test_acc") or 0.0 for h in history), default=None)
+    keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"]
     for h in history:
         style = "bold" if best is not None and h.get("test_acc") == best else None
-        row = [
-            str(h["epoch"]),
-            fmt_num(h.get("train_loss")),
-            fmt_pct(h.get("train_acc")),
-            fmt_num(h.get("test_loss")),
-            fmt_pct(h.get("test_acc")),
-            f"{h.get('lr', 0.0):.4g}",
-            fmt_duration(h.get("seconds")),
-        ]
-        if pruned:
-            row.append(fmt_level(h["sparsity"]) if h.get("sparsity") is not None else NONE)
-        table.add_row(*row, style=style)
+        cells = epoch_cells(h)
+        table.add_row(*(cells[k] for k in keys + ["sparsity"] * pruned), style=style)
     return table
 
 
+# The sweep table's columns and the `level_cells` key each shows (BASIC: also when not evaluated).
+SWEEP_KEYS = ("level", "sparsity", "nonzero", "accuracy", "ci95", "delta", "delta_ci95")
+TAIL_KEYS = ("loss", "sparse", "dense")
+BASIC = ("level", "sparsity", "nonzero", "top-1")
 # Left out first when a table is wider than the terminal (--json and wider terminals keep all).
 SWEEP_OPTIONAL = ("dense", "loss", "nonzero", "sparse")
 
@@ -111,34 +106,17 @@ def _sweep_table(result: Any, title: str | None, left_out: list[str]) -> Table:
     for name in shown:
         table.add_column(name, justify="right", no_wrap=True)
     baseline = result.baseline_accuracy
+    keys = dict(
+        zip(columns, SWEEP_KEYS + ("bn",) * bn + ("tuned",) * tuned + TAIL_KEYS, strict=True)
+    )
     for p in result.points:
-        mark = "*" if p.level_percent == result.best_level_percent else ""
-        passed = PASSED_OVER_MARK if getattr(p, "passed_over", False) else ""
-        level = fmt_level(p.level_percent) + ("r" if getattr(p, "refined", False) else "")
-        level += mark + passed
-        cells = {"level": level, "sparsity": fmt_level(p.sparsity_percent)}
-        cells["nonzero"] = fmt_count(p.nonzero_parameters)
+        cells = level_cells(p, baseline, result.best_level_percent, PASSED_OVER_MARK)
         if not p.evaluated:
-            cells["top-1"] = "not evaluated"
-            table.add_row(*(cells.get(name, "") for name in shown), style="dim")
+            row = [cells.get(keys[name], "") if name in BASIC else "" for name in shown]
+            table.add_row(*row, style="dim")
             continue
-        delta = (
-            f"{p.accuracy - baseline:+.2f}"
-            if baseline is not None and p.accuracy is not None
-            else NONE
-        )
-        cells["top-1"] = fmt_pct(p.accuracy)
-        cells["95% CI"] = fmt_interval(getattr(p, "accuracy_ci95", None))
-        cells["vs base"] = delta
-        cells["vs base 95% CI"] = fmt_interval(getattr(p, "delta_ci95", None), signed=True)
-        if bn:
-            cells["BN-recal"] = fmt_pct(p.accuracy_bn_recalibrated)
-        if tuned:
-            cells[f"tuned {result.finetune_epochs}ep"] = fmt_pct(p.accuracy_finetuned)
-        cells["loss"] = fmt_num(p.loss, 3)
-        cells["sparse"] = fmt_bytes(p.sparse_bytes)
-        cells["dense"] = fmt_bytes(p.dense_bytes)
-        table.add_row(*(cells[name] for name in shown), style="bold" if mark else None)
+        best = p.level_percent == result.best_level_percent
+        table.add_row(*(cells[keys[name]] for name in shown), style="bold" if best else None)
     table.caption = sweep_legend(result)
     if tuned:
         control = getattr(result, "control_accuracy", None)

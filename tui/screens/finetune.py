@@ -12,6 +12,7 @@ from typing import Any
 from engine.methods import pruning_label
 from engine.training.finetune_config import FinetuneConfig
 from tui.formatting import fmt_acc, fmt_pruning
+from tui.screens.common import find_checkpoints
 from tui.screens.train import TrainScreen
 from tui.widgets.text import plural
 
@@ -26,6 +27,22 @@ class FinetuneScreen(TrainScreen):
     IDLE_HEADLINE = "F5 prunes and fine-tunes · pick a checkpoint and a level"
     CONFIG = FinetuneConfig
     GROUPS = FINETUNE_GROUPS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        newest = find_checkpoints(self.checkpoint_dir)  # like Sweep: the newest is the default
+        self.initial_values = {
+            "checkpoint": str(newest[0]) if newest else "",
+            **self.initial_values,
+        }
+
+    def prefill(self, values: dict[str, Any]) -> None:
+        """Fill the form (e.g. from a sweep's level) for a fresh run."""
+        self.set_resume(None)
+        if self.ready:
+            self.form.set_values(values)
+        else:
+            self.initial_values.update(values)
 
     def start(self, config: FinetuneConfig) -> None:  # type: ignore[override]
         self.app.start_finetune(config, resume=self.resume_path)

@@ -40,6 +40,7 @@ refuses shows why in red and Start stays disabled.
 | F6 | stop after the current batch; a resumable `*_stopped.pth` is written |
 | ctrl+o | pick a checkpoint to resume from: only resumable ones, with model, data, epoch, accuracy |
 | ctrl+f | hide / show the form (it hides itself while running below 110 columns) |
+| f | the charts on the whole screen, and back |
 
 The epoch table shows the learning rate per epoch: the seed's cosine schedule cycles
 (T_max 20 over 60 epochs: lr is 0 at epoch 21 and back up by epoch 41).
@@ -53,13 +54,27 @@ with the 95% interval of the best level. {BEST_LEVEL_RULE} A level marked
 
 | key | action |
 |---|---|
-| F5 / F6 | start / stop (stops between levels; finished points are kept) |
+| F5 / F6 | start / stop (finished levels are kept; the level being measured is dropped) |
+| Enter | fine-tune the selected level: the Fine-tune form, filled from this sweep (F5 starts) |
+| f | the chart on the whole screen, and back |
 | ctrl+o | pick the checkpoint (the newest is the default; dataset `auto` evaluates on the data it was trained on) |
 | ctrl+f | hide / show the form |
 | z | chart y axis: zoomed on the baseline and tolerance band, or 0-100 |
-| x | chart x axis, in turn: sparsity, measured speedup over dense (when Latency batch is set), times fewer MACs, times fewer parameters; structured and coupled levels count the slim network, masked ones run on dense kernels (no speedup) |
+| x | chart x axis (structured and coupled sweeps), in turn: sparsity, measured speedup over dense (when Latency batch is set), times fewer MACs, times fewer parameters; structured and coupled levels count the slim network, masked ones run on dense kernels (no speedup) |
 | l | the selected level layer by layer (pruned share of each layer) |
 | s | per-layer sensitivity: one layer pruned at a time, at the form's levels and score |
+
+## Fine-tune (F7)
+
+Prunes a checkpoint once to a level, then trains it with the mask fixed: what pruning cost and
+what fine-tuning won back. The form starts with the newest checkpoint; Enter on a Sweep level
+row fills it from that sweep (checkpoint, method, score, data) at that level.
+
+| key | action |
+|---|---|
+| F5 / F6 | start / stop (a resumable checkpoint is written) |
+| ctrl+o | resume a stopped fine-tuning run |
+| f | the charts on the whole screen, and back |
 
 ## Runs
 

@@ -15,7 +15,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import DescendantFocus
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Header, Input, Select, Static, TextArea
 
 from engine.events import Event, Notice, RunFinished, RunStarted
 from tui.formatting import is_jpeg
@@ -24,13 +25,22 @@ from tui.widgets.config_form import ConfigForm
 from tui.widgets.progress import ProgressPanel
 
 
+def is_typing(widget: Widget | None) -> bool:
+    """`widget` takes letters as text: an input, a text area or (part of) a dropdown."""
+    if widget is None:
+        return False
+    return isinstance(widget, (Input, TextArea, Select)) or any(
+        isinstance(node, Select) for node in widget.ancestors
+    )
+
+
 def job_bindings(pick: Binding) -> list[Binding]:
     """F5 start, F6 stop, the screen's picker, ^f form: in this order in the footer."""
     return [
         Binding("f5", "start", "Start"),
         Binding("f6", "stop", "Stop"),
         pick,
-        Binding("ctrl+f", "toggle_form", "Form"),
+        Binding("ctrl+f", "toggle_form", "Form", show=False),  # 80 columns: F7 goes first
     ]
 
 
@@ -45,7 +55,8 @@ class JobScreen(Screen):
     PICK_LABEL = ""  # ... and label
     STOPPING_TEXT = ""
     IDLE_HEADLINE = ""
-    HINT = "Tab: next field · F5: start · F1: help on a field"
+    HINT = "Tab: next field · F5: start · F1: help on a field · ^f: hide the form"
+    LETTER_ACTIONS: frozenset[str] = frozenset()  # bound to letters: off while typing
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -119,7 +130,17 @@ class JobScreen(Screen):
 
     # -- actions ---------------------------------------------------------------------------------
 
+    def typing(self) -> bool:
+        """Whether the focus is in a text field or a dropdown: its letters are text, not keys."""
+        return is_typing(self.focused)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.LETTER_ACTIONS and self.typing():
+            return False
+        return self.offers(action)
+
+    def offers(self, action: str) -> bool | None:
+        """Whether `action` makes sense now, wherever the focus is (the palette asks this)."""
         job = getattr(self.app, "job", None)
         if action == "start":
             # offered whenever this screen is not running: F5 on a bad form says what to fix
@@ -151,6 +172,10 @@ class JobScreen(Screen):
 
     def action_stop(self) -> None:
         self.app.action_stop_job()
+
+    def action_toggle_chart(self) -> None:
+        """The charts on the whole screen (form, tables and sentence hidden), and back."""
+        self.set_class(not self.has_class("-chart-full"), "-chart-full")
 
     def action_toggle_form(self) -> None:
         self.form_hidden = not self.form_hidden

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState
 
@@ -17,15 +19,23 @@ from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.measure.stats import PASSED_OVER_MARK
 from engine.methods import CHANNEL_METHODS, pruning_label, score_words
-from engine.sweep.answer import x_value
-from tui.formatting import NONE, fmt_acc, fmt_bytes, fmt_count, fmt_duration, fmt_pruning
+from tui.formatting import fmt_acc, fmt_duration, fmt_pruning
+from tui.rows import level_cells
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
 from tui.screens.job import JobScreen, job_bindings
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
+from tui.screens.sweep_levels import (
+    LEVEL_KEYS,
+    LevelTable,
+    answer_text,
+    level_columns,
+    measuring_text,
+    placed_curve,
+)
 from tui.sweep_chart import short_axis_name
-from tui.widgets.charts import CurvePoint, SweepChart
+from tui.widgets.charts import SweepChart
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.line import FitLine
 from tui.widgets.progress import ProgressPanel
@@ -42,13 +52,15 @@ class SweepScreen(JobScreen):
     TITLE_TEXT = "Sweep"
     PICK_ACTION, PICK_BUTTON, PICK_LABEL = "pick_checkpoint", "pick", "Open… ^o"
     IDLE_HEADLINE = "F5 starts · ^o: checkpoint"  # a key hint: true with one typed, too
-    STOPPING_TEXT = "stopping after this level; finished points are kept"
+    STOPPING_TEXT = "stopping: finished levels are kept, the level being measured is dropped"
     BINDINGS = [
         *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Open…")),
         Binding("z", "zoom", "Zoom", show=False),  # the chart's title says z
         Binding("ctrl+s", "save_chart", "Save PNG", show=False),
-        Binding("l", "layers", "Layers"),
-        Binding("x", "x_axis", "Axis"),
+        Binding("enter", "finetune_level", "Fine-tune lvl"),
+        Binding("f", "toggle_chart", "Chart"),
+        Binding("l", "layers", "Layers", show=False),  # help and palette name l and x
+        Binding("x", "x_axis", "Axis", show=False),
         Binding("s", "sensitivity", "Sensitivity", show=False),
     ]
 
@@ -69,6 +81,23 @@ class SweepScreen(JobScreen):
         self.checkpoint_seen = ""  # the checkpoint whose data fields were last taken
         self.checkpoint_text = ""
         self.axis = "level"  # the chart's x-axis (X_AXES), cycled with `x`
+        self._level_started = 0.0  # monotonic time the level being measured started
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """While a level is measured (no event until it ends), say which one and for how long."""
+        if getattr(self.app, "worker", None) is None or getattr(self.app, "job", None) != "sweep":
+            return
+        if self.status != "running" or self.config is None:
+            return
+        text = measuring_text(self.config, self.points, time.monotonic() - self._level_started)
+        if not text:
+            return
+        self.progress_text = text
+        self._show_progress()
 
     def compose_above_form(self) -> ComposeResult:
         yield FitLine(self.checkpoint_text, id="checkpoint-line", classes="resume-line")
@@ -88,7 +117,7 @@ class SweepScreen(JobScreen):
         yield ProgressPanel(id="sweep-progress")
         yield Static("", id="sentence", classes="sentence")
         yield SweepChart(id="sweep-chart")
-        yield DataTable(id="level-table", cursor_type="row", zebra_stripes=True)
+        yield LevelTable(id="level-table", cursor_type="row", zebra_stripes=True)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -128,27 +157,56 @@ class SweepScreen(JobScreen):
     def action_x_axis(self) -> None:
         """The chart's x-axis, in turn: sparsity, the measured speedup over dense (when the
         sweep timed its levels), times fewer MACs, times fewer parameters."""
-        axes = [a for a in X_AXES if a != "latency" or self._timed()]
+        axes = self.axes()
+        if axes == ["level"]:
+            self.notify(
+                "only sparsity: masked levels run on dense kernels, so their MACs, parameters "
+                "and speed are the dense model's (structured or coupled methods change them)",
+                timeout=6,
+            )
         at = axes.index(self.axis) if self.axis in axes else -1
         self.axis = axes[(at + 1) % len(axes)]
         if self.ready:
             self._redraw_chart()
+
+    def axes(self) -> list[str]:
+        """The x-axes that tell this sweep's levels apart: a masked (unstructured) level has the
+        dense model's MACs, parameters and speed, so every point would sit at 1x."""
+        structured = self.config is not None and self.config.method in CHANNEL_METHODS
+        if not structured:
+            return ["level"]
+        return [a for a in X_AXES if a != "latency" or self._timed()]
 
     def _timed(self) -> bool:
         return any(getattr(p, "speedup", None) for p in self.points) or bool(
             self.config is not None and self.config.latency_batch
         )
 
+    def action_finetune_level(self) -> None:
+        """Fine-tune the selected level (else the best one) with this sweep's checkpoint, method,
+        score and data: the Fine-tune form, filled in."""
+        config = self.config
+        if not self.points or config is None:
+            self.notify("run a sweep first: then Enter fine-tunes a level", severity="warning")
+            return
+        key = self.selected_level_key()
+        level = float(key) if key is not None else self.best_level
+        if level is None or level == 0.0:
+            level = max(config.levels)
+        self.app.finetune_level(config, level)
+
     def axis_name(self) -> str | None:
         structured = self.config is not None and self.config.method in CHANNEL_METHODS
         return short_axis_name(self.axis, structured, self._timed())
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "layers":
-            return bool(self.points)
+    LETTER_ACTIONS = frozenset({"zoom", "layers", "x_axis", "sensitivity", "toggle_chart"})
+
+    def offers(self, action: str) -> bool | None:
+        if action in ("layers", "finetune_level"):
+            return bool(self.points) and self.config is not None
         if action == "sensitivity":
             return getattr(self.app, "job", None) is None or None
-        return super().check_action(action, parameters)
+        return super().offers(action)
 
     def action_layers(self) -> None:
         """The selected level row (else the best level) layer by layer."""
@@ -156,11 +214,19 @@ class SweepScreen(JobScreen):
         if not self.points or config is None:
             self.notify("run a sweep first: the view shows one of its levels", severity="warning")
             return
-        table = self.query_one("#level-table", DataTable)
         level = self.best_level if self.best_level is not None else self.points[-1].level_percent
-        if table.row_count and table.cursor_row >= 0:
-            level = float(str(table.get_row_at(table.cursor_row)[0]).split()[0])
+        key = self.selected_level_key()
+        if key is not None:
+            level = float(key)
         self._open_layer_view(config, level)
+
+    def selected_level_key(self) -> str | None:
+        """The level of the level table's cursor row, from its row key (the cell text carries
+        marks such as `70*~`)."""
+        table = self.query_one("#level-table", DataTable)
+        if not table.row_count or table.cursor_row < 0:
+            return None
+        return str(table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value)
 
     def _open_layer_view(self, config: Any, level: float) -> None:
         """The per-layer view of `config`'s sweep at `level`."""
@@ -227,6 +293,10 @@ class SweepScreen(JobScreen):
     # -- engine events -----------------------------------------------------------------------------
 
     def begin(self, config: SweepConfig) -> None:
+        self.config = config
+        if self.axis not in self.axes():
+            self.axis = "level"  # e.g. `c` on Runs continues a sweep this axis cannot show
+        self._level_started = time.monotonic()
         self.points = []
         self.baseline = self.best_level = self.best_accuracy = None
         self.tolerance = config.tolerance
@@ -239,6 +309,7 @@ class SweepScreen(JobScreen):
 
     def _apply(self, event: Event) -> None:
         if isinstance(event, SweepPoint):
+            self._level_started = time.monotonic()
             self.points = [p for p in self.points if p.level_percent != event.level_percent]
             self.points.append(event)
             self.points.sort(key=lambda p: p.level_percent)
@@ -303,6 +374,7 @@ class SweepScreen(JobScreen):
             self._open_layer_view(config, level)
 
     def _run_started(self, event: Any) -> None:
+        self._level_started = time.monotonic()
         if self.config is not None and self.config.levels:
             first = self.config.levels[0]
             what = " (the dense baseline)" if first == 0 else ""
@@ -323,7 +395,10 @@ class SweepScreen(JobScreen):
                 f"done: {done}, {fmt_pruning(result)} · l per layer · F4 Runs compares"
             )
         else:
-            self.progress_text = f"{result.status} after {done} of {total} · c on Runs continues it"
+            self.progress_text = (
+                f"{result.status}: {done} of {total} kept (a level being measured is dropped) · "
+                "c on Runs measures the rest"
+            )
 
     def _show_finished(self) -> None:
         self._redraw_all()
@@ -349,18 +424,7 @@ class SweepScreen(JobScreen):
                 self._redraw_all()
 
     def _columns(self) -> list[str]:
-        columns = (
-            ["level%", "sparsity%", "acc%"]
-            if self._narrow()
-            else ["level%", "sparsity%", "nonzero", "acc%"]
-        )
-        if self.config is not None and self.config.bn_recalibrate > 0:
-            columns.append("BN acc%")
-        if self._recovering():
-            columns.append("tuned%")
-        if self.config is not None and self.config.latency_batch:
-            columns.append("speedup")
-        return columns + ["compact", "s"]
+        return level_columns(self.config, self._narrow())
 
     def _recovering(self) -> bool:
         return self.config is not None and getattr(self.config, "finetune_epochs", 0) > 0
@@ -370,48 +434,19 @@ class SweepScreen(JobScreen):
         key = f"{p.level_percent:g}"
         if key in table.rows:
             table.remove_row(key)
-        best = self.best_level is not None and p.level_percent == self.best_level
-        passed = PASSED_OVER_MARK if getattr(p, "passed_over", False) else ""
-        cells = [
-            f"{p.level_percent:g}" + (" ★" if best else "") + passed,
-            f"{p.sparsity_percent:.1f}",
-            *([] if self._narrow() else [fmt_count(p.nonzero_parameters)]),
-            fmt_acc(p.accuracy) if p.evaluated else "skip",
-        ]
-        if self.config is not None and self.config.bn_recalibrate > 0:
-            cells.append(fmt_acc(p.accuracy_bn_recalibrated))
-        if self._recovering():
-            cells.append(fmt_acc(p.accuracy_finetuned))
-        if self.config is not None and self.config.latency_batch:
-            speedup = getattr(p, "speedup", None)
-            cells.append(NONE if speedup is None else f"{speedup:.2f}x")
-        cells += [fmt_bytes(p.sparse_bytes), f"{p.seconds:.1f}"]
+        formatted = level_cells(p, self.baseline, self.best_level, PASSED_OVER_MARK, percent=False)
+        cells = [formatted[LEVEL_KEYS[name]] for name in self._columns()]
         table.add_row(*cells, key=key)
         table.move_cursor(row=table.row_count - 1)
 
     def _redraw_chart(self) -> None:
-        axis = self.axis
-        dense = next((p for p in self.points if p.level_percent == 0.0), None)
-
-        def placed(p: Any, accuracy: float | None) -> CurvePoint | None:
-            x = x_value(p, dense, axis)
-            return None if x is None or accuracy is None else CurvePoint(x, accuracy)
-
-        curve = [placed(p, p.accuracy) for p in self.points if p.evaluated]
-        best = None
-        if self.best_level is not None:
-            match = [p for p in self.points if p.level_percent == self.best_level]
-            best = placed(match[0], match[0].accuracy) if match else None
-        recovered = [placed(p, p.accuracy_finetuned) for p in self.points]
+        curve, best, recovered = placed_curve(self.points, self.best_level, self.axis)
+        if not curve and self.axis != "level" and any(p.evaluated for p in self.points):
+            self.axis = "level"  # no level has this measurement: never a chart without a curve
+            curve, best, recovered = placed_curve(self.points, self.best_level, self.axis)
         chart = self.query_one(SweepChart)
         chart.axis = self.axis_name()
-        chart.set_data(
-            [c for c in curve if c],
-            self.baseline,
-            self.tolerance,
-            best,
-            [c for c in recovered if c],
-        )
+        chart.set_data(curve, self.baseline, self.tolerance, best, recovered)
         self.query_one("#sentence", Static).update(self.sentence)
 
     def _redraw_all(self) -> None:
@@ -422,10 +457,3 @@ class SweepScreen(JobScreen):
             self._add_level_row(p)
         self._redraw_chart()
         self._show_progress()
-
-
-def answer_text(status: str, sentence: str, done: int, total: int) -> str:
-    """The answer in words, marked as partial when the sweep did not finish its levels."""
-    if status == "completed":
-        return sentence
-    return f"{status} after {done} of {plural(total, 'level')}, so far: {sentence}"

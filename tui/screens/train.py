@@ -22,6 +22,7 @@ from engine.config import TrainConfig
 from engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted
 from engine.runs.record import read_metrics
 from tui.formatting import fmt_acc, fmt_duration, fmt_ranks
+from tui.rows import epoch_cells
 from tui.screens.common import find_checkpoints, one_line
 from tui.screens.dialogs import ErrorDialog, PickDialog
 from tui.screens.job import JobScreen, job_bindings
@@ -35,7 +36,8 @@ from tui.widgets.text import plural
 LOSS_REDRAW_S = 2.0  # the loss chart follows the batches at most this often (SSH-friendly)
 
 TRAIN_GROUPS = ("Training", "Model", "Data", "Device", "Checkpoints", "Run")
-EPOCH_COLUMNS = ("ep", "loss", "train%", "test%", "lr", "s")  # fits 41 columns beside the form
+EPOCH_COLUMNS = ("ep", "loss", "train%", "test%", "lr", "time")  # fits 41 columns beside the form
+EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")  # rows.epoch_cells
 
 
 class TrainScreen(JobScreen):
@@ -48,8 +50,10 @@ class TrainScreen(JobScreen):
     STOPPING_TEXT = "stopping after this batch; a resumable checkpoint is written"
     BINDINGS = [
         *job_bindings(Binding("ctrl+o", "pick_resume", "Resume…")),
+        Binding("f", "toggle_chart", "Chart"),
         Binding("ctrl+s", "save_chart", "Save PNG", show=False),
     ]
+    LETTER_ACTIONS = frozenset({"toggle_chart"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +61,10 @@ class TrainScreen(JobScreen):
         self.config: TrainConfig | None = None
         self.epochs: list[dict[str, Any]] = []
         self.loss_log: list[tuple[int, float]] = []  # appended by the worker thread
+        # a resumed run's earlier losses (this session's steps, else its epochs' mean losses)
+        self.loss_before: list[tuple[float, float]] = []
+        self.loss_run = ""  # the run folder the losses belong to
+        self._seed_losses = False  # a resume with no earlier steps: seed them from the epochs
         self.last_checkpoint = ""
         self.gpu_memory: float | None = None
         self.last_loss: float | None = None
@@ -193,7 +201,9 @@ class TrainScreen(JobScreen):
     def begin(self, config: TrainConfig, resume: str | None) -> None:
         """A run is about to start: clear the panels."""
         self.epochs = []
+        self.loss_before = joined_losses(self.loss_before, list(self.loss_log)) if resume else []
         self.loss_log.clear()
+        self._seed_losses = bool(resume) and not self.loss_before
         self.last_checkpoint = ""
         self.gpu_memory = None
         self.last_loss = None
@@ -207,6 +217,14 @@ class TrainScreen(JobScreen):
     def _apply(self, event: Event) -> None:
         """Record one engine event and show it (cheaply: charts only per epoch)."""
         if isinstance(event, BatchProgress):
+            if self._seed_losses and self.epochs:
+                self._seed_losses = False
+                # resumed without this session's steps: each logged epoch's mean loss instead
+                self.loss_before = [
+                    (e["epoch"] * event.batches, e["train_loss"])
+                    for e in self.epochs
+                    if isinstance(e.get("train_loss"), (int, float))
+                ]
             self.last_loss = event.loss
             self._progress(event)
             self._show_progress()
@@ -217,6 +235,7 @@ class TrainScreen(JobScreen):
                 self._redraw_loss()
         elif isinstance(event, EpochEnded):
             entry = {k: getattr(event, k) for k in event.__dataclass_fields__}
+            stale = any(e["epoch"] >= event.epoch for e in self.epochs)  # resumed before them
             self.epochs = [e for e in self.epochs if e["epoch"] < event.epoch] + [entry]
             if event.gpu_memory_mb is not None:
                 self.gpu_memory = event.gpu_memory_mb
@@ -227,7 +246,9 @@ class TrainScreen(JobScreen):
                 f"ETA {fmt_duration(self._eta(event.epoch, 0, 0))} · "
                 f"{event.images_per_s:,.0f} img/s"
             )
-            if self.ready:
+            if self.ready and stale:
+                self._redraw_all()
+            elif self.ready:
                 self._add_epoch_row(entry)
                 self._redraw_charts()
                 self._show_progress()
@@ -238,6 +259,10 @@ class TrainScreen(JobScreen):
     def _run_started(self, event: RunStarted) -> None:
         if not self.progress_text.startswith(("resuming", "pruning")):
             self.progress_text = "data loaded · training the first batches…"
+        if event.run_dir != self.loss_run:
+            self._seed_losses = self._seed_losses or bool(self.loss_before)
+            self.loss_before = []  # another run's losses
+            self.loss_run = event.run_dir
         # a resumed run continues a run folder: show the epochs it already logged
         logged, _ = read_metrics(event.run_dir)  # damaged lines are skipped
         logged = [e for e in logged if isinstance(e.get("train_acc"), (int, float))]
@@ -310,19 +335,13 @@ class TrainScreen(JobScreen):
         key = str(entry["epoch"])
         if key in table.rows:
             table.remove_row(key)
-        cells = [
-            str(entry["epoch"]),
-            f"{entry['train_loss']:.4f}",
-            f"{entry['train_acc']:.2f}",
-            f"{entry['test_acc']:.2f}",
-            f"{entry['lr']:.2g}",
-            f"{entry['seconds']:.1f}",
-        ]
+        formatted = epoch_cells(entry, percent=False)
+        cells = [formatted[k] for k in EPOCH_KEYS]
         sparsity = entry.get("sparsity")
         if sparsity is not None and "sparsity" not in table.columns:
             table.add_column("sparse%", key="sparsity")  # pruned runs only
         if "sparsity" in table.columns:
-            cells.append(f"{sparsity:.1f}" if sparsity is not None else "-")
+            cells.append(formatted["sparsity"])
         table.add_row(*cells, key=key)
         table.move_cursor(row=table.row_count - 1)
 
@@ -334,7 +353,7 @@ class TrainScreen(JobScreen):
         self._redraw_loss()
 
     def _redraw_loss(self) -> None:
-        log = list(self.loss_log)
+        log = joined_losses(self.loss_before, list(self.loss_log))
         self.query_one(LossChart).set_data([s for s, _ in log], [v for _, v in log])
 
     def _redraw_all(self) -> None:
@@ -344,6 +363,17 @@ class TrainScreen(JobScreen):
             self._add_epoch_row(entry)
         self._redraw_charts()
         self._show_progress()
+
+
+def joined_losses(
+    before: list[tuple[float, float]], after: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """A resumed run's whole loss history: the earlier steps up to where `after` starts again
+    (a run resumed from an epoch's checkpoint repeats the steps after it), then `after`."""
+    if not after:
+        return list(before)
+    start = after[0][0]
+    return [entry for entry in before if entry[0] < start] + after
 
 
 def resumable_choices(folder: str) -> tuple[str, list[tuple[str, str]]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from textual.app import RenderResult
 from textual_plotext import Plot, PlotextPlot
 
+from tui.widgets.chart_axes import Axis, canvas_rows, row_axis, x_ticks, zoom_range
 from tui.widgets.chart_png import ChartSpec
 
 SERIES_COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow")
@@ -39,14 +40,15 @@ def downsample(
     return out_x, out_y
 
 
-def percent_axes(plt: Plot, bottom: float = 0, top: float = 100) -> None:
-    """Both axes in percent: x from 0 to 100, y from `bottom` to `top` (never past 100)."""
+def set_y(plt: Plot, axis: Axis) -> None:
+    """Limits and ticks from `row_axis`: every tick on the row whose value it names."""
+    plt.ylim(axis.low, axis.high)
+    plt.yticks(axis.ticks, axis.labels)
+
+
+def percent_x(plt: Plot) -> None:
     plt.xlim(0, 100)
     plt.xticks(PERCENT_TICKS)
-    top = min(top, 100.0)
-    plt.ylim(bottom, top)
-    if bottom == 0 and top == 100:
-        plt.yticks(PERCENT_TICKS)
 
 
 def legend(labels: Sequence[str]) -> str:
@@ -62,27 +64,6 @@ def fit_title(width: int, *candidates: str) -> str:
         if len(text) <= width - 2:
             return text
     return candidates[-1][: max(width - 3, 0)] + "…"
-
-
-def nice_ticks(low: float, high: float, rows: int) -> list[float]:
-    """Round y ticks (every 1, 2 or 5 points) for a zoomed range a few rows tall."""
-    span = max(high - low, 1e-9)
-    for step in (0.5, 1, 2, 5, 10, 25):
-        if span / step <= max(rows // 2, 2):
-            break
-    first = math.ceil(low / step) * step
-    return [round(first + i * step, 2) for i in range(int((high - first) / step) + 1)]
-
-
-def zoom_range(
-    baseline: float, tolerance: float, highest: float | None = None
-) -> tuple[float, float]:
-    """The y range around the baseline where the answer is decided: the tolerance band takes
-    about a fifth of it, so it stays visible in a chart a few rows tall; a level above the
-    baseline (`highest`) stays in view too."""
-    band = max(tolerance, 0.5)
-    top = baseline + band if highest is None else max(baseline + band, highest + band / 4)
-    return max(0.0, baseline - 4 * band), min(100.0, top)
 
 
 class Chart(PlotextPlot):
@@ -108,6 +89,10 @@ class Chart(PlotextPlot):
     def spec(self) -> ChartSpec:
         """The chart's data for an image (`tui.widgets.chart_png`)."""
         raise NotImplementedError
+
+    def rows(self) -> int:
+        """The canvas rows the plot gets (the ticks are placed on them)."""
+        return canvas_rows(self.size.height)
 
     def render(self) -> RenderResult:
         plt = self.plt
@@ -138,7 +123,9 @@ class AccuracyChart(Chart):
             return
         plt.plot(self.epochs, self.test_acc, marker=SERIES_MARKERS[0], color=SERIES_COLORS[0])
         plt.plot(self.epochs, self.train_acc, marker=SERIES_MARKERS[1], color=SERIES_COLORS[1])
-        plt.ylim(max(0.0, min(self.train_acc + self.test_acc) - 5), 100)
+        values = self.train_acc + self.test_acc  # both series in view, whatever their range
+        pad = max(0.05 * (max(values) - min(values)), 0.5)
+        set_y(plt, row_axis(min(values) - pad, max(values) + pad, self.rows()))
         if len(self.epochs) == 1:
             plt.xlim(self.epochs[0] - 1, self.epochs[0] + 1)
 
@@ -179,8 +166,7 @@ class LossChart(Chart):
             plt.xlim(xs[0] - 1, xs[0] + 1)
         else:
             plt.xlim(min(xs), max(xs))
-        low, high = min(ys), max(ys)
-        plt.ylim(low, high if high > low else low + 1)
+        set_y(plt, row_axis(min(ys), max(ys), self.rows(), ceiling=math.inf))
 
     def spec(self) -> ChartSpec:
         return ChartSpec(
@@ -210,17 +196,26 @@ class SweepChart(Chart):
         self.zoomed = True
         self.axis: str | None = None  # None: sparsity %; else the x-axis' name, e.g. "speedup x"
 
-    def _axes(self, plt: Plot, bottom: float = 0, top: float = 100) -> None:
+    def _x_axis(self, plt: Plot) -> None:
+        """Sparsity 0-100 %, or a ratio (speedup, times fewer MACs) from 0 or 1 up, its unit on
+        every tick."""
         if self.axis is None:
-            percent_axes(plt, bottom, top)
+            percent_x(plt)
             return
         xs = [p.sparsity for p in self.points + self.recovered] or [1.0]
         low, high = min(min(xs), 1.0), max(max(xs), 1.1)
         pad = 0.05 * (high - low)
-        plt.xlim(low - pad, high + pad)
-        plt.ylim(bottom, min(top, 100.0))
-        if bottom == 0 and top == 100:
-            plt.yticks(PERCENT_TICKS)
+        axis = x_ticks(low - pad, high + pad, self.size.width)
+        plt.xlim(axis.low, axis.high)
+        plt.xticks(axis.ticks, axis.labels)
+
+    def y_axis(self) -> Axis:
+        """Zoomed: the band around the baseline; else all of 0-100. Rows hold round values."""
+        if self.zoomed and self.baseline is not None:
+            highest = max((p.accuracy for p in self.points), default=None)
+            low, high = zoom_range(self.baseline, self.tolerance or 0.0, highest)
+            return row_axis(low, high, self.rows())
+        return row_axis(0.0, 100.0, self.rows())
 
     def toggle_zoom(self) -> None:
         self.zoomed = not self.zoomed
@@ -242,13 +237,8 @@ class SweepChart(Chart):
     def draw(self, plt: Plot) -> None:
         tolerance = self.tolerance or 0.0
         zoom = self.zoomed and self.baseline is not None
-        if zoom:
-            highest = max((p.accuracy for p in self.points), default=None)
-            low, high = zoom_range(self.baseline, tolerance, highest)
-            self._axes(plt, low, high)
-            plt.yticks(nice_ticks(low, high, self.size.height - 4))
-        else:
-            self._axes(plt)
+        self._x_axis(plt)
+        set_y(plt, self.y_axis())
         if self.baseline is not None:
             # the band: baseline (green) down to baseline - tolerance (yellow)
             plt.hline(self.baseline, "green")
@@ -261,10 +251,13 @@ class SweepChart(Chart):
                 fit_title(
                     self.size.width,
                     f"acc % vs {against} · ── baseline{band} · X best · {view}",
-                    f"acc % · ── baseline{band} · X best · {view}",
-                    f"── baseline{band} · X best",
+                    f"acc % vs {against} · ── baseline{band} · X best",
+                    f"vs {against} · ── base{band} · X best",
+                    f"vs {against} · X best",
                 )
             )
+        else:
+            plt.title(fit_title(self.size.width, f"acc % vs {self.axis or 'sparsity %'}"))
         if self.points:
             xs = [p.sparsity for p in self.points]
             ys = [p.accuracy for p in self.points]
@@ -275,6 +268,7 @@ class SweepChart(Chart):
             plt.plot(xs, ys, marker="dot", color="magenta")
         if self.best is not None:
             plt.scatter([self.best.sparsity], [self.best.accuracy], marker="X", color="red")
+        self.drawn_axis = self.y_axis()
 
     def spec(self) -> ChartSpec:
         spec = ChartSpec(
@@ -342,9 +336,11 @@ class OverlayChart(Chart):
                 if low == high:
                     low, high = low - 1, high + 1
                 plt.xlim(low, high)
-            plt.ylim(max(0.0, min(ys_all, default=0.0) - 5), 100)
+            low, high = min(ys_all, default=0.0), max(ys_all, default=100.0)
+            set_y(plt, row_axis(low - 1, high + 1, self.rows()))
         else:
-            percent_axes(plt)
+            percent_x(plt)
+            set_y(plt, row_axis(0.0, 100.0, self.rows()))
         for i, (_, xs, ys) in enumerate(self.series):
             if xs:
                 plt.plot(
