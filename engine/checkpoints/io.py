@@ -40,9 +40,9 @@ import torch.nn as nn
 from engine.checkpoints import sparse_format
 from engine.checkpoints.state_keys import fill_bn_counters, unwrap
 from engine.config import MODEL_NAMES
-from engine.errors import CheckpointError, ModelMismatch
-from engine.models.resnets import infer_model_name
-from engine.pruning import slim
+from engine.errors import CheckpointError, ModelMismatch, PrunelabError
+from engine.models.resnets import build_model, infer_model_name
+from engine.pruning import graph_files, slim
 from engine.runs.files import disk_full_message, file_sha256, os_error_message
 
 # Keys under which known formats keep the state dict, tried in this order.
@@ -194,6 +194,15 @@ def _state_dict_from_payload(
     """Split a loaded payload into (state dict, the other top-level keys)."""
     if _is_state_dict(payload):
         return dict(payload), {}
+    if isinstance(payload, dict) and payload.get("format") == graph_files.GRAPH_SLIM_FORMAT:
+        try:
+            name, kept, state = graph_files.payload_parts(payload)
+            dense = graph_files.dense_for(build_model, name, state)
+            state_dict = graph_files.dense_equivalent(dense, kept, state)
+        except (KeyError, ValueError, TypeError, RuntimeError, PrunelabError) as exc:
+            raise CheckpointError(f"{path} is a damaged slim file ({exc})") from None
+        rest = {k: v for k, v in payload.items() if k not in ("format", "net")}
+        return state_dict, rest
     if slim.is_slim_payload(payload):
         try:
             name, spec, state, classes = slim.slim_payload_parts(payload)
@@ -408,6 +417,13 @@ def read_slim(path: str | Path) -> nn.Module:
     """The slim network a `--format slim` export holds, rebuilt from its channel spec."""
     path = str(path)
     payload = _load_payload(path)
+    if isinstance(payload, dict) and payload.get("format") == graph_files.GRAPH_SLIM_FORMAT:
+        try:
+            name, kept, state = graph_files.payload_parts(payload)
+            dense = graph_files.dense_for(build_model, name, state)
+            return graph_files.rebuild_slim(dense, kept, state)
+        except (KeyError, ValueError, TypeError, RuntimeError, PrunelabError) as exc:
+            raise CheckpointError(f"{path} is a damaged slim file ({exc})") from None
     if not slim.is_slim_payload(payload):
         raise CheckpointError(f"{path} is not a slim file (write one with export --format slim)")
     try:

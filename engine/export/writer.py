@@ -28,7 +28,9 @@ from engine.events import EventCallback, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.measure.cost import alive_channels
 from engine.models.resnets import build_model, count_parameters
-from engine.pruning.pruner import Pruner, measure_sparsity
+from engine.pruning.graph_files import GRAPH_SLIM_FORMAT, kept_from_removed
+from engine.pruning.group_pruner import GroupPruner
+from engine.pruning.pruner import make_pruner, measure_sparsity
 from engine.pruning.scores import Batch, ScoreInputs, make_score, needs_batch
 from engine.pruning.slim import SLIM_FORMAT, kept_channels, slim_model
 from engine.runs.lifecycle import Run
@@ -153,7 +155,7 @@ def _export(
     config: ExportConfig, name: str, source: Any, net: torch.nn.Module, run: Run, score: Any
 ) -> ExportResult:
     level, fmt = config.level, config.format
-    pruner = Pruner(net, config.method, config.include_classifier, config.min_density, score)
+    pruner = make_pruner(net, config.method, config.include_classifier, config.min_density, score)
     pruner.set_level(level)
     sparsity = measure_sparsity(net, pruner.layers)
     if run.stop_requested():
@@ -180,15 +182,18 @@ def _export(
     encoded = sparse_format.encode_state_dict(state)
     parameters = count_parameters(net)
     onnx_diff = None
+    graph = isinstance(pruner, GroupPruner)  # any model but the shipped ResNets
     if fmt == "onnx":
-        spec = alive_channels(net)
-        network = net if spec is None else slim_model(net, spec)
+        spec = None if graph else alive_channels(net)
+        network = pruner.slim() if graph else net if spec is None else slim_model(net, spec)
         parameters, payload = count_parameters(network), None
     elif fmt == "slim":
-        slim = slim_model(net)
+        slim = pruner.slim() if graph else slim_model(net)  # checked against the masked net
         parameters = count_parameters(slim)
         slim_state = {k: v.detach().contiguous() for k, v in slim.state_dict().items()}
-        payload = {"format": SLIM_FORMAT, "channels": kept_channels(net), "net": slim_state, **meta}
+        channels = kept_from_removed(net, pruner.removed()) if graph else kept_channels(net)
+        kind = GRAPH_SLIM_FORMAT if graph else SLIM_FORMAT
+        payload = {"format": kind, "channels": channels, "net": slim_state, **meta}
     else:
         payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
     if run.stop_requested():

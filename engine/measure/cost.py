@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.errors import PrunelabError
 from engine.measure.fold import fold_batchnorm
 from engine.measure.fuse import can_fuse, fuse_conv_activations
 from engine.methods import CHANNEL_METHODS
@@ -216,9 +217,15 @@ class LevelCoster:
         self, model: nn.Module, method: str, placement: Placement, latency_batch: int = 0
     ) -> None:
         self.model = model
-        # only the shipped ResNets can have their channels taken out
+        # the shipped ResNets' channels come out by our own surgery, any other model's through
+        # its dependency groups (traced once here; the weights say which channels are dead)
         self.removable = isinstance(model, CifarResNet)
-        self.structured = method in CHANNEL_METHODS and self.removable
+        self.structured = method in CHANNEL_METHODS
+        self.groups = None
+        if self.structured and not self.removable:
+            from engine.pruning.graph import channel_groups
+
+            self.groups = channel_groups(model)
         self.placement = placement
         self.latency_batch = latency_batch
         self.positions = output_positions(model)  # the same at every level
@@ -233,6 +240,8 @@ class LevelCoster:
     def _networks(self) -> tuple[nn.Module, nn.Module]:
         """(counted, runs) at the model's current weights: a skeleton to count, and the
         network to time (only built when latency is measured)."""
+        if self.groups is not None:
+            return (graph_slim(self.model, self.groups),) * 2
         if not self.removable:
             return self.model, self.model
         spec = alive_channels(self.model)
@@ -279,8 +288,34 @@ def alive_channels(model: nn.Module) -> ChannelSpec | None:
     return None if all(len(kept) == widths[conv] for conv, kept in spec.items()) else spec
 
 
+def graph_slim(model: nn.Module, groups: list | None = None) -> nn.Module:
+    """Any traced model with its dead channels taken out (checked against it), or the model
+    itself when every channel is alive."""
+    from engine.pruning.graph import slim_copy
+    from engine.pruning.graph_files import dead_channels
+
+    removed = dead_channels(model, groups)
+    return slim_copy(model, removed) if removed else model
+
+
+def _has_dead_norm_channel(model: nn.Module) -> bool:
+    """A BatchNorm channel whose scale and shift are both zero: a channel method's mark."""
+    return any(
+        bool(((m.weight == 0) & (m.bias == 0)).any())
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm2d) and m.affine
+    )
+
+
 def running_parameters(model: nn.Module) -> int:
     """Parameters of the network `model` really runs: the slim one when channels are dead."""
+    if not isinstance(model, CifarResNet):
+        with torch.no_grad():
+            marked = _has_dead_norm_channel(model)
+        try:
+            return count_parameters(graph_slim(model) if marked else model)
+        except PrunelabError:  # not traceable, or not removable exactly: what it holds
+            return count_parameters(model)
     spec = alive_channels(model)
     return count_parameters(model if spec is None else slim_model(skeleton(model), spec))
 

@@ -79,7 +79,10 @@ def _graph(model: nn.Module, input_size: tuple[int, ...]):
     was_training = model.training
     model.eval()
     try:
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+        with torch.enable_grad():  # the graph is read off autograd
+            return tp.DependencyGraph().build_dependency(
+                model, example_inputs=example, verbose=False
+            )
     except Exception as exc:  # a forward Torch-Pruning cannot trace
         raise PrunelabError(
             f"cannot trace {type(model).__name__} to find its channel groups ({exc})"
