@@ -430,6 +430,9 @@ class SweepConfig(DataOptions):
             found.append(ConfigError("levels", str(exc)))
         if score_problem(self.method, self.score):
             found.append(ConfigError("score", score_problem(self.method, self.score)))
+        if self.finetune_epochs and self.devices > 1:
+            why = "recovery sweeps (--finetune-epochs) run on one device; set it to 1"
+            found.append(ConfigError("devices", why))
         if self.cumulative and not self.finetune_epochs:
             found.append(ConfigError("cumulative", "needs --finetune-epochs N (N >= 1)"))
         elif self.cumulative and self.refine:

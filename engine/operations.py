@@ -23,13 +23,13 @@ from engine.export.config import ExportConfig
 from engine.methods import mask_settings
 from engine.runs.lifecycle import RunInfo, read_run_info
 from engine.runs.summaries import TrainSummary
+from engine.sweep.rules import SWEEP_KINDS
 
 if TYPE_CHECKING:  # torch: only when something is exported or resumed, so listing stays light
     from engine.export.writer import ExportResult
 
 # Settings of the machine, not of the run: a resumed run may use another device.
 DEVICE_SETTINGS = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
-SWEEP_KINDS = ("sweep", "find")
 TRAINING_KINDS = ("train", "finetune")  # they go on from a checkpoint
 RESUMABLE_STATUSES = ("stopped", "failed", "interrupted")
 

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from engine.checkpoints.info import checkpoint_info
 from engine.checkpoints.io import infer_model_name, load_state, read_checkpoint
-from engine.checkpoints.state_keys import torchvision_names
 from engine.errors import CheckpointError, ModelMismatch
 from engine.models.resnets import build_model
+from engine.models.state_keys import torchvision_names
 from tui import cli
 
 ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TTY_COMPATIBLE": None}

@@ -725,3 +725,19 @@ async def test_the_runs_details_say_jpeg(tmp_path):
         await wait_for(pilot, lambda: app.screen is app.runs_screen)
         details = app.runs_screen._details(read_run_info(run.dir))
         assert "sweep · resnet20 · completed · JPEG" in details
+
+
+async def test_sensitivity_key_says_the_engines_rule_for_levels(tmp_path, tiny_checkpoint):
+    """`s` with no level above 0 is refused with the CLI's words, not started and emptied."""
+    from engine.sweep.rules import sensitivity_problems
+
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        app.sweep_screen.form.set_values(
+            {"checkpoint": tiny_checkpoint, "levels": "0", "test_subset": 32, "device": "cpu"}
+        )
+        await pilot.pause()
+        await pilot.press("s")
+        rule = sensitivity_problems(SweepConfig(checkpoint="x", levels=(0.0,)))[0]
+        await wait_for(pilot, lambda: any(rule.message in n.message for n in app._notifications))
+        assert app.job is None

@@ -24,9 +24,9 @@ from engine.events import (
     SweepFinished,
     SweepPoint,
 )
-from engine.pruning.layers import LayerSparsity
 from engine.runs.record import RunRecord, append_jsonl, write_json
 from engine.sweep.answer import PointResult, SweepResult, best_level
+from engine.sweep.layers import LayerSparsity
 from engine.sweep.store import SensitivityResult
 from engine.training.train import TrainResult
 from tui.app import PrunelabApp

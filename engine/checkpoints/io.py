@@ -7,7 +7,7 @@ Formats read:
   (saved by PyTorch < 0.4.1: `module.` keys, BatchNorm without `num_batches_tracked`);
 - kuangliu/pytorch-cifar's `{'net', 'acc', 'epoch'}`; PyTorch Lightning's `{'state_dict':
   {'model.…'}, 'epoch', 'global_step', ...}`; a bare state dict, also torch.compile's
-  (`_orig_mod.` keys); the key spellings are mapped in `engine.checkpoints.state_keys`;
+  (`_orig_mod.` keys); the key spellings are mapped in `engine.models.state_keys`;
 - our compact pruned format (`engine.checkpoints.sparse_format`), decoded back to plain weights;
 - our slim format (`engine.pruning.slim`: channels physically removed), expanded back to the dense
   shapes with the removed channels zero, which computes exactly what the slim network does.
@@ -38,10 +38,10 @@ import torch
 import torch.nn as nn
 
 from engine.checkpoints import sparse_format
-from engine.checkpoints.state_keys import fill_bn_counters, unwrap
 from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError, ModelMismatch, PrunelabError
 from engine.models.resnets import build_model, infer_model_name
+from engine.models.state_keys import fill_bn_counters, unwrap
 from engine.pruning import graph_files, slim
 from engine.runs.files import disk_full_message, file_sha256, os_error_message
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,9 @@ from torch import nn
 
 from engine.events import StopSignal, stop_requested
 from engine.runtime.device import Placement
+
+if TYPE_CHECKING:
+    from engine.runtime.distributed import Group
 
 
 @dataclass
@@ -64,4 +68,22 @@ def evaluate(
         total=total,
         confusion=matrix.tolist(),
         per_image=torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool),
+    )
+
+
+def reduce_eval(result: EvalResult, group: Group) -> EvalResult:
+    """One evaluation from every rank's share of the test set: counts and loss sums added
+    (training keeps no per-image results, so they are not gathered)."""
+    matrix = torch.tensor(result.confusion, dtype=torch.float64)
+    numbers = torch.cat([matrix.flatten(), torch.tensor([result.loss * result.total])])
+    numbers = group.sum_(numbers.to(group.device)).cpu()
+    k = matrix.shape[0]
+    confusion = numbers[:-1].round().long().view(k, k)
+    total, correct = int(confusion.sum()), int(confusion.diagonal().sum())
+    return EvalResult(
+        loss=float(numbers[-1]) / max(total, 1),
+        accuracy=100.0 * correct / max(total, 1),
+        correct=correct,
+        total=total,
+        confusion=confusion.tolist(),
     )

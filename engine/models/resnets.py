@@ -9,7 +9,7 @@ Two families share one `CifarResNet`:
 - resnet20b ... resnet110b: the same depths with the projection ("option B") shortcut, a 1x1
   stride-2 conv + BatchNorm where a stage starts, as torch.hub's chenyaofo/pytorch-cifar-models
   and torchdistill build them from torchvision's BasicBlock (their `fc` / `downsample` keys are
-  mapped onto ours in engine.checkpoints.state_keys). Global average pool, fan-out kaiming init as there.
+  mapped onto ours in engine.models.state_keys). Global average pool, fan-out kaiming init as there.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.checkpoints.state_keys import unwrap
 from engine.config import MODEL_NAMES
+from engine.models.state_keys import unwrap
 
 
 class PadShortcut(nn.Module):
@@ -228,7 +228,7 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
 
 def infer_model_name(state_dict: dict[str, torch.Tensor]) -> str | None:
     """Which registry architecture a state dict belongs to, from key names and shapes; None if
-    unknown. Other tools' key spellings count as ours (engine.checkpoints.state_keys.unwrap)."""
+    unknown. Other tools' key spellings count as ours (engine.models.state_keys.unwrap)."""
     state_dict, _ = unwrap(state_dict)
     blocks: dict[int, set[int]] = {}
     bottleneck = projected = False

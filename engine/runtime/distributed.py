@@ -25,7 +25,6 @@ from torch import nn
 
 from engine.errors import PrunelabError
 from engine.events import StopSignal, stop_requested
-from engine.measure.evaluate import EvalResult
 
 # The launcher variables; LOCAL_WORLD_SIZE is the ranks on this machine.
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
@@ -252,21 +251,3 @@ def launch(devices: int, argv: Sequence[str], module: str = "tui.cli") -> int:
         codes = [failure.exitcode for failure in exc.failures.values()]
         return next((code for code in codes if code > 0), 1)
     return 0
-
-
-def reduce_eval(result: EvalResult, group: Group) -> EvalResult:
-    """One evaluation from every rank's share of the test set: counts and loss sums added
-    (training keeps no per-image results, so they are not gathered)."""
-    matrix = torch.tensor(result.confusion, dtype=torch.float64)
-    numbers = torch.cat([matrix.flatten(), torch.tensor([result.loss * result.total])])
-    numbers = group.sum_(numbers.to(group.device)).cpu()
-    k = matrix.shape[0]
-    confusion = numbers[:-1].round().long().view(k, k)
-    total, correct = int(confusion.sum()), int(confusion.diagonal().sum())
-    return EvalResult(
-        loss=float(numbers[-1]) / max(total, 1),
-        accuracy=100.0 * correct / max(total, 1),
-        correct=correct,
-        total=total,
-        confusion=confusion.tolist(),
-    )

@@ -19,7 +19,6 @@ import numpy as np
 from torch import nn
 
 from engine.config import DEFAULT_LATENCY_BATCH, FIND_COARSE_STEP, SweepConfig
-from engine.errors import PrunelabError
 from engine.events import (
     EventCallback,
     Notice,
@@ -49,6 +48,7 @@ from engine.sweep.answer import (
 )
 from engine.sweep.ranks import SpreadLevels
 from engine.sweep.recovery import Recovery
+from engine.sweep.rules import find_problems, raise_first
 from engine.sweep.setup import Evaluator, Stopped, chance_warning, emit_point, open_run, prepare
 from engine.sweep.store import (
     append_correct,
@@ -87,6 +87,7 @@ def find_best(
     With `config.target_speedup`: scan until the first level measured at least that many times
     faster (the low end of its speedup's range; latency measured at every level), bisect down to
     the lowest such level, and answer with the most accurate level that reaches the speedup."""
+    raise_first(find_problems(coarse_step))
     config = dataclasses.replace(config, levels=parse_levels(f"0:100:{coarse_step:g}"), refine=True)
     return _sweep(_with_timing(config), on_event, stop, kind="find", stop_at_first_miss=True)
 
@@ -115,6 +116,9 @@ def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwa
     """Under torchrun the ranks share out the levels (engine.sweep.ranks); rank 0 writes and
     holds the run folder's writer lock (a second resume is refused)."""
     world = world_from_env()
+    # under torchrun the launcher's world size is the device count the config's rules judge
+    config = dataclasses.replace(config, devices=max(config.devices, world.world_size))
+    config.validate()
     group = Group(world, rank_device(resolve_device(config.device), world))
     run = Run(kwargs["kind"], on_event if world.writer else no_events, stop)
     try:
@@ -202,8 +206,6 @@ def _levels(
     """Measure every level not `done` (and refine): 'completed' or 'stopped'."""
     config, world, on_event, run_dir = setup.config, group.world, run.on_event, run.dir
     evaluator = Evaluator(setup, pruner, stop)
-    if config.finetune_epochs and world.distributed:
-        raise PrunelabError("recovery sweeps (--finetune-epochs) run on one device; drop --devices")
     recovery = Recovery(setup, run_dir, on_event, stop) if config.finetune_epochs else None
     status = "completed"
 

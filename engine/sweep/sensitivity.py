@@ -15,6 +15,7 @@ from engine.pruning.pruner import Pruner
 from engine.runs.lifecycle import Run
 from engine.runs.record import append_jsonl
 from engine.runs.summaries import SensitivitySummary
+from engine.sweep.rules import raise_first, sensitivity_problems
 from engine.sweep.setup import Evaluator, Stopped, open_run, prepare
 from engine.sweep.store import SensitivityResult, write_sensitivity
 
@@ -28,6 +29,7 @@ def run_sensitivity(
 ) -> SensitivityResult:
     """Prune one layer at a time (layerwise, by `config.score`) at each level, the others dense,
     and evaluate: which layers tolerate pruning and which do not."""
+    raise_first(sensitivity_problems(config))
     setup = prepare(config, None, on_event)
     config = setup.config
     pruner = Pruner(setup.model, "layerwise", config.include_classifier, score=setup.score)

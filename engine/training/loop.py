@@ -32,11 +32,11 @@ from engine.events import (
     StopSignal,
     stop_requested,
 )
-from engine.measure.evaluate import evaluate
+from engine.measure.evaluate import evaluate, reduce_eval
 from engine.runs.files import RunFileError
 from engine.runs.record import RunRecord, append_jsonl
 from engine.runtime.device import Placement, gpu_memory_mb
-from engine.runtime.distributed import Group, SharedStop, World, fingerprint, reduce_eval
+from engine.runtime.distributed import Group, SharedStop, World, fingerprint
 from engine.training.recipe import Recipe
 from engine.training.resume import Position
 from engine.training.run_checkpoints import RunCheckpoints

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Annotated, Any, Optional
 
 import typer
 
 from engine.config import FIND_COARSE_STEP, RECOVERY_FIELDS, SENSITIVITY_LEVELS, SweepConfig
-from engine.errors import ConfigError, PrunelabError
-from engine.options import MIN_LEVEL_STEP
+from engine.errors import PrunelabError
+from engine.sweep.rules import find_problems, raise_first, sensitivity_problems
 from tui import render, sweep_chart, tables
 from tui.cli.options import CheckpointArg, config_options, make_config, typed_by_user
 from tui.cli.output import EXIT_USAGE, Output, error_line, finish, output_options
@@ -64,13 +63,14 @@ def sweep(
     Ctrl-C keeps every finished level and exits 130; --resume RUN computes only the missing ones.
     """
     from engine.runs.record import load_run, resolve_run
+    from engine.sweep.rules import sweep_resume_problem
 
     run = None
     if resume is not None:
         run = str(resolve_run(options["run_dir"], resume))
-        kind = load_run(run).kind
-        if kind not in ("sweep", "find"):
-            raise PrunelabError(f"cannot resume {run}: it is a {kind} run, not a sweep")
+        problem = sweep_resume_problem(run, load_run(run).kind)
+        if problem:
+            raise PrunelabError(problem)
     elif checkpoint is None:
         error_line("missing argument CHECKPOINT (or --resume RUN)")
         raise typer.Exit(EXIT_USAGE)
@@ -118,10 +118,7 @@ def find(
 
     Prints it as one line a script can read, e.g. best_level_percent=62.5 accuracy=92.31 baseline=93.10 tolerance=1 method=layerwise score=l1 run=...
     """
-    if not (MIN_LEVEL_STEP <= coarse_step <= 100) or math.isnan(coarse_step):
-        raise ConfigError(
-            "coarse_step", f"{coarse_step:g} is out of range; allowed {MIN_LEVEL_STEP:g} to 100"
-        )
+    raise_first(find_problems(coarse_step))
     config = make_config(SweepConfig, options, checkpoint=checkpoint)
     from engine.sweep.run import find_best
 
@@ -172,8 +169,7 @@ def sensitivity(
     The layer x level accuracy table shows which layers tolerate pruning.
     """
     config = make_config(SweepConfig, options, checkpoint=checkpoint)
-    if not any(level > 0 for level in config.levels):
-        raise ConfigError("levels", "sensitivity needs at least one level above 0 (e.g. 50,90)")
+    raise_first(sensitivity_problems(config))
     from engine.sweep.sensitivity import run_sensitivity  # torch: only once the options are good
     from tui.widgets.text import plural  # its package loads textual: not before it is needed
 

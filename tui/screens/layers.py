@@ -45,7 +45,7 @@ def sensitivity_cells(layer: str, sensitivity: Any, tolerance: float) -> list[Te
 
 
 class LayerView(ModalScreen[None]):
-    """Sparsity per layer at `level` (from `engine.pruning.layers`), sensitivity beside it if given."""
+    """Sparsity per layer at `level` (from `engine.sweep.layers`), sensitivity beside it if given."""
 
     BINDINGS = [Binding("escape,enter,l,q", "close", "Close")]
 
@@ -143,7 +143,7 @@ def open_layer_view(
     `config` (the sweep's SweepConfig) supplies the score, its seed and data, and the minimum
     density."""
     from engine.errors import PrunelabError
-    from engine.pruning.layers import layer_sparsity
+    from engine.sweep.layers import layer_sparsity
 
     app = screen.app  # the worker thread has no active app of its own
 

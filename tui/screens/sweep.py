@@ -19,6 +19,7 @@ from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.measure.stats import PASSED_OVER_MARK
 from engine.methods import CHANNEL_METHODS, pruning_label, score_words
+from engine.sweep.rules import sensitivity_problems
 from tui.formatting import fmt_acc, fmt_duration, fmt_pruning
 from tui.rows import level_cells
 from tui.screens.common import checkpoint_choices, find_checkpoints
@@ -36,7 +37,7 @@ from tui.screens.sweep_levels import (
 )
 from tui.sweep_chart import short_axis_name
 from tui.widgets.charts import SweepChart
-from tui.widgets.config_form import ConfigForm
+from tui.widgets.config_form import ConfigForm, label_for
 from tui.widgets.line import FitLine
 from tui.widgets.progress import ProgressPanel
 from tui.widgets.text import plural
@@ -249,6 +250,12 @@ class SweepScreen(JobScreen):
         if config is None:
             self.app.bell()
             self.notify(self.form.first_problem(), title="Cannot start", severity="warning")
+            return
+        problems = sensitivity_problems(config)  # the engine's rule, the CLI's words
+        if problems:
+            self.app.bell()
+            text = f"{label_for(problems[0].field)}: {problems[0].message}"
+            self.notify(text, title="Cannot start", severity="warning")
             return
         self.app.start_sensitivity(config)
 
