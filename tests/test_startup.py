@@ -90,3 +90,18 @@ def test_the_console_script_skips_teardown_only_when_nothing_else_runs(monkeypat
     with pytest.raises(SystemExit):
         cli.console()
     assert len(exits) == 1
+
+
+def test_importing_the_front_ends_changes_no_signal_handler():
+    """Only the console script (tui.entry.console) installs the Ctrl-C handler; importing tui,
+    tui.cli or tui.entry leaves the process's handlers alone (tests, the app, notebooks)."""
+    probe = (
+        "import signal; before = signal.getsignal(signal.SIGINT)\n"
+        "import tui, tui.entry, tui.cli\n"
+        "print(signal.getsignal(signal.SIGINT) is before)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+        env={"PATH": "", "PYTHONPATH": ":".join(sys.path)},
+    )  # fmt: skip
+    assert done.stdout.strip() == "True", done.stderr

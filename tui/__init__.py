@@ -1,37 +1,4 @@
-"""Front ends over the engine: the `prunelab` CLI (tui.cli) and the Textual app (tui.app)."""
+"""Front ends over the engine: the `prunelab` CLI (tui.cli) and the Textual app (tui.app).
 
-import contextlib
-import os
-import signal
-import sys
-from pathlib import Path
-from types import FrameType
-
-
-def stop_before_start(signum: int, frame: FrameType | None) -> None:
-    """Ctrl-C while no run is going (imports, parsing, printing): stop at once, no traceback.
-
-    In the middle of an import (torch takes seconds) the process ends right here: an exception
-    unwinding through a half-loaded C extension sometimes crashed the interpreter on its way out
-    (SIGABRT, or a RecursionError from the next import), about one Ctrl-C in eight on a busy
-    2-core machine. Nothing is being written then."""
-    print("\nstopped (Ctrl-C)", file=sys.stderr, flush=True)
-    if _importing(frame):
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-        os._exit(130)
-    raise SystemExit(130)
-
-
-def _importing(frame: FrameType | None) -> bool:
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
-# Started as the `prunelab` console script: from here on, one Ctrl-C never shows a traceback
-# (tui.cli imports typer, the commands import torch: seconds on a cold start).
-if Path(sys.argv[0]).name == "prunelab":
-    signal.signal(signal.SIGINT, stop_before_start)
+Importing a package here has no side effects: the console script (tui.entry) installs the
+Ctrl-C handler when it runs."""

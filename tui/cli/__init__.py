@@ -23,7 +23,6 @@ import contextlib
 import inspect
 import os
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -33,7 +32,6 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from tui import stop_before_start
 from tui.cli import (
     export_cmd,
     finetune_cmd,
@@ -149,8 +147,7 @@ for _name, _command in (
 
 def main() -> None:
     """The console script `prunelab`: usage errors in the one-line style of every other error,
-    a closed pipe ends quietly, and Ctrl-C outside a run stops at once without a traceback."""
-    signal.signal(signal.SIGINT, stop_before_start)
+    a closed pipe ends quietly (Ctrl-C outside a run: tui.entry's handler)."""
     try:
         code = app(standalone_mode=False)
     except UsageError as exc:

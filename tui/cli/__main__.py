@@ -1,5 +1,5 @@
 """`python -m tui.cli` is the `prunelab` command (torch's launcher starts the workers this way)."""
 
-from tui.cli import console
+from tui.entry import console
 
 console()
