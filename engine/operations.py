@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
-from engine.events import EventCallback, StopSignal, no_events
+from engine.events import EventCallback, Notice, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.methods import mask_settings
 from engine.runs.lifecycle import RunInfo, read_run_info
+from engine.runs.record import source_warning
 from engine.runs.summaries import TrainSummary
 from engine.sweep.rules import SWEEP_KINDS
 
@@ -85,11 +86,11 @@ def why_not_resumable(info: RunInfo) -> str | None:
     if info.kind not in RESUMERS:
         return f"a {info.kind} run cannot be resumed; start it again"
     status = info.record.status
-    if status == "completed":
+    if status == "completed" and not _needs_repair(info):
         return f"{info.path.name} already completed"
     if status == "running":  # its writer lives (a dead one's run reads interrupted)
         return f"{info.path.name} is still running (PID {info.record.pid}); stop it first"
-    if status not in RESUMABLE_STATUSES:  # damaged, unknown
+    if status not in (*RESUMABLE_STATUSES, "completed"):  # damaged, unknown
         return f"{info.path.name} is {status}" + (f": {info.damage}" if info.damage else "")
     if info.kind in TRAINING_KINDS:
         try:
@@ -97,6 +98,16 @@ def why_not_resumable(info: RunInfo) -> str | None:
         except PrunelabError as exc:
             return str(exc).removeprefix(f"cannot resume {info.path}: ")
     return None
+
+
+def _needs_repair(info: RunInfo) -> bool:
+    """A completed sweep whose sweep.jsonl lost a level (a torn or damaged line): resuming it
+    computes that level again and rewrites the file with valid lines only."""
+    if info.kind not in SWEEP_KINDS:
+        return False
+    from engine.sweep.store import points_from_jsonl  # numpy: only for sweeps
+
+    return bool(points_from_jsonl(info.path)[1])
 
 
 def resume_run(
@@ -131,6 +142,7 @@ def export_config_from_sweep(
         model=info.record.model if saved.model == "auto" else saved.model,
         output=output,
         run_dir=str(info.path.parent),
+        allow_nonfinite=saved.allow_nonfinite,
     )
     config = config if fmt is None else dataclasses.replace(config, format=fmt)
     # what the run's file decides is the file's problem, not an option typed wrong
@@ -164,6 +176,9 @@ def export_from_sweep(
     from engine.pruning.scores import training_batch
 
     config = export_config_from_sweep(path, level, fmt, output)
+    changed = source_warning(path, config.checkpoint)
+    if changed:
+        on_event(Notice(changed, "warning"))
     saved = saved_sweep_config(Path(path))
     batch = lambda: training_batch(saved, saved.batch_size)  # noqa: E731 - read when needed
     return export_pruned(config, on_event, stop, batch=batch)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import lzma
 import os
-import pickletools
 import re
 import secrets
 import warnings
@@ -37,7 +36,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from engine.checkpoints import sparse_format
+from engine.checkpoints import guard, sparse_format
 from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError, ModelMismatch, PrunelabError
 from engine.models.resnets import build_model, infer_model_name
@@ -52,8 +51,6 @@ STATE_DICT_KEYS = ("net", "state_dict", "model_state_dict", "model")
 _REFUSED = ("GLOBAL ", "unrecognized function", "Can only create new object", "Can only build")
 
 _MAX_LISTED = 5
-# Modules a plain checkpoint's pickle may name; anything else (os.system, builtins.eval, ...) is code.
-_DATA_MODULES = ("torch", "collections", "numpy", "_codecs", "builtins.set", "builtins.frozenset")
 # torch's stream writer reports a full disk as a RuntimeError with one of these.
 _WRITE_FAILED = ("enforce fail", "unexpected pos", "file write failed", "PytorchStreamWriter")
 
@@ -77,6 +74,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = str(path)
     payload = _load_payload(path)
     state_dict, rest = _state_dict_from_payload(payload, path)
+    guard.check_budget(path, state_dict, rest)
+    state_dict, rest = guard.materialize(state_dict), guard.materialize(rest)
     state_dict, _ = unwrap(state_dict)
 
     config = rest.get("config") if isinstance(rest.get("config"), dict) else {}
@@ -91,35 +90,35 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _load_payload(path: str) -> Any:
-    """torch.load with weights_only=True, every failure turned into one CheckpointError."""
-    if not os.path.exists(path):
-        raise CheckpointError(
-            f"checkpoint not found: {path} (train one with `prunelab train`, "
-            "or pass the path of an existing .pth file)"
-        )
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below; keeps OS errors apart from format errors
-    except OSError as exc:
-        raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    with f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise CheckpointError(
-                f"{path} is truncated or not a PyTorch checkpoint (the file is empty)"
-            )
+    """torch.load with weights_only=True, bounded first (engine.checkpoints.guard): a regular
+    file, a zip directory that inflates to what it says, tensors the file's architecture can
+    hold. Every failure is one CheckpointError."""
+    size = guard.check_file(path)
+    is_zip = guard.check_zip(path, size)
+    with guard.opened(path) as target:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. torch's note on pickle protocols
-                return torch.load(f, map_location="cpu", weights_only=True)
+                # a zip is memory-mapped: sizes are checked before a tensor is read
+                payload = torch.load(target, map_location="cpu", weights_only=True, mmap=is_zip)
         except Exception as exc:
-            message = str(exc)
-            code = _code_in_pickle(path) if not zipfile.is_zipfile(path) else None
-            if code or any(fragment in message for fragment in _REFUSED):
-                raise CheckpointError(_refusal(path, message, code)) from exc
-            raise CheckpointError(
-                f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__})"
-            ) from exc
+            raise CheckpointError(_load_failure(path, exc)) from exc
+    return payload
+
+
+def _load_failure(path: str, exc: Exception) -> str:
+    """Why torch.load refused: code in the pickle, a pickle protocol the weights-only loader
+    cannot read, or a damaged file."""
+    message = str(exc)
+    code, protocol = guard.scan_pickle(path)
+    if code or any(fragment in message for fragment in _REFUSED):
+        return _refusal(path, message, code)
+    if protocol > 2 and "Unsupported operand" in message:
+        return (
+            f"{path} was pickled with protocol {protocol}, which torch's weights-only loader "
+            "cannot read; save it again with torch.save's default protocol"
+        )
+    return f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__})"
 
 
 def _refusal(path: str, message: str, code: str | None = None) -> str:
@@ -163,31 +162,6 @@ def _pickles_modules(path: str) -> bool:
         return False
 
 
-def _code_in_pickle(path: str, max_ops: int = 200_000) -> str | None:
-    """The first non-data global a plain (legacy) pickle names, e.g. 'posix.system'; None if none.
-
-    Only reads opcodes, never executes them.
-    """
-    strings: list[str] = []
-    try:
-        with open(path, "rb") as f:
-            for count, (op, arg, _) in enumerate(pickletools.genops(f)):
-                if count > max_ops:
-                    return None
-                if isinstance(arg, str):
-                    strings = (strings + [arg])[-2:]
-                name = None
-                if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
-                    name = arg.replace(" ", ".")
-                elif op.name == "STACK_GLOBAL" and len(strings) == 2:
-                    name = ".".join(strings)
-                if name and not name.startswith(_DATA_MODULES):
-                    return name
-    except Exception:  # a torn or foreign file: not ours to diagnose here
-        return None
-    return None
-
-
 def _state_dict_from_payload(
     payload: Any, path: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -212,6 +186,7 @@ def _state_dict_from_payload(
         rest = {k: v for k, v in payload.items() if k not in ("format", "net")}
         return state_dict, rest
     if isinstance(payload, dict) and payload.get("format") == sparse_format.FORMAT:
+        guard.check_sparse(path, payload)  # declared shapes against the model's, first
         try:
             state_dict = sparse_format.decode_state_dict(payload)
         except (
@@ -279,7 +254,15 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
         for k, v in state_dict.items()
         if k in own and tuple(v.shape) != tuple(own[k].shape)
     ]
+    retyped = [
+        f"{k}: file {str(v.dtype).removeprefix('torch.')} vs model "
+        f"{str(own[k].dtype).removeprefix('torch.')}"
+        for k, v in state_dict.items()
+        if k in own and isinstance(v, torch.Tensor) and _kind(v) != _kind(own[k])
+    ]
     problems = []
+    if retyped:  # an integer, bool or complex weight would be cast to float without a word
+        problems.append(f"{len(retyped)} tensors of another type ({_listed(retyped, '; ')})")
     if missing:
         problems.append(f"{len(missing)} missing keys ({_listed(missing)})")
     if unexpected:
@@ -301,6 +284,15 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
         message += f" (the file looks like a {file_name} checkpoint: pass --model {file_name})"
         raise ModelMismatch(message, file_name)
     raise CheckpointError(message)
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    """float, complex, bool or int: a load may change a tensor's precision, never its kind."""
+    if tensor.is_floating_point():
+        return "float"
+    if tensor.is_complex():
+        return "complex"
+    return "bool" if tensor.dtype == torch.bool else "int"
 
 
 def ignored_keys_notice(source: str, ignored: list[str]) -> str:
@@ -388,7 +380,9 @@ def check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Refuse weights holding NaN or infinity: every accuracy measured on them would mislead."""
     bad = []
     for name, tensor in state_dict.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
             nan = int(torch.isnan(tensor).sum())
             inf = int(torch.isinf(tensor).sum())
             bad.append(f"{name} ({nan} NaN, {inf} infinite)")

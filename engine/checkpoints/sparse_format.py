@@ -31,13 +31,13 @@ def _bytes_tensor(data: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
-def _dtype_from_name(name: Any) -> torch.dtype:
+def dtype_from_name(name: Any) -> torch.dtype:
     if name not in FLOAT_DTYPES:
         raise ValueError(f"unknown dtype {str(name)[:20]!r}")
     return getattr(torch, name)
 
 
-def _numel(shape: Any) -> int:
+def declared_numel(shape: Any) -> int:
     """Elements a declared shape holds, refusing anything malformed or beyond MAX_ELEMENTS."""
     if not isinstance(shape, (list, tuple)) or len(shape) > 8:
         raise ValueError("a tensor shape is malformed")
@@ -81,8 +81,8 @@ def encode_tensor(tensor: torch.Tensor) -> dict[str, Any]:
 
 def decode_tensor(entry: dict[str, Any]) -> torch.Tensor:
     shape = list(entry["shape"])
-    numel = _numel(shape)
-    dtype = _dtype_from_name(entry["dtype"])
+    numel = declared_numel(shape)
+    dtype = dtype_from_name(entry["dtype"])
     nonzero = entry["nonzero"]
     if isinstance(nonzero, bool) or not isinstance(nonzero, int) or not 0 <= nonzero <= numel:
         raise ValueError("the count of kept weights is out of range")
@@ -123,7 +123,7 @@ def decode_state_dict(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
     sparse, dense = payload["sparse"], payload["dense"]
     if not isinstance(sparse, dict) or not isinstance(dense, dict):
         raise ValueError("the file's tensor tables are malformed")
-    total = sum(_numel(entry["shape"]) for entry in sparse.values())
+    total = sum(declared_numel(entry["shape"]) for entry in sparse.values())
     if total > MAX_ELEMENTS:
         raise ValueError(f"the file declares {total:,} weights, more than {MAX_ELEMENTS:,}")
     decoded = {name: decode_tensor(entry) for name, entry in sparse.items()}

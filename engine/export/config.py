@@ -49,6 +49,7 @@ class ExportConfig(Options):
         group="Export",
     )
     run_dir: str = same_as(DataOptions, "run_dir")
+    allow_nonfinite: bool = same_as(DataOptions, "allow_nonfinite")
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from engine.checkpoints import sparse_format
-from engine.checkpoints.io import load_state, read_checkpoint, write_checkpoint
+from engine.checkpoints.io import check_finite, load_state, read_checkpoint, write_checkpoint
 from engine.errors import CheckpointError, ConfigError
 from engine.events import EventCallback, StopSignal, no_events
 from engine.export.config import ExportConfig
@@ -127,6 +127,8 @@ def export_pruned(
             "output", f"{path} is the checkpoint being exported; write to another file"
         )
     source = read_checkpoint(config.checkpoint)
+    if not config.allow_nonfinite:  # the rule sweep, find and finetune apply (one function)
+        check_finite(source.state_dict, config.checkpoint)
     name = source.model if config.model == "auto" else config.model
     if name is None:
         raise CheckpointError(

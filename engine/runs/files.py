@@ -299,6 +299,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch (from /proc); None where that
+    cannot be known (no /proc, no such process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 _TEMP_PID = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
 

@@ -44,7 +44,7 @@ from engine.events import (
     no_events,
     stop_requested,
 )
-from engine.runs.files import RunFileError
+from engine.runs.files import RunFileError, process_start
 from engine.runs.record import (
     RunListing,
     RunRecord,
@@ -128,6 +128,7 @@ class Run:
                 record.status, record.reason, record.finished = "running", "", ""
                 record.config, record.world_size = config, world_size
                 record.pid, record.host = os.getpid(), socket.gethostname()
+                record.pid_started = process_start(os.getpid()) or 0.0
                 record.save(self.dir)
             except BaseException:
                 self.release()

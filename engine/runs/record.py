@@ -11,7 +11,6 @@ in `RunListing.damage`, and a run whose process is gone while it says "running" 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -30,15 +29,14 @@ from engine.runs.files import (
     append_line,
     atomic_write_text,
     file_sha256,
-    pid_alive,
+    process_start,
     read_json_object,
     read_jsonl_checked,
-    remove_stale_temp_files,
 )
+from engine.runs.lock import LOCK_FILE, RunBusyError, WriterLock, writer_alive  # noqa: F401
 
 RUN_FILE = "run.json"
 RUN_KINDS = ("train", "finetune", "sweep", "find", "sensitivity", "export")
-LOCK_FILE = ".writer.lock"
 # Files that make a folder a run even when run.json is missing or damaged.
 RUN_FILES = (RUN_FILE, "config.json", "metrics.jsonl", "sweep.jsonl", "sensitivity.jsonl")
 
@@ -161,8 +159,10 @@ class RunRecord:
     finished: str = ""
     reason: str = ""
     pid: int = 0  # the process writing the run, while it runs
+    pid_started: float = 0.0  # when that process started: a reused PID is not the writer
     host: str = ""
     checkpoints: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what we wrote
+    sources: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what we measured
 
     def save(self, run_dir: str | Path) -> None:
         write_json(Path(run_dir) / RUN_FILE, self.__dict__)
@@ -194,11 +194,27 @@ def start_run(
         world_size=world_size,
         config=config,
         pid=os.getpid(),
+        pid_started=process_start(os.getpid()) or 0.0,
         host=socket.gethostname(),
     )
     record.save(run_dir)
     write_json(run_dir / "config.json", config)
     return run_dir, record
+
+
+def source_warning(run_dir: str | Path, path: str) -> str:
+    """'' or a warning when checkpoint `path` is not the file the run at `run_dir` measured
+    (run.json's `sources` recorded another SHA-256 for it)."""
+    recorded = read_run(run_dir).record.sources.get(path)
+    try:
+        if not recorded or file_sha256(path) == recorded:
+            return ""
+    except OSError:
+        return ""
+    return (
+        f"{path} is not the file run {Path(run_dir).name} measured (its SHA-256 differs from the "
+        "one in run.json): the weights exported may not be the ones the sweep measured"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +249,8 @@ def _typed(name: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, dict)
 
 
@@ -257,7 +275,8 @@ def read_run(run_dir: str | Path) -> RunListing:
             problems.append(f"{name!r} is {json.dumps(data[name])[:40]}")
     record = RunRecord(**{**fallback.__dict__, "status": "unknown", **values})
     damage = f"{RUN_FILE}: " + ", ".join(problems) if problems else ""
-    if record.status == "running" and not writer_alive(run_dir, record):
+    alive = writer_alive(run_dir, record.pid, record.host, record.pid_started)
+    if record.status == "running" and not alive:
         record.status = "interrupted"
         record.reason = record.reason or "its process ended without finishing"
     return RunListing(run_dir, record, damage)
@@ -341,110 +360,3 @@ def checkpoint_warning(path: str | Path, run_dir: Any) -> str:
         f"{path} is not what run {Path(run_dir).name} wrote there (its SHA-256 differs from "
         "the one in run.json): it was overwritten or changed since"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# One writer per run folder
-
-
-class RunBusyError(PrunelabError):
-    """Another live process is writing this run folder."""
-
-
-def _lock_owner(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / LOCK_FILE).read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def writer_alive(run_dir: str | Path, record: RunRecord | None = None) -> bool:
-    """Whether a live process on this machine is writing the run (lock file, else run.json)."""
-    run_dir = Path(run_dir)
-    host = socket.gethostname()
-    owner = _lock_owner(run_dir)
-    candidates = [(owner.get("pid"), owner.get("host"))]
-    if record is not None:
-        candidates.append((record.pid, record.host))
-    for pid, pid_host in candidates:
-        if isinstance(pid, int) and pid > 0:
-            if pid_host and pid_host != host:
-                return True  # another machine's process: we cannot tell, so assume it lives
-            if pid_alive(pid):
-                return True
-    return False
-
-
-class WriterLock:
-    """`with WriterLock(run_dir):` — this process is the folder's only writer until the block ends.
-
-    The lock file `.writer.lock` holds the owner's PID and host. On POSIX it is an flock, which
-    the kernel releases when the process dies (even by kill -9); elsewhere a lock whose PID is
-    gone is taken over. A second writer gets RunBusyError naming the owner. Entering also removes
-    temp files that dead writers left in the folder.
-    """
-
-    def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
-        self._fd: int | None = None
-
-    def acquire(self) -> WriterLock:
-        path = self.run_dir / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise RunFileError(f"cannot lock {self.run_dir}: {exc.strerror or exc}") from None
-        if not _try_flock(fd) or (not _HAS_FLOCK and self._held_by_other()):
-            os.close(fd)
-            owner = _lock_owner(self.run_dir)
-            since = f" since {owner['since']}" if owner.get("since") else ""
-            raise RunBusyError(
-                f"{self.run_dir} is being written by PID {owner.get('pid', '?')}{since}; "
-                "wait for it to finish or stop it (one writer per run folder)"
-            )
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        self._fd = fd
-        remove_stale_temp_files(self.run_dir)
-        return self
-
-    def _held_by_other(self) -> bool:
-        owner = _lock_owner(self.run_dir)
-        pid = owner.get("pid")
-        return isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)  # no owner: readers see the writer is gone
-        with contextlib.suppress(OSError):
-            os.close(self._fd)  # closing drops the flock
-        self._fd = None
-
-    def __enter__(self) -> WriterLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-try:
-    import fcntl
-
-    _HAS_FLOCK = True
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-    _HAS_FLOCK = False
-
-
-def _try_flock(fd: int) -> bool:
-    if not _HAS_FLOCK:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True

@@ -52,6 +52,7 @@ from engine.sweep.rules import find_problems, raise_first
 from engine.sweep.setup import Evaluator, Stopped, chance_warning, emit_point, open_run, prepare
 from engine.sweep.store import (
     append_correct,
+    keep_valid_points,
     read_correct,
     resume_state,
     saved_config,
@@ -153,6 +154,7 @@ def _sweep_in(
     if world.writer:
         open_run(setup, run, resume=resume_run, world_size=world.world_size)
         if resume_run is not None:
+            keep_valid_points(Path(resume_run))  # torn lines go before new ones are appended
             run.notice(f"resuming {resume_run}: {len(done)} level(s) already done")
     run_dir = run.follow(group.broadcast_object(str(run.dir)))
     run.start(parameters=setup.parameters, data=setup.test_data.source)

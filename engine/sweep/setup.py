@@ -28,6 +28,7 @@ from engine.measure.stats import wilson_ci95
 from engine.models.resnets import build_model
 from engine.pruning.pruner import Pruner, make_pruner
 from engine.pruning.scores import Score, ScoreInputs, make_score, needs_batch, training_batch
+from engine.runs.files import file_sha256
 from engine.runs.lifecycle import Run
 from engine.runtime.device import Placement, resolve_placement
 from engine.runtime.distributed import rank_device, world_from_env
@@ -119,7 +120,7 @@ def open_run(
 ) -> Path:
     """Open `run`'s folder (new, or `resume`) recording the config, the device, the data and
     the ranks."""
-    return run.open(
+    run_dir = run.open(
         setup.config.run_dir,
         model=setup.config.model,
         config=setup.config.to_dict(),
@@ -129,6 +130,29 @@ def open_run(
         resume=resume,
         world_size=world_size,
     )
+    _record_source(run, setup.config.checkpoint)
+    return run_dir
+
+
+def _record_source(run: Run, checkpoint: str) -> None:
+    """The SHA-256 of the checkpoint the sweep measures, kept in run.json's `sources`: an export
+    of one of its levels warns when the file has changed since (so does a resume)."""
+    if run.record is None or not Path(checkpoint).is_file():
+        return
+    try:
+        digest = file_sha256(checkpoint)
+    except OSError:
+        return
+    recorded = run.record.sources.get(checkpoint)
+    if recorded is None:
+        run.record.sources[checkpoint] = digest
+        run.save_record()
+    elif recorded != digest:
+        run.notice(
+            f"{checkpoint} has changed since this sweep began (its SHA-256 differs): the levels "
+            "measured before and after come from different weights",
+            "warning",
+        )
 
 
 def state_bytes(model: nn.Module) -> int:

@@ -26,6 +26,7 @@ from engine.runs.record import (
     read_jsonl,
     write_csv,
     write_json,
+    write_jsonl,
 )
 from engine.sweep.answer import PointResult, SweepResult, make_result
 
@@ -138,6 +139,17 @@ def points_from_jsonl(run_dir: Path) -> tuple[list[PointResult], str]:
             continue
         points[point.level_percent] = point
     return list(points.values()), "; ".join(problems)
+
+
+def keep_valid_points(run_dir: Path) -> None:
+    """Rewrite sweep.jsonl with only its usable records, atomically: after a repair no torn
+    fragment or foreign line stays in the file. A file read only in part (over its size limit)
+    is left alone: rewriting it would drop its head."""
+    path = run_dir / "sweep.jsonl"
+    read = read_jsonl_checked(path)
+    if not read.skipped or any(s.startswith(("the first", "unreadable")) for s in read.skipped):
+        return
+    write_jsonl(path, [record for record in read.records if _point(record) is not None])
 
 
 def saved_config(run_dir: Path) -> SweepConfig:

@@ -40,6 +40,7 @@ class FinetuneConfig(DataOptions):
     compile: bool = same_as(TrainConfig, "compile")
     sync_bn: bool = same_as(TrainConfig, "sync_bn")
     checkpoint_every: int = same_as(TrainConfig, "checkpoint_every", default=1)
+    checkpoint_minutes: float = same_as(TrainConfig, "checkpoint_minutes")
     checkpoint_dir: str = same_as(TrainConfig, "checkpoint_dir")
 
     def problems(self) -> list[ConfigError]:
