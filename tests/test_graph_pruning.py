@@ -135,23 +135,50 @@ def test_internal_keeps_streams_stem_and_classifier_whole(images):
     assert slim.layer1[0].conv1.out_channels == 32
 
 
+class Normed(nn.Module):
+    """A GroupNorm after the first conv: that conv's channels cannot come out exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.norm = nn.GroupNorm(2, 8)
+        self.inner = nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.inner(self.norm(self.conv(x))))
+        return self.head(x.mean((2, 3)))
+
+
 def test_layer_norm_group_is_left_whole_and_named():
-    class Normed(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(3, 8, 3)
-            self.norm = nn.GroupNorm(2, 8)
-            self.inner = nn.Conv2d(8, 8, 1)
-            self.head = nn.Linear(8, 10)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = torch.relu(self.inner(self.norm(self.conv(x))))
-            return self.head(x.mean((2, 3)))
-
     pruner = GroupPruner(Normed(), "structured")
     assert [root for root, _ in pruner.left_whole] == ["conv"]
     assert "norm normalises over the channels (GroupNorm)" in pruner.left_whole[0][1]
     assert [g.root for g in pruner.groups] == ["inner"]
+
+
+def test_sweep_of_any_model_costs_its_slim_levels_and_names_what_stays(tmp_path):
+    from engine.config import SweepConfig
+    from engine.events import Notice
+    from engine.options import parse_levels
+    from engine.sweep.run import run_sweep
+
+    events = []
+    config = SweepConfig(
+        checkpoint="in memory",
+        dataset="synthetic",
+        test_subset=20,
+        device="cpu",
+        levels=parse_levels("0,50"),
+        method="coupled",
+        run_dir=str(tmp_path / "runs"),
+        eval_batch_size=20,
+    )
+    result = run_sweep(config, events.append, model=Normed())
+    warnings = [e.text for e in events if isinstance(e, Notice) and e.level == "warning"]
+    assert any(w.startswith("conv keeps all its channels: norm normalises") for w in warnings)
+    dense, half = result.points
+    assert half.macs < dense.macs and half.parameters < dense.parameters
 
 
 def test_group_score_counts_the_readers():

@@ -16,7 +16,8 @@ from engine.config import DataOptions
 from engine.errors import CheckpointError, PrunelabError
 from engine.events import no_events
 from engine.models.resnets import build_model
-from engine.pruning.pruner import Pruner
+from engine.pruning.group_pruner import GroupPruner
+from engine.pruning.pruner import make_pruner
 from engine.pruning.scores import ScoreInputs, make_score, needs_batch, training_batch
 
 
@@ -49,7 +50,7 @@ def layer_sparsity(
         raise CheckpointError(f"cannot tell which architecture {checkpoint} holds; set model")
     net = build_model(name)
     load_state(net, source.state_dict, str(checkpoint))
-    if method != "global":
+    if method != "global" and score != "group":
         score = "l1"  # per layer or per filter, the counts are round(level x units) whatever ranks
     batch = None
     if needs_batch(score):
@@ -57,9 +58,13 @@ def layer_sparsity(
             raise PrunelabError(f"the per-layer view of a {score} ranking needs the sweep's data")
         options = resolve_data(data, recorded_data(source), no_events)
         batch = lambda: training_batch(options, getattr(options, "batch_size", 128))  # noqa: E731
-    pruner = Pruner(
+    pruner = make_pruner(
         net, method, include_classifier, min_density, make_score(score, ScoreInputs(seed, batch))
     )
+    if isinstance(pruner, GroupPruner):  # channels of groups: count the zeros they leave
+        pruner.set_level(level_percent)
+        per_layer = pruner.sparsity().per_layer
+        return [LayerSparsity(n, int(m.weight.numel()), per_layer[n]) for n, m in pruner.layers]
     counts = pruner.counts_for(level_percent)
     units = pruner._units  # weights per layer, or filters for structured pruning
     return [

@@ -167,6 +167,8 @@ def _sweep_in(
         oom_hint=f"at eval batch size {batch}; try --eval-batch-size {max(1, batch // 2)}"
     ):
         pruner = setup.pruner()
+        for layer, reason in getattr(pruner, "left_whole", []):
+            run.notice(f"{layer} keeps all its channels: {reason}", "warning")
         try:
             status = _levels(
                 setup, run, pruner, group, shared, stop, points, done, correct, stop_at_first_miss
