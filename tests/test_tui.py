@@ -318,7 +318,7 @@ async def test_tiny_sweep_draws_curve_and_sentence(tmp_path, tiny_checkpoint):
         assert chart.baseline is not None and chart.best is not None
         rows = table_rows(screen.query_one("#level-table", DataTable))
         assert [r[0].rstrip("*~") for r in rows] == ["0", "50", "90"]
-        sentence = str(screen.query_one("#sentence", Static).render())
+        sentence = str(screen.query_one("#sentence").render())
         assert sentence.startswith("90% of weights removed within 100.0 points of")
         assert "SYNTHETIC" in sentence
         assert list_runs(tmp_path / "runs")[0].record.kind == "sweep"

@@ -200,3 +200,29 @@ async def test_the_progress_line_moves_while_a_level_is_measured(tmp_path):
         assert "measuring level 50% for 12s" in screen.progress_text
         app.job, app.worker = None, None
         await pilot.pause()
+
+
+LONG = "/data/shared/models/experiments/imagefolder_resnet20_ckpt_epoch2.pth"
+
+
+async def test_a_long_path_keeps_its_file_name_in_the_form(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        app.sweep_screen.form.set_values({"checkpoint": LONG})
+        await pilot.pause(0.2)
+        lines = screen_text(app).splitlines()
+        label = next(i for i, line in enumerate(lines) if line.startswith("checkpoint "))
+        shown = lines[label + 1].split("▕")[0].strip()
+        assert "…" in shown and shown.endswith("resnet20_ckpt_epoch2.pth"), shown
+        assert shown.startswith("/data/"), "the start, then … then whole words of the end"
+
+
+def test_answer_lines_and_toasts_never_cut_a_word_unmarked():
+    from tui.widgets.text import fit_lines, toast_path
+
+    sentence = " ".join(["the answer is wider than this line"] * 6)
+    fitted = fit_lines(sentence, 30, 2).splitlines()
+    assert len(fitted) == 2 and fitted[-1].endswith("…")
+    assert all(len(line) <= 30 for line in fitted)
+    assert toast_path(LONG).endswith("_ckpt_epoch2.pth") and len(toast_path(LONG)) <= 34

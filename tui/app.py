@@ -37,6 +37,7 @@ from tui.screens.job import JobScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.sweep import SweepScreen
 from tui.screens.train import TrainScreen
+from tui.widgets.text import toast_path
 
 JOB_TITLES = {
     "train": "Training",
@@ -285,7 +286,7 @@ class PrunelabApp(App[None]):
                 stop=stop,
             )
 
-        self.notify(f"exporting {config.checkpoint} at {config.level:g}%…")
+        self.notify(f"exporting {toast_path(config.checkpoint)} at {config.level:g}%…")
         return self._start_job("export", work)
 
     def _start_job(

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from engine.methods import pruning_label, score_words
 from tui.widgets.progress import bar
-from tui.widgets.text import plural
+from tui.widgets.text import plural, toast_path
 
 BAR_CELLS = 10
 
@@ -173,5 +173,5 @@ def open_layer_view(
             )
         )
 
-    screen.notify(f"reading {checkpoint} for the per-layer view…", timeout=2)
+    screen.notify(f"reading {toast_path(checkpoint)} for the per-layer view…", timeout=2)
     screen.run_worker(work, thread=True, group="layers", exit_on_error=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 from textual.screen import Screen
 
 from tui.widgets.chart_png import PNG_HINT, ChartSpec, png_available, write_chart_png
+from tui.widgets.text import toast_path
 
 
 def chart_path(run_dir: str, name: str) -> Path:
@@ -33,10 +34,12 @@ def save_chart(screen: Screen, specs: list[ChartSpec], path: Path) -> None:
             written = write_chart_png(path, specs)
         except OSError as exc:
             app.call_from_thread(
-                screen.notify, f"cannot write {path}: {exc.strerror or exc}", severity="error"
+                screen.notify,
+                f"cannot write {toast_path(path)}: {exc.strerror or exc}",
+                severity="error",
             )
             return
-        app.call_from_thread(screen.notify, f"chart saved to {written}", timeout=8)
+        app.call_from_thread(screen.notify, f"chart saved to {toast_path(written)}", timeout=8)
 
-    screen.notify(f"saving the chart to {path}…", timeout=2)
+    screen.notify(f"saving the chart to {toast_path(path)}…", timeout=2)
     screen.run_worker(write, thread=True, group="png", exit_on_error=False)

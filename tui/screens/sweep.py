@@ -11,7 +11,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable
 from textual.worker import Worker, WorkerState
 
 from engine.checkpoints.info import checkpoint_info
@@ -38,7 +38,7 @@ from tui.screens.sweep_levels import (
 from tui.sweep_chart import short_axis_name
 from tui.widgets.charts import SweepChart
 from tui.widgets.config_form import ConfigForm, label_for
-from tui.widgets.line import FitLine
+from tui.widgets.line import FitLine, FitText
 from tui.widgets.progress import ProgressPanel
 from tui.widgets.text import plural
 
@@ -116,7 +116,7 @@ class SweepScreen(JobScreen):
 
     def compose_live(self) -> ComposeResult:
         yield ProgressPanel(id="sweep-progress")
-        yield Static("", id="sentence", classes="sentence")
+        yield FitText("", id="sentence", classes="sentence")
         yield SweepChart(id="sweep-chart")
         yield LevelTable(id="level-table", cursor_type="row", zebra_stripes=True)
 
@@ -454,7 +454,7 @@ class SweepScreen(JobScreen):
         chart = self.query_one(SweepChart)
         chart.axis = self.axis_name()
         chart.set_data(curve, self.baseline, self.tolerance, best, recovered)
-        self.query_one("#sentence", Static).update(self.sentence)
+        self.query_one("#sentence", FitText).update(self.sentence)
 
     def _redraw_all(self) -> None:
         table = self.query_one("#level-table", DataTable)

@@ -31,7 +31,7 @@ from tui.widgets.charts import AccuracyChart, LossChart
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.line import FitLine
 from tui.widgets.progress import ProgressPanel
-from tui.widgets.text import plural
+from tui.widgets.text import plural, toast_path
 
 LOSS_REDRAW_S = 2.0  # the loss chart follows the batches at most this often (SSH-friendly)
 
@@ -117,7 +117,7 @@ class TrainScreen(JobScreen):
         """Read the checkpoints' metadata (a worker: files can be large), then offer the ones
         training can continue, with their model, data, epoch and accuracy."""
         folder = str(self.form.raw_values().get("checkpoint_dir") or self.checkpoint_dir)
-        self.notify(f"reading the checkpoints in {folder}/…", timeout=2)
+        self.notify(f"reading the checkpoints in {toast_path(folder)}/…", timeout=2)
         self.run_worker(
             partial(resumable_choices, folder),
             thread=True,

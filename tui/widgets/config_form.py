@@ -14,8 +14,11 @@ import re
 from dataclasses import fields
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.events import Blur, Focus
+from textual.geometry import Size
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
@@ -24,6 +27,7 @@ from textual.widgets.select import InvalidSelectValueError
 
 from engine.errors import ConfigError
 from engine.options import describe_allowed, format_levels, parse_levels
+from tui.widgets.text import elide_middle
 
 PATH_FIELDS = ("checkpoint",)
 PATH_PLACEHOLDER = "type the file's path"
@@ -74,6 +78,34 @@ def _show_end(control: Input) -> None:
     """Scroll a long value to its end (a path's file name); the cursor moves there too."""
     control.cursor_position = 0  # a change of position is what scrolls the view
     control.action_end()
+    if isinstance(control, PathInput) and not control.has_focus:
+        control.scroll_to(x=0, animate=False)  # it shows its elided text from column 0
+
+
+class PathInput(Input):
+    """A path field that, while another field has the focus, shows a path too long for it with
+    its middle elided (`checkpoints/…resnet20_ckpt_epoch2.pth`): the start and the file name,
+    never a name cut mid-word at the front. With the focus it is a plain input."""
+
+    @property
+    def _value(self) -> Text:
+        width = self.scrollable_content_region.width
+        if self.has_focus or not width or len(self.value) < width:
+            return super()._value
+        return Text(elide_middle(self.value, width - 1), no_wrap=True, end="")
+
+    def _on_blur(self, event: Blur) -> None:
+        super()._on_blur(event)
+        self.call_after_refresh(self._fit)
+
+    def _on_focus(self, event: Focus) -> None:
+        super()._on_focus(event)
+        self.call_after_refresh(self._fit)  # `has_focus` is set once the event is handled
+
+    def _fit(self) -> None:
+        """The width of what is shown now: the whole path (its end in view) or the elided one."""
+        self.virtual_size = Size(self.content_width, 1)
+        _show_end(self)
 
 
 class Flag(Checkbox):
@@ -189,7 +221,8 @@ class ConfigForm(Vertical):
             suggester = None
             if name in self._suggestions:
                 suggester = SuggestFromList(self._suggestions[name], case_sensitive=True)
-            control = Input(
+            kind = PathInput if name in PATH_FIELDS or name.endswith("_dir") else Input
+            control = kind(
                 _show(value),
                 # an empty path field is otherwise a blank line: say what goes there
                 placeholder=PATH_PLACEHOLDER if name in PATH_FIELDS else "",

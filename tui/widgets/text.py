@@ -98,3 +98,25 @@ def cut_words(text: str, width: int) -> str:
 def fit_line(text: str, width: int) -> str:
     """A `a · b · c` status line fitted by `fit_parts`; a single long part is elided."""
     return fit_parts(text.split(SEPARATOR), width)
+
+
+TOAST_PATH = 34  # a path in a toast (about 40 columns wide at 80): its file name whole
+
+
+def toast_path(path: object) -> str:
+    """A path for a notification: toasts wrap long words anywhere, so a path longer than a toast
+    line is middle-elided (`…/runs/x/sweep.png`) rather than broken inside its file name."""
+    return elide_middle(str(path), TOAST_PATH)
+
+
+def fit_lines(text: str, width: int, lines: int) -> str:
+    """`text` wrapped at spaces into at most `lines` lines of `width`; what does not fit ends
+    the last line with `…` after its last whole word, never a word cut off without a mark."""
+    import textwrap
+
+    wrapped = textwrap.wrap(text, max(width, 8)) or [""]
+    if len(wrapped) <= lines:
+        return "\n".join(wrapped)
+    kept = wrapped[: lines - 1]
+    rest = " ".join(wrapped[lines - 1 :])
+    return "\n".join([*kept, cut_words(rest, max(width, 8))])
