@@ -89,6 +89,14 @@ def make_app(tmp_path: Path, **kwargs) -> PrunelabApp:
     )
 
 
+def palette_first(app) -> str:
+    """The open palette's first hit, lower-cased ("" while its search runs: it is async)."""
+    from textual.command import CommandList
+
+    hits = app.screen.query_one(CommandList)
+    return str(hits.get_option_at_index(0).prompt).lower() if hits.option_count else ""
+
+
 async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
     """Let the app run until `condition()` holds."""
     deadline = time.monotonic() + timeout
@@ -208,7 +216,7 @@ async def test_loss_is_on_screen_before_the_first_epoch_ends(tmp_path):
         await pilot.pause()
         await press_busy(app, pilot, "f5")
         await wait_for(pilot, lambda: screen.last_loss is not None)
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "loss" in str(screen.query_one(ProgressPanel).render()))
         panel = str(screen.query_one(ProgressPanel).render())
         chart = screen.query_one(LossChart)
         assert not screen.epochs, "epoch 1 has not ended yet"
@@ -295,7 +303,7 @@ async def test_command_palette_lists_main_actions(tmp_path):
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "CommandPalette")
         await pilot.press(*"runs screen")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "runs" in palette_first(app))
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "runs")
 
@@ -467,7 +475,7 @@ async def test_command_palette_finds_every_action_once(tmp_path):
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"hide or show the form")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "form" in palette_first(app))
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.train_screen.form_hidden)
 

@@ -24,7 +24,8 @@ def prunelab(*args: object, timeout: float = 300) -> subprocess.CompletedProcess
 def test_kill_9_after_the_first_checkpoint_loses_nothing_saved(tmp_path: Path) -> None:
     runs, checkpoints = tmp_path / "runs", tmp_path / "ck"
     args = ["train", "--dataset", "synthetic", "--model", "resnet20", "--device", "cpu"]
-    args += ["--train-subset", "512", "--test-subset", "32", "--epochs", "3"]
+    # more epochs than the test waits for: however fast the machine, the kill lands mid-run
+    args += ["--train-subset", "512", "--test-subset", "32", "--epochs", "1000"]
     args += ["--checkpoint-every", "1", "--run-dir", runs, "--checkpoint-dir", checkpoints]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen([*PRUNELAB, *map(str, args)], env=env, stderr=subprocess.DEVNULL)
@@ -45,7 +46,15 @@ def test_kill_9_after_the_first_checkpoint_loses_nothing_saved(tmp_path: Path) -
     assert run["status"] == "interrupted", run
 
     resumed = prunelab(
-        "train", "--resume", first, "--run-dir", runs, "--checkpoint-dir", checkpoints
+        "train",
+        "--resume",
+        first,
+        "--epochs",
+        3,
+        "--run-dir",
+        runs,
+        "--checkpoint-dir",
+        checkpoints,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "3/3 epochs done" in resumed.stdout
