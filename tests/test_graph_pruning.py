@@ -289,3 +289,15 @@ def test_level_costs_count_the_slim_network():
     assert cost.macs == count_macs(slim) < coster.dense.macs
     assert cost.parameters == sum(p.numel() for p in slim.parameters())
     assert running_parameters(model) == cost.parameters
+
+
+def test_set_removed_masks_exactly_the_given_channels(images):
+    """Another tool's choice of channels, masked: its pruned network is checked against it."""
+    model = _trained_looking(user_net())
+    pruner = GroupPruner(model, "structured")
+    pruner.set_removed({"mix.pointwise": [3, 0]})
+    assert pruner.removed() == {"mix.pointwise": [0, 3]}
+    assert not model.mix.pointwise.weight[[0, 3]].any() and not model.head.weight[:, [0, 3]].any()
+    assert pruner.slim().mix.pointwise.out_channels == 30
+    with pytest.raises(ValueError, match="no prunable group is rooted at nowhere"):
+        pruner.set_removed({"nowhere": [0]})

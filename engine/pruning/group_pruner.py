@@ -138,6 +138,19 @@ class GroupPruner:
         self._apply(counts)
         self.level_percent = 0.0
 
+    def set_removed(self, removed: dict[str, list[int]]) -> None:
+        """Mask exactly `removed` (group root -> channels), e.g. another tool's choice, to
+        compare its pruned network with the masked one."""
+        by_root = {g.root: i for i, g in enumerate(self.groups)}
+        unknown = sorted(set(removed) - set(by_root))
+        if unknown:
+            raise ValueError(f"no prunable group is rooted at {', '.join(unknown)}")
+        for root, channels in removed.items():  # those channels first, in this order
+            i = by_root[root]
+            rest = [c for c in self._orders[i].tolist() if c not in set(channels)]
+            self._orders[i] = torch.tensor(list(channels) + rest)
+        self._apply([len(removed.get(g.root, [])) for g in self.groups])
+
     @torch.no_grad()
     def _apply(self, counts: list[int]) -> None:
         for tensor, dim, positions in self._applied:
@@ -191,14 +204,16 @@ class GroupPruner:
 
     def norm_removed(self) -> dict[str, tuple[nn.Module, torch.Tensor]]:
         """BatchNorm name -> (the BatchNorm, its removed channels), held at 0 while training."""
+        norms = {
+            id(m.weight): (name, m)
+            for name, m in self._modules.items()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None
+        }
         held: dict[str, tuple[nn.Module, torch.Tensor]] = {}
-        names = {id(m): n for n, m in self._modules.items()}
         for tensor, _, positions in self._applied:
-            for name, module in self._modules.items():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is tensor:
-                    _, removed = held.get(
-                        name, (module, torch.zeros_like(tensor, dtype=torch.bool))
-                    )
-                    removed[positions] = True
-                    held[names[id(module)]] = (module, removed)
+            if id(tensor) in norms:
+                name, module = norms[id(tensor)]
+                removed = held.get(name, (module, torch.zeros_like(tensor, dtype=torch.bool)))[1]
+                removed[positions] = True
+                held[name] = (module, removed)
         return held
