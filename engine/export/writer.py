@@ -28,6 +28,7 @@ from engine.events import EventCallback, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.measure.cost import alive_channels
 from engine.models.resnets import build_model, count_parameters
+from engine.pruning.graph import check_slim
 from engine.pruning.graph_files import GRAPH_SLIM_FORMAT, kept_from_removed
 from engine.pruning.group_pruner import GroupPruner
 from engine.pruning.pruner import make_pruner, measure_sparsity
@@ -188,9 +189,12 @@ def _export(
     if fmt == "onnx":
         spec = None if graph else alive_channels(net)
         network = pruner.slim() if graph else net if spec is None else slim_model(net, spec)
+        if network is not net:
+            check_slim(net, network)  # the slim network computes the masked one's logits
         parameters, payload = count_parameters(network), None
     elif fmt == "slim":
-        slim = pruner.slim() if graph else slim_model(net)  # checked against the masked net
+        slim = pruner.slim() if graph else slim_model(net)
+        check_slim(net, slim)  # before it is saved
         parameters = count_parameters(slim)
         slim_state = {k: v.detach().contiguous() for k, v in slim.state_dict().items()}
         channels = kept_from_removed(net, pruner.removed()) if graph else kept_channels(net)
