@@ -8,11 +8,13 @@ messages next to its form fields. The defaults are the seed project's recommende
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from engine.errors import ConfigError
 from engine.methods import METHODS, SCORES, score_problem
 from engine.options import (
     Options,
+    field_default,
     option,
     parse_device,
     parse_levels,
@@ -36,6 +38,11 @@ MODEL_NAMES = (
     "resnet110b",
 )
 MODEL_FAMILIES = "resnet20..110 pad the shortcut with zeros, resnet20b..110b project it"
+MODEL_HELP = (
+    f"the network: a shipped name ({MODEL_FAMILIES}), tv:NAME (any torchvision classifier, "
+    "e.g. tv:resnet18), or your own factory FILE.py:FUNCTION / package.module:FUNCTION, with "
+    "keyword arguments as in net.py:build(width=32) (docs/your-own-network.md)"
+)
 DATASETS = ("cifar10", "imagefolder", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
@@ -65,13 +72,22 @@ FIND_COARSE_STEP = 10.0  # `find` scans 0, 10, 20, ... until the first miss, the
 MAX_SEED = 2**32 - 1
 
 
+def model_problems(model: str, *, auto: bool = False) -> list[ConfigError]:
+    """The model field's one rule (engine.models.spec.spec_problem): a spec that can be built,
+    or auto (`auto`: where a checkpoint names it)."""
+    if auto and model == "auto":
+        return []
+    from engine.models.spec import spec_problem  # keeps `--help` free of the spec's imports
+
+    problem = spec_problem(model)
+    return [ConfigError("model", problem)] if problem else []
+
+
 @dataclass
 class DataOptions(Options):
     """What to read, where to run, how exactly: shared by training and pruning runs."""
 
-    model: str = option(
-        "resnet50", f"architecture ({MODEL_FAMILIES})", choices=MODEL_NAMES, group="Model"
-    )
+    model: str = option("resnet50", MODEL_HELP, group="Model")
     dataset: str = option("cifar10", "dataset", choices=DATASETS, group="Data")
     data_dir: str = option(
         "data", "dataset directory (cifar-10-batches-py/ or train/ and test/)", group="Data"
@@ -135,12 +151,20 @@ class DataOptions(Options):
         group="Checkpoints",
     )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, and a factory file's SHA-256 (`model_sha256`): a checkpoint records
+        which code its network came from, never the code itself."""
+        from engine.models.spec import spec_record
+
+        return {**super().to_dict(), **spec_record(self.model)}
+
     def problems(self) -> list[ConfigError]:
         found = super().problems()
         try:
             parse_device(self.device)
         except ValueError as exc:
             found.append(ConfigError("device", f"{self.device!r} is not allowed; {exc}"))
+        found += model_problems(self.model, auto=field_default(type(self), "model") == "auto")
         for name in ("data_dir", "run_dir"):
             if not str(getattr(self, name)).strip():
                 found.append(ConfigError(name, "must not be empty"))
@@ -151,6 +175,11 @@ class DataOptions(Options):
 class TrainConfig(DataOptions):
     """Training as the seed did it: SGD + CosineAnnealingLR stepped per epoch."""
 
+    init: str = option(
+        "",
+        "start from these weights (any checkpoint prunelab reads; must fit --model)",
+        group="Model",
+    )
     epochs: int = option(60, "number of epochs", minimum=1, maximum=10000, group="Training")
     batch_size: int = option(
         128,
@@ -280,10 +309,7 @@ class SweepConfig(DataOptions):
     """An L1 pruning sweep over a trained checkpoint."""
 
     model: str = option(
-        "auto",
-        f"architecture (auto = the one the checkpoint holds; {MODEL_FAMILIES})",
-        choices=("auto", *MODEL_NAMES),
-        group="Model",
+        "auto", f"auto = the one the checkpoint holds, else {MODEL_HELP}", group="Model"
     )
     # A trained checkpoint is evaluated on the data it was trained on unless told otherwise.
     dataset: str = option(

@@ -37,10 +37,10 @@ import torch
 import torch.nn as nn
 
 from engine.checkpoints import guard, sparse_format
-from engine.config import MODEL_NAMES
 from engine.errors import CheckpointError, ModelMismatch, PrunelabError
-from engine.models.resnets import build_model, infer_model_name
-from engine.models.state_keys import fill_bn_counters, unwrap
+from engine.models.resnets import infer_model_name
+from engine.models.spec import build_model, is_shipped, recorded_spec
+from engine.models.state_keys import fill_bn_counters, strip_wrappers, unwrap
 from engine.pruning import graph_files, slim
 from engine.runs.files import disk_full_message, file_sha256, os_error_message
 
@@ -67,26 +67,31 @@ class Checkpoint:
     model: str | None = None  # recorded architecture name, else inferred from the keys
     normalization: str | None = None  # recorded input normalisation, if any
     extra: dict[str, Any] = field(default_factory=dict)  # every other top-level key
+    # the file's own key names (wrapper prefixes only stripped), for networks of any other spec
+    raw: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint in any supported format; raise CheckpointError on any problem."""
     path = str(path)
     payload = _load_payload(path)
-    state_dict, rest = _state_dict_from_payload(payload, path)
-    guard.check_budget(path, state_dict, rest)
-    state_dict, rest = guard.materialize(state_dict), guard.materialize(rest)
-    state_dict, _ = unwrap(state_dict)
+    raw, rest = _state_dict_from_payload(payload, path)
+    guard.check_budget(path, raw, rest)
+    raw, rest = guard.materialize(raw), guard.materialize(rest)
+    raw = {strip_wrappers(k): v for k, v in raw.items()}
 
     config = rest.get("config") if isinstance(rest.get("config"), dict) else {}
     recorded = _pick_str(config, rest, "model")
     # a name another tool wrote ("ResNet20", "resnet9999") says nothing we can build: the keys do
-    model = recorded if recorded in MODEL_NAMES else infer_model_name(state_dict)
+    spec = recorded_spec(recorded)
+    # our key spellings for the shipped ResNets; a network of another spec keeps its own names
+    state_dict = raw if spec and not is_shipped(spec) else unwrap(raw)[0]
+    model = spec or infer_model_name(state_dict)
     normalization = _pick_str(config, rest, "normalization")
     epoch = rest.pop("epoch", None)
     if isinstance(epoch, bool) or not isinstance(epoch, int):
         epoch = None
-    return Checkpoint(path, state_dict, epoch, model, normalization, rest)
+    return Checkpoint(path, state_dict, epoch, model, normalization, rest, raw)
 
 
 def _load_payload(path: str) -> Any:
@@ -234,16 +239,24 @@ def _pick_str(config: dict[str, Any], rest: dict[str, Any], key: str) -> str | N
     return None
 
 
-def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> list[str]:
+def load_state(
+    model: nn.Module, state_dict: dict[str, torch.Tensor] | Checkpoint, source: str
+) -> list[str]:
     """Strict load after mapping wrapper prefixes and filling legacy BatchNorm counters.
+
+    Given a Checkpoint, a shipped ResNet loads its keys mapped to our spellings, any other
+    network the file's own names (torchvision's `fc.` stays `fc.`).
 
     Returns the keys that were left out because they belong to no part of the model (e.g. a loss
     module's buffer in a Lightning file), for the caller to name. Any key the model lacks under
     its own module names, any missing key and any shape mismatch is a CheckpointError that
     lists the keys and suggests a --model."""
     own = model.state_dict()
+    shipped = infer_model_name(own)
+    if isinstance(state_dict, Checkpoint):
+        state_dict = state_dict.state_dict if shipped or not state_dict.raw else state_dict.raw
     roots = {k.split(".", 1)[0] for k in own}
-    state_dict, _ = unwrap(state_dict, lambda name: name in roots)
+    state_dict, _ = unwrap(state_dict, lambda name: name in roots, rename=shipped is not None)
     state_dict, _ = fill_bn_counters(state_dict, own)
     missing = [k for k in own if k not in state_dict]
     extra = [k for k in state_dict if k not in own]
@@ -277,12 +290,14 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
             return ignored
         except (RuntimeError, TypeError, ValueError) as exc:
             problems.append(str(exc).strip().splitlines()[0])
-    model_name = infer_model_name(own) or type(model).__name__
+    model_name = shipped or type(model).__name__
     message = f"{source} does not fit {model_name}: " + ", ".join(problems)
     file_name = infer_model_name(state_dict)
     if file_name and file_name != model_name:
         message += f" (the file looks like a {file_name} checkpoint: pass --model {file_name})"
         raise ModelMismatch(message, file_name)
+    if shipped is None:  # a network of the user's spec: the spec is what to fix (or the file)
+        raise ModelMismatch(message + " (is --model the network these weights belong to?)", "")
     raise CheckpointError(message)
 
 

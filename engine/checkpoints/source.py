@@ -15,6 +15,7 @@ from engine.checkpoints.io import Checkpoint, check_finite, read_checkpoint
 from engine.config import DataOptions
 from engine.errors import PrunelabError
 from engine.events import EventCallback, Notice
+from engine.models.spec import changed_file_warning
 from engine.options import field_default
 from engine.runs.record import checkpoint_warning
 
@@ -38,8 +39,17 @@ def resolve_source(config: C, on_event: EventCallback) -> tuple[C, Checkpoint]:
                 f"cannot tell which architecture {cfg.checkpoint} holds; pass --model"
             )
         cfg = dataclasses.replace(cfg, model=checkpoint.model)
+    changed = changed_file_warning(cfg.model, _recorded_sha256(checkpoint))
+    if changed:
+        on_event(Notice(changed, "warning"))
     cfg = resolve_data(cfg, recorded_data(checkpoint), on_event)
     return cfg, checkpoint
+
+
+def _recorded_sha256(checkpoint: Checkpoint) -> str | None:
+    config = checkpoint.extra.get("config")
+    value = config.get("model_sha256") if isinstance(config, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def resolve_data(config: C, recorded: dict[str, Any], on_event: EventCallback) -> C:

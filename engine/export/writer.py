@@ -27,7 +27,8 @@ from engine.errors import CheckpointError, ConfigError
 from engine.events import EventCallback, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.measure.cost import alive_channels
-from engine.models.resnets import build_model, count_parameters
+from engine.models.resnets import count_parameters
+from engine.models.spec import build_for_state
 from engine.pruning.graph import check_slim
 from engine.pruning.graph_files import GRAPH_SLIM_FORMAT, kept_from_removed
 from engine.pruning.group_pruner import GroupPruner
@@ -135,8 +136,8 @@ def export_pruned(
         raise CheckpointError(
             f"cannot tell which architecture {config.checkpoint} holds; pass --model"
         )
-    net = build_model(name)
-    load_state(net, source.state_dict, str(config.checkpoint))
+    net = build_for_state(name, source.state_dict)
+    load_state(net, source, str(config.checkpoint))
     run = Run("export", on_event, stop)
     run.open(
         config.run_dir,

@@ -46,11 +46,16 @@ def is_our_root(name: str) -> bool:
 
 
 def unwrap(
-    state_dict: dict[str, torch.Tensor], is_root: Callable[[str], bool] = is_our_root
+    state_dict: dict[str, torch.Tensor],
+    is_root: Callable[[str], bool] = is_our_root,
+    *,
+    rename: bool = True,
 ) -> tuple[dict[str, torch.Tensor], str]:
     """Wrapper prefixes removed, plus the one leading attribute (e.g. Lightning's `model.`) that
     puts the most keys under a model root. Returns (state dict, the attribute removed or '').
-    Last, torchvision's names become ours (`torchvision_names`)."""
+    Last, torchvision's names become ours (`torchvision_names`) unless `rename` is False (a
+    network of another spec keeps its own names)."""
+    finish = torchvision_names if rename else dict
     plain = {strip_wrappers(k): v for k, v in state_dict.items()}
 
     def fitting(keys: list[str]) -> int:
@@ -64,12 +69,12 @@ def unwrap(
         if score > best_score:
             best_prefix, best_score = prefix, score
     if not best_prefix:
-        return torchvision_names(plain), ""
+        return finish(plain), ""
     unwrapped = {
         (strip_wrappers(k[len(best_prefix) :]) if k.startswith(best_prefix) else k): v
         for k, v in plain.items()
     }
-    return torchvision_names(unwrapped), best_prefix
+    return finish(unwrapped), best_prefix
 
 
 def torchvision_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -116,7 +116,7 @@ def new_run_dir(root: str | Path, kind: str, model: str) -> Path:
     root = Path(root)
     check_run_root(root, create=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{kind}-{model}"
+    base = f"{stamp}-{kind}-{folder_label(model)}"
     for n in range(1000):
         candidate = root / (base if n == 0 else f"{base}-{n}")
         try:
@@ -127,6 +127,16 @@ def new_run_dir(root: str | Path, kind: str, model: str) -> Path:
         except OSError as exc:
             raise RunFileError(f"cannot create a run folder in {root}: {exc.strerror}") from None
     raise RunFileError(f"could not create a run folder under {root}")
+
+
+def folder_label(model: str) -> str:
+    """A model spec as part of a folder name: `tv:resnet18` -> `tv-resnet18`, `nets/my.py:build`
+    -> `my.py-build` (the spec itself is in run.json)."""
+    text = model.split("(", 1)[0]
+    source, _, function = text.rpartition(":")
+    if source and source != "tv":
+        text = f"{Path(source).name}-{function}"
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.")[:48] or "model"
 
 
 def check_run_root(root: str | Path, *, create: bool) -> None:

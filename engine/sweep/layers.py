@@ -15,7 +15,7 @@ from engine.checkpoints.source import resolve_data
 from engine.config import DataOptions
 from engine.errors import CheckpointError, PrunelabError
 from engine.events import no_events
-from engine.models.resnets import build_model
+from engine.models.spec import build_for_state
 from engine.pruning.group_pruner import GroupPruner
 from engine.pruning.pruner import make_pruner
 from engine.pruning.scores import ScoreInputs, make_score, needs_batch, training_batch
@@ -48,8 +48,8 @@ def layer_sparsity(
     name = model if model not in (None, "", "auto") else source.model
     if name is None:
         raise CheckpointError(f"cannot tell which architecture {checkpoint} holds; set model")
-    net = build_model(name)
-    load_state(net, source.state_dict, str(checkpoint))
+    net = build_for_state(name, source.state_dict)
+    load_state(net, source, str(checkpoint))
     if method != "global" and score != "group":
         score = "l1"  # per layer or per filter, the counts are round(level x units) whatever ranks
     batch = None

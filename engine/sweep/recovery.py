@@ -135,6 +135,6 @@ class Recovery:
         or the dense ones before the first."""
         chain = self.root / CHAIN_FILE
         if chain.is_file():
-            load_state(self.setup.model, read_checkpoint(chain).state_dict, str(chain))
+            load_state(self.setup.model, read_checkpoint(chain), str(chain))
         else:
             self.setup.model.load_state_dict(self.dense)

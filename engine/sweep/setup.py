@@ -25,7 +25,7 @@ from engine.measure.evaluate import EvalResult, evaluate
 from engine.measure.fold import fold_batchnorm
 from engine.measure.fuse import can_fuse, fuse_conv_activations
 from engine.measure.stats import wilson_ci95
-from engine.models.resnets import build_model
+from engine.models.spec import build_model
 from engine.pruning.pruner import Pruner, make_pruner
 from engine.pruning.scores import Score, ScoreInputs, make_score, needs_batch, training_batch
 from engine.runs.files import file_sha256
@@ -93,7 +93,7 @@ def prepare(config: SweepConfig, model: nn.Module | None, on_event: EventCallbac
     score = make_score(config.score, ScoreInputs(config.seed, batch and (lambda: batch)))
     if model is None:
         model = build_model(config.model, num_classes=len(test_data.classes))
-        ignored = load_state(model, checkpoint.state_dict, config.checkpoint)
+        ignored = load_state(model, checkpoint, config.checkpoint)
         if ignored:
             on_event(Notice(ignored_keys_notice(config.checkpoint, ignored)))
     model.to(placement.device, memory_format=placement.memory_format).eval()

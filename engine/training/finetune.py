@@ -29,6 +29,7 @@ from engine.measure.evaluate import evaluate
 from engine.methods import pruning_label
 from engine.pruning.masks import MaskSet
 from engine.pruning.scores import ScoreInputs, make_score, training_batch
+from engine.runs.record import folder_label
 from engine.training.finetune_config import FinetuneConfig
 from engine.training.train import Recipe, RunContext, TrainResult, run_training
 
@@ -144,7 +145,7 @@ class FinetuneRecipe(Recipe):
     def begin(self, ctx: RunContext) -> bool:
         assert self.source is not None and self.model is not None
         config = self.config
-        load_state(self.model, self.source.state_dict, self.source.path)
+        load_state(self.model, self.source, self.source.path)
         dense = evaluate(self.model, ctx.test_loader, ctx.placement, stop=ctx.stop)
         if dense is None:
             return False
@@ -206,7 +207,9 @@ class FinetuneRecipe(Recipe):
         config = self.config
         tag = f"epoch{epoch}" if epoch is not None else "stopped"
         how = config.method if config.score == "l1" else f"{config.method}-{config.score}"
-        return f"{config.dataset}_{config.model}_ft{config.level:g}{how}_ckpt_{tag}.pth"
+        return (
+            f"{config.dataset}_{folder_label(config.model)}_ft{config.level:g}{how}_ckpt_{tag}.pth"
+        )
 
     def summary(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         accs = [h["test_acc"] for h in history]

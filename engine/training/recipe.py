@@ -21,13 +21,14 @@ from engine.errors import CheckpointError
 from engine.events import EventCallback, StopSignal
 from engine.pruning.gradual import CubicSchedule, GradualPruning
 from engine.pruning.pruner import measure_sparsity, prunable_layers
+from engine.runs.record import folder_label
 from engine.runtime.device import Placement
 
 
 def checkpoint_name(config: TrainConfig, epoch: int | None = None) -> str:
     """The seed's naming: `cifar10_resnet50_ckpt_epoch60.pth`; a stopped run writes `..._stopped.pth`."""
     tag = f"epoch{epoch}" if epoch is not None else "stopped"
-    return f"{config.dataset}_{config.model}_ckpt_{tag}.pth"
+    return f"{config.dataset}_{folder_label(config.model)}_ckpt_{tag}.pth"
 
 
 class Recipe:

@@ -76,7 +76,7 @@ def restore(resume, config, model, optimizer, scheduler):
         )
     if not config.allow_nonfinite:
         check_finite(checkpoint.state_dict, str(resume))
-    load_state(model, checkpoint.state_dict, str(resume))
+    load_state(model, checkpoint, str(resume))
     extra = checkpoint.extra
     epoch = checkpoint.epoch or 0
     if epoch < 0 or epoch > config.epochs:

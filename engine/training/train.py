@@ -16,13 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.checkpoints.io import check_finite, ignored_keys_notice, load_state, read_checkpoint
 from engine.config import TrainConfig
 from engine.data.imageset import ImageSet
 from engine.data.loader import BatchLoader
 from engine.data.sources import load_split
 from engine.errors import PrunelabError
 from engine.events import EventCallback, Notice, StopSignal, no_events
-from engine.models.resnets import build_model, count_parameters
+from engine.models.resnets import count_parameters
+from engine.models.spec import build_model
 from engine.runs.lifecycle import Run
 from engine.runs.record import write_jsonl
 from engine.runs.summaries import TrainSummary, summary_from_dict
@@ -172,6 +174,8 @@ def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> T
     _preflight(config)
     loaders = _loaders(config, train_data, test_data, placement, world)
     model = build_model(config.model, num_classes=len(train_data.classes))
+    if config.init and resume is None:
+        _load_init(model, config, on_event)
     # On the device before the optimizer exists: CUDA's fused SGD checks where the weights are.
     model.to(placement.device, memory_format=placement.memory_format)
     optimizer, fused = make_sgd(model, config, placement.device)
@@ -293,6 +297,17 @@ def training_summary(
     summary = summary_from_dict(kind, {**shared, **(extra or {})})
     assert isinstance(summary, TrainSummary), f"{kind} runs need a TrainSummary subclass"
     return summary
+
+
+def _load_init(model: nn.Module, config: TrainConfig, on_event: EventCallback) -> None:
+    """--init: the user's own weights, read as data (weights_only) and loaded strictly."""
+    checkpoint = read_checkpoint(config.init)
+    if not config.allow_nonfinite:
+        check_finite(checkpoint.state_dict, config.init)
+    ignored = load_state(model, checkpoint, config.init)
+    if ignored:
+        on_event(Notice(ignored_keys_notice(config.init, ignored)))
+    on_event(Notice(f"starting from the weights in {config.init}"))
 
 
 def fit_model(
