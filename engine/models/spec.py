@@ -21,6 +21,7 @@ the factory and reports what goes wrong there (no such function, not a module) a
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import functools
 import hashlib
@@ -42,7 +43,9 @@ TV_PREFIX = "tv:"
 _FACTORY = re.compile(r"^(?P<source>.+):(?P<function>[A-Za-z_]\w*)(?P<args>\(.*\))?$", re.S)
 _TV = re.compile(r"^tv:(?P<function>[A-Za-z_]\w*)(?P<args>\(.*\))?$", re.S)
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_MEMORY = re.compile(r"^memory:\w+-\d+$")  # a module handed to the Python API (register_module)
 _CLOSEST = 3
+_MODULES: dict[str, Any] = {}
 
 if TYPE_CHECKING:
     from torch import nn
@@ -57,7 +60,7 @@ class ModelSpecError(ConfigError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed spec. `kind` is shipped, torchvision, file or module."""
+    """A parsed spec. `kind` is shipped, torchvision, file, module or memory."""
 
     text: str
     kind: str
@@ -83,6 +86,8 @@ def parse_spec(text: str) -> ModelSpec:
         raise ModelSpecError("must not be empty; " + SPEC_FORMS)
     if text in MODEL_NAMES:
         return ModelSpec(text, "shipped", text)
+    if _MEMORY.match(text):
+        return ModelSpec(text, "memory", text)
     tv = _TV.match(text)
     if tv:
         return ModelSpec(text, "torchvision", tv["function"], "", _kwargs(tv["args"], text))
@@ -171,7 +176,21 @@ def spec_problem(text: str) -> str | None:
         )
     if spec.kind == "file":
         return _file_problem(spec)
+    if spec.kind == "memory" and spec.text not in _MODULES:
+        return f"{spec.text} names a network given to the Python API in another process"
     return None
+
+
+def register_module(model: nn.Module) -> str:
+    """A spec for a network in memory (engine.api): every engine function builds it by copying
+    it, so the same code paths serve a module, a torchvision name and a factory file."""
+    key = f"memory:{type(model).__name__}-{id(model)}"
+    _MODULES[key] = model
+    return key
+
+
+def release_module(key: str) -> None:
+    _MODULES.pop(key, None)
 
 
 def _file_problem(spec: ModelSpec) -> str | None:
@@ -223,6 +242,8 @@ def build_model(spec: str | ModelSpec, num_classes: int = 10) -> nn.Module:
         from engine.models.resnets import build_model as build_shipped
 
         return build_shipped(spec.function, num_classes)
+    if spec.kind == "memory":
+        return copy.deepcopy(_MODULES[spec.text])
     factory = _factory(spec)
     kwargs = dict(spec.kwargs)
     if spec.kind == "torchvision":
@@ -382,3 +403,9 @@ def _classes_in(model: nn.Module, state_dict: dict[str, Any]) -> int | None:
 def is_shipped(text: str) -> bool:
     """A name of engine.models.resnets (today's exact path), not a spec of another network."""
     return text in MODEL_NAMES
+
+
+def model_suggestions() -> list[str]:
+    """What a model field completes: the shipped names, then tv:NAME for every torchvision
+    classifier (a factory is typed as FILE.py:FUNCTION)."""
+    return [*MODEL_NAMES, *(TV_PREFIX + name for name in torchvision_names())]

@@ -174,7 +174,7 @@ def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> T
     _preflight(config)
     loaders = _loaders(config, train_data, test_data, placement, world)
     model = build_model(config.model, num_classes=len(train_data.classes))
-    if config.init and resume is None:
+    if getattr(config, "init", "") and resume is None:  # train's --init (not fine-tuning)
         _load_init(model, config, on_event)
     # On the device before the optimizer exists: CUDA's fused SGD checks where the weights are.
     model.to(placement.device, memory_format=placement.memory_format)

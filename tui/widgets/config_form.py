@@ -26,10 +26,11 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
 from engine.errors import ConfigError
+from engine.models.spec import model_suggestions
 from engine.options import describe_allowed, format_levels, parse_levels
 from tui.widgets.text import elide_middle
 
-PATH_FIELDS = ("checkpoint",)
+PATH_FIELDS = ("checkpoint", "init")
 PATH_PLACEHOLDER = "type the file's path"
 
 
@@ -221,6 +222,8 @@ class ConfigForm(Vertical):
             suggester = None
             if name in self._suggestions:
                 suggester = SuggestFromList(self._suggestions[name], case_sensitive=True)
+            elif name == "model":  # the shipped names and tv:NAME of every torchvision model
+                suggester = SuggestFromList(model_suggestions(), case_sensitive=True)
             kind = PathInput if name in PATH_FIELDS or name.endswith("_dir") else Input
             control = kind(
                 _show(value),
