@@ -43,7 +43,7 @@ MODEL_HELP = (
     "e.g. tv:resnet18), or your own factory FILE.py:FUNCTION / package.module:FUNCTION, with "
     "keyword arguments as in net.py:build(width=32) (docs/your-own-network.md)"
 )
-DATASETS = ("cifar10", "imagefolder", "synthetic")
+DATASETS = ("cifar10", "imagefolder", "synthetic", "memory")  # memory: the Python API's data
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
 EXPORT_FORMATS = ("sparse", "dense", "slim", "onnx")  # the first is the default
@@ -88,7 +88,9 @@ class DataOptions(Options):
     """What to read, where to run, how exactly: shared by training and pruning runs."""
 
     model: str = option("resnet50", MODEL_HELP, group="Model")
-    dataset: str = option("cifar10", "dataset", choices=DATASETS, group="Data")
+    dataset: str = option(
+        "cifar10", "dataset (memory = data given to the Python API)", choices=DATASETS, group="Data"
+    )
     data_dir: str = option(
         "data", "dataset directory (cifar-10-batches-py/ or train/ and test/)", group="Data"
     )

@@ -25,7 +25,9 @@ CIFAR10_CLASSES = (
 
 @dataclass
 class ImageSet:
-    """One split held in memory: uint8 (N, 3, H, W) images and int64 labels, on the CPU."""
+    """One split held in memory: uint8 (N, 3, H, W) images and int64 labels, on the CPU. Float
+    (N, C, H, W) images are model inputs already (data given to the Python API): the loaders
+    neither scale nor normalise them."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -35,9 +37,12 @@ class ImageSet:
     selection: Selection | None = None  # which images of the split were kept, when a subset
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+        prepared = self.images.dtype == torch.float32 and self.images.dim() == 4
+        if not prepared and (
+            self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3
+        ):
             raise DataError(
-                f"{self.source}: images must be uint8 (N, 3, H, W), got "
+                f"{self.source}: images must be uint8 (N, 3, H, W) or float32 (N, C, H, W), got "
                 f"{self.images.dtype} {tuple(self.images.shape)}"
             )
         if self.labels.shape != (self.images.shape[0],):

@@ -150,7 +150,10 @@ class BatchLoader:
             if crops is not None:
                 dx, dy, flip = (t[start:stop] for t in crops)
                 images = augment_batch(images, dx, dy, flip)
-            x = images.float().div_(255).sub_(self._mean).div_(self._std)
+            if images.dtype == torch.uint8:
+                x = images.float().div_(255).sub_(self._mean).div_(self._std)
+            else:  # model inputs already (engine.data.memory)
+                x = images.clone()  # a slice would share the held images with the caller
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, labels

@@ -12,8 +12,10 @@ import math
 import numpy as np
 import torch
 
-from engine.config import DataOptions
+from engine.config import DATASETS, DataOptions
+from engine.data import memory
 from engine.data.imageset import CIFAR10_CLASSES, ImageSet
+from engine.data.memory import MEMORY
 from engine.data.readers import Pick, load_cifar10, load_imagefolder
 from engine.data.subsets import Selection, choose
 from engine.errors import ConfigError
@@ -36,10 +38,10 @@ def load_split(options: DataOptions, train: bool) -> ImageSet:
         data = load_imagefolder(options.data_dir, train, pick)
     elif options.dataset == "synthetic":
         data = take_subset(_synthetic(train), pick)
+    elif options.dataset == MEMORY:
+        data = take_subset(memory.split(options.data_dir, train), pick)
     else:
-        raise ConfigError(
-            "dataset", f"{options.dataset!r} is not one of cifar10, imagefolder, synthetic"
-        )
+        raise ConfigError("dataset", f"{options.dataset!r} is not one of {', '.join(DATASETS)}")
     if len(data) == 0:
         split = "train" if train else "test"
         raise ConfigError("data_dir", f"the {split} split of {data.source} holds 0 images")

@@ -134,7 +134,9 @@ def folder_label(model: str) -> str:
     -> `my.py-build` (the spec itself is in run.json)."""
     text = model.split("(", 1)[0]
     source, _, function = text.rpartition(":")
-    if source and source != "tv":
+    if source == "memory":  # the Python API's module: its class name
+        text = function.rsplit("-", 1)[0]
+    elif source and source != "tv":
         text = f"{Path(source).name}-{function}"
     return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.")[:48] or "model"
 

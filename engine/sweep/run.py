@@ -81,6 +81,7 @@ def find_best(
     stop: StopSignal = None,
     *,
     coarse_step: float = FIND_COARSE_STEP,
+    model: nn.Module | None = None,
 ) -> SweepResult:
     """The adaptive search alone: scan 0, step, 2*step, ... until the first level outside the
     tolerance, then bisect down to `config.resolution`.
@@ -90,7 +91,9 @@ def find_best(
     the lowest such level, and answer with the most accurate level that reaches the speedup."""
     raise_first(find_problems(coarse_step))
     config = dataclasses.replace(config, levels=parse_levels(f"0:100:{coarse_step:g}"), refine=True)
-    return _sweep(_with_timing(config), on_event, stop, kind="find", stop_at_first_miss=True)
+    return _sweep(
+        _with_timing(config), on_event, stop, kind="find", stop_at_first_miss=True, model=model
+    )
 
 
 def _with_timing(config: SweepConfig) -> SweepConfig:
