@@ -33,6 +33,7 @@ from torch import nn
 
 from engine.config import FIND_COARSE_STEP, SweepConfig
 from engine.data import memory
+from engine.errors import ConfigError
 from engine.events import EpochEnded, EventCallback, Notice, SweepPoint, no_events
 from engine.export.config import ExportConfig
 from engine.export.writer import ExportResult
@@ -190,7 +191,10 @@ def _config(cls: type, common: dict[str, Any], **values: Any) -> Any:
     if "levels" in values and isinstance(values["levels"], str):
         from engine.options import parse_levels
 
-        values["levels"] = parse_levels(values["levels"])
+        try:
+            values["levels"] = parse_levels(values["levels"])
+        except ValueError as exc:
+            raise ConfigError("levels", str(exc)) from None
     if cls is SweepConfig and "checkpoint" not in values:
         values["checkpoint"] = "(in memory)"
     config = cls(**{**given, **values})
