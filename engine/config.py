@@ -104,6 +104,15 @@ class DataOptions(Options):
         choices=tuple(NORMALIZATIONS),
         group="Data",
     )
+    image_size: int = option(
+        0,
+        "image folders: images are made N x N (evaluation: resize + center crop; training: "
+        "random resized crop + flip, or CIFAR's pad-and-crop when they already are N x N); "
+        "0 = the checkpoint's, else 32",
+        minimum=0,
+        maximum=1024,
+        group="Data",
+    )
     train_subset: int = option(
         0,
         "use only N training images, balanced across classes and drawn with --seed (0 = all)",

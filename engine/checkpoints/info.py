@@ -16,7 +16,7 @@ from engine.checkpoints.io import Checkpoint, read_checkpoint
 from engine.errors import CheckpointError
 
 # the config keys that say which data a checkpoint was trained on (a sweep evaluates on them)
-DATA_KEYS = ("dataset", "data_dir", "normalization")
+DATA_KEYS = ("dataset", "data_dir", "normalization", "image_size")
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ def resolve_data(config: C, recorded: dict[str, Any], on_event: EventCallback) -
                 "warning",
             )
         )
+    if not getattr(cfg, "image_size", 32) and recorded.get("image_size"):
+        taken["image_size"] = recorded["image_size"]
     from_checkpoint = [k for k, v in taken.items() if recorded.get(k) == v]
     if from_checkpoint:
         said = ", ".join(f"{k.replace('_', '-')} {taken[k]}" for k in from_checkpoint)

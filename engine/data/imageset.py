@@ -35,6 +35,7 @@ class ImageSet:
     source: str  # one line for logs and the UI; starts with "SYNTHETIC" for synthetic data
     synthetic: bool = False
     selection: Selection | None = None  # which images of the split were kept, when a subset
+    crop: int = 0  # > 0: images held larger; training takes random resized crops of this side
 
     def __post_init__(self) -> None:
         prepared = self.images.dtype == torch.float32 and self.images.dim() == 4

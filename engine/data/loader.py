@@ -55,6 +55,48 @@ def augment_batch(
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def random_resized_boxes(n: int, side: int, g: torch.Generator) -> torch.Tensor:
+    """torchvision's RandomResizedCrop.get_params (scale 0.08-1, ratio 3/4-4/3, 10 tries, then
+    the whole image) for `n` square images at once: (n, 4) boxes x1, y1, x2, y2 in pixels."""
+    tries = 10
+    area = side * side * torch.empty(n, tries).uniform_(0.08, 1.0, generator=g)
+    log_ratio = torch.empty(n, tries).uniform_(math.log(3 / 4), math.log(4 / 3), generator=g)
+    ratio = torch.exp(log_ratio)
+    w = torch.sqrt(area * ratio).round()
+    h = torch.sqrt(area / ratio).round()
+    fits = (w > 0) & (w <= side) & (h > 0) & (h <= side)
+    first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((n,), -1))
+    pick = first.clamp(min=0)[:, None]
+    w = torch.where(first >= 0, w.gather(1, pick)[:, 0], torch.full((n,), float(side)))
+    h = torch.where(first >= 0, h.gather(1, pick)[:, 0], torch.full((n,), float(side)))
+    x = (torch.rand(n, generator=g) * (side - w + 1)).floor()
+    y = (torch.rand(n, generator=g) * (side - h + 1)).floor()
+    return torch.stack([x, y, x + w, y + h], 1)
+
+
+def resized_crops(
+    images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Each image's box resampled to size x size (bilinear, averaging when it shrinks: roi_align
+    with adaptive sampling), flipped where asked; float in 0-255, on the images' device."""
+    from torchvision.ops import roi_align  # torchvision only for folders of larger images
+
+    index = torch.arange(len(images), device=images.device, dtype=boxes.dtype)[:, None]
+    out = roi_align(
+        images.float(), torch.cat([index, boxes], 1), (size, size), 1.0, -1, aligned=True
+    )
+    return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The middle size x size of images held larger (torchvision's CenterCrop of the held
+    square: within a pixel of the evaluation transform; used for training images read without
+    augmentation, e.g. BatchNorm recalibration)."""
+    top = int(round((images.shape[-2] - size) / 2.0))
+    left = int(round((images.shape[-1] - size) / 2.0))
+    return images[..., top : top + size, left : left + size]
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     """A generator seed for (seed, epoch). Torch's CPU generator keeps only 32 bits of a seed, so
     the pair is hashed down to 32 bits rather than packed into 64 (which would drop `seed`)."""
@@ -98,6 +140,7 @@ class BatchLoader:
         self.drop_last = drop_last
         self.part = part  # (rank, ranks): yield only this rank's share of every batch
         self.classes = data.classes
+        self.crop = data.crop  # > 0: random resized crops of this side (engine.data.resize)
         self.epoch = 0
         self._images = data.images.to(self.device)
         self._labels = data.labels.to(self.device)
@@ -125,7 +168,11 @@ class BatchLoader:
         g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
         order = torch.randperm(n, generator=g) if self.shuffle else None
         crops = None
-        if self.augment:
+        if self.augment and self.crop:
+            boxes = random_resized_boxes(n, int(self._images.shape[-1]), g)
+            flip = torch.randint(0, 2, (n,), generator=g).bool()
+            crops = (boxes.to(self.device), flip.to(self.device))
+        elif self.augment:
             dx = torch.randint(0, 2 * PADDING + 1, (n,), generator=g)
             dy = torch.randint(0, 2 * PADDING + 1, (n,), generator=g)
             flip = torch.randint(0, 2, (n,), generator=g).bool()
@@ -147,10 +194,16 @@ class BatchLoader:
             else:
                 index = order[start:stop]
                 images, labels = self._images[index], self._labels[index]
-            if crops is not None:
+            if self.crop:  # held larger: a random resized crop to train, the center to test
+                images = (
+                    resized_crops(images, *(t[start:stop] for t in crops), self.crop)
+                    if crops is not None
+                    else center_crop(images, self.crop)
+                )
+            elif crops is not None:
                 dx, dy, flip = (t[start:stop] for t in crops)
                 images = augment_batch(images, dx, dy, flip)
-            if images.dtype == torch.uint8:
+            if images.dtype == torch.uint8 or self.crop:
                 x = images.float().div_(255).sub_(self._mean).div_(self._std)
             else:  # model inputs already (engine.data.memory)
                 x = images.clone()  # a slice would share the held images with the caller

@@ -11,7 +11,6 @@ import importlib
 import io
 import os
 import pickle
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from engine.config import DataOptions
 from engine.data.folders import cifar10_files, find_classes, list_image_folder
 from engine.data.imageset import ImageSet
+from engine.data.resize import read_images
 from engine.data.subsets import Selection
 from engine.errors import ConfigError, DataError
 
@@ -224,14 +224,19 @@ def _download_cifar10(data_dir: str, train: bool) -> None:
 Pick = Callable[[np.ndarray, tuple[str, ...]], tuple[np.ndarray | None, Selection]]
 
 
-def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> ImageSet:
+def load_imagefolder(
+    data_dir: str, train: bool, pick: Pick | None = None, size: int = 32
+) -> ImageSet:
     """Labels come from the folder names; `pick` chooses from them which images to keep, and
-    only those files are opened and decoded."""
+    only those files are opened and decoded, each made `size` x `size` (engine.data.resize)."""
     split = "train" if train else "test"
     split_dir = Path(data_dir) / split
+    if not train and not split_dir.is_dir() and (Path(data_dir) / "val").is_dir():
+        split_dir = Path(data_dir) / "val"  # ImageNet-style folders call the test split val/
     layout = (
         f"--dataset imagefolder expects {Path(data_dir) / 'train'}/<class>/*.png and "
-        f"{Path(data_dir) / 'test'}/<class>/*.png (one sub-folder per class, 32x32 images)"
+        f"{Path(data_dir) / 'test'}/<class>/*.png or val/<class>/ (one sub-folder per class; "
+        "images of any size are made --image-size square)"
     )
     if not split_dir.is_dir():
         raise DataError(f"image folder {split_dir} not found; {layout}")
@@ -243,7 +248,9 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
         ) from None
     except OSError as exc:
         raise DataError(f"image folder {split_dir}: {exc}; {layout}") from None
-    other_dir = Path(data_dir) / ("test" if train else "train")
+    other_dir = Path(data_dir) / ("train" if not train else "test")
+    if train and not other_dir.is_dir():
+        other_dir = Path(data_dir) / "val"
     if other_dir.is_dir():
         try:
             other_classes = find_classes(other_dir)
@@ -259,10 +266,7 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
     classes = tuple(folder_classes)
     keep, selection = pick(all_labels, classes) if pick else (None, None)
     samples = folder_samples if keep is None else [folder_samples[i] for i in keep.tolist()]
-    arrays = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
-    for i, (path, _) in enumerate(samples):
-        arrays[i] = _read_32x32(path)
-    images = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
+    images, crop = read_images([path for path, _ in samples], size, train)
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     counted = selection.describe() if selection else f"{len(labels)} images"
     return ImageSet(
@@ -271,32 +275,8 @@ def load_imagefolder(data_dir: str, train: bool, pick: Pick | None = None) -> Im
         classes=classes,
         source=f"{'JPEG ' * _is_jpeg(samples)}image folder {split} split, {split_dir}, {counted}",
         selection=selection,
+        crop=crop,
     )
-
-
-def _read_32x32(path: str) -> np.ndarray:
-    """One image file as a 32x32x3 uint8 array; anything else is a DataError naming the file.
-    The size is checked from the header, so an oversized image (a decompression bomb) is
-    refused before any pixel is decoded."""
-    from PIL import Image, UnidentifiedImageError  # only image folders need PIL
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
-            with Image.open(path) as im:
-                if im.size != (32, 32):
-                    raise DataError(
-                        f"{path}: image is {im.size[0]}x{im.size[1]}; prunelab's models take "
-                        "32x32 images (resize the folder first)"
-                    )
-                return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Image.DecompressionBombError:
-        raise DataError(
-            f"{path}: image is far larger than 32x32 (a decompression bomb?); prunelab's models "
-            "take 32x32 images"
-        ) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from None
 
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")

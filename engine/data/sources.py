@@ -35,7 +35,7 @@ def load_split(options: DataOptions, train: bool) -> ImageSet:
     if options.dataset == "cifar10":
         data = take_subset(load_cifar10(options, train), pick)
     elif options.dataset == "imagefolder":
-        data = load_imagefolder(options.data_dir, train, pick)
+        data = load_imagefolder(options.data_dir, train, pick, options.image_size or 32)
     elif options.dataset == "synthetic":
         data = take_subset(_synthetic(train), pick)
     elif options.dataset == MEMORY:
@@ -62,6 +62,7 @@ def take_subset(data: ImageSet, pick: Pick) -> ImageSet:
         source=_with_count(data.source, selection.describe()),
         synthetic=data.synthetic,
         selection=selection,
+        crop=data.crop,
     )
 
 
