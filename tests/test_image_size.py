@@ -100,3 +100,22 @@ def test_a_hundred_class_folder_takes_balanced_subsets(tmp_path: Path) -> None:
     root = odd_folder(tmp_path, classes=100, per_class=2, test="test")
     test = load_split(options(root, 16, test_subset=100), train=False)
     assert len(test.classes) == 100 and torch.bincount(test.labels).tolist() == [1] * 100
+
+
+def test_a_checkpoint_records_its_image_size_and_sweeps_use_it(tmp_path: Path) -> None:
+    from tiny_runs import tiny_train_config
+
+    from engine.checkpoints.source import resolve_source
+    from engine.config import SweepConfig
+    from engine.training.train import train
+
+    root = odd_folder(tmp_path / "folder")
+    net = f"{Path(__file__).parent / 'nets' / 'custom_block.py'}:build(width=4)"
+    config = tiny_train_config(
+        tmp_path, model=net, dataset="imagefolder", data_dir=str(root), image_size=24, epochs=1
+    )
+    config.train_subset = config.test_subset = 0
+    result = train(config)
+    assert result.checkpoint is not None
+    sweep, _ = resolve_source(SweepConfig(checkpoint=result.checkpoint), lambda event: None)
+    assert sweep.image_size == 24 and sweep.data_dir == str(root)
