@@ -9,6 +9,8 @@ from cifar_fixture import write_cifar10
 # networks, drive the app, or start processes; a test elsewhere that needs a trained checkpoint
 # is slow too.
 SLOW_MODULES = {
+    "test_any_model",
+    "test_api",
     "test_cli",
     "test_cli_recovery",
     "test_distributed",

@@ -102,6 +102,7 @@ def test_a_hundred_class_folder_takes_balanced_subsets(tmp_path: Path) -> None:
     assert len(test.classes) == 100 and torch.bincount(test.labels).tolist() == [1] * 100
 
 
+@pytest.mark.slow
 def test_a_checkpoint_records_its_image_size_and_sweeps_use_it(tmp_path: Path) -> None:
     from tiny_runs import tiny_train_config
 

@@ -119,6 +119,7 @@ def test_folder_labels_are_file_names() -> None:
     assert folder_label("resnet20") == "resnet20"
 
 
+@pytest.mark.slow
 def test_train_records_the_spec_and_hash_and_sweep_warns_on_change(
     tmp_path: Path, net_file: Path
 ) -> None:
@@ -173,6 +174,7 @@ def test_a_torchvision_state_dict_keeps_its_names(tmp_path: Path) -> None:
     assert torch.equal(target.fc.weight, source.fc.weight)
 
 
+@pytest.mark.slow
 def test_train_init_starts_from_the_users_weights(tmp_path: Path, net_file: Path) -> None:
     spec = f"{net_file}:build(width=4)"
     torch.manual_seed(3)
