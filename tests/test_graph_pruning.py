@@ -301,3 +301,21 @@ def test_set_removed_masks_exactly_the_given_channels(images):
     assert pruner.slim().mix.pointwise.out_channels == 30
     with pytest.raises(ValueError, match="no prunable group is rooted at nowhere"):
         pruner.set_removed({"nowhere": [0]})
+
+
+def test_macs_of_a_linear_over_pixels_equal_flop_counter():
+    """ConvNeXt applies its Linear layers to (n, h, w, channels): every pixel counts."""
+
+    class PixelMlp(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.mlp = nn.Linear(8, 16)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.mlp(self.conv(x).permute(0, 2, 3, 1))
+            return self.head(x.mean((1, 2)))
+
+    model = PixelMlp()
+    assert count_macs(model) == _flops_macs(model) == 32 * 32 * (8 * 27 + 8 * 16) + 16 * 10
