@@ -45,7 +45,7 @@ class NotRegularFile(RunFileError, OSError):
 
 MB = 1 << 20
 JSON_LIMIT = ("PRUNELAB_MAX_JSON_MB", 8)  # run.json, config.json, summary.json: a few kB each
-JSONL_LIMIT = ("PRUNELAB_MAX_JSONL_MB", 64)  # metrics/sweep/correct.jsonl: ~2 kB a line
+JSONL_LIMIT = ("PRUNELAB_MAX_JSONL_MB", 32)  # 10,000 epochs or 1,001 levels take a few MB
 MAX_JSON_DEPTH = 64  # run.json nests 3 deep; {"kind": [[[[...]]]]} is not a record
 
 

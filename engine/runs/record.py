@@ -23,7 +23,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.config import TrainConfig
 from engine.errors import PrunelabError
+from engine.options import field_meta
 from engine.runs.files import (
     RunFileError,
     append_line,
@@ -81,19 +83,24 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
     read = read_jsonl_checked(path)
     problems = [read.damage(path)] if read.skipped else []
     by_epoch: dict[int, dict[str, Any]] = {}
+    unusable: list[int] = []
     for number, entry in enumerate(read.records, start=1):
         epoch = entry.get("epoch")
-        if (
-            not isinstance(epoch, int)
-            or isinstance(epoch, bool)
-            or not is_percent(entry, "test_acc")
-        ):
-            problems.append(f"metrics.jsonl: record {number} has no usable epoch/test_acc")
+        whole = isinstance(epoch, int) and not isinstance(epoch, bool) and 0 <= epoch <= MAX_EPOCH
+        if not whole or not is_percent(entry, "test_acc"):
+            unusable.append(number)
             continue
         if "train_acc" in entry and not is_percent(entry, "train_acc"):
             entry = {k: v for k, v in entry.items() if k != "train_acc"}  # the rest is fine
         by_epoch[epoch] = entry
+    if unusable:
+        more = f" and {len(unusable) - 3} more" if len(unusable) > 3 else ""
+        shown = ", ".join(map(str, unusable[:3])) + more
+        problems.append(f"metrics.jsonl: record {shown} has no usable epoch/test_acc")
     return [by_epoch[e] for e in sorted(by_epoch)], "; ".join(problems)
+
+
+MAX_EPOCH = field_meta(TrainConfig, "epochs")["maximum"]  # a record beyond it is not an epoch
 
 
 def is_percent(entry: dict[str, Any], key: str) -> bool:

@@ -167,3 +167,12 @@ async def test_the_runs_screen_shows_every_hostile_run(tmp_path: Path) -> None:
             assert "\x1b" not in shown
             seen.append(shown)
         assert any("pair.cc:561] Connection closed [/b]" in text for text in seen)
+
+
+def test_metrics_beyond_any_epoch_are_skipped_and_summarised(tmp_path: Path) -> None:
+    run = _run(tmp_path, "20260101-000000-train-many", {**GOOD, "status": "completed"})
+    line = b'{"epoch": %d, "test_acc": 50.0}\n'
+    (run / "metrics.jsonl").write_bytes(b"".join(line % i for i in range(9_990, 10_010)))
+    epochs, damage = read_metrics(run)
+    assert [e["epoch"] for e in epochs] == list(range(9_990, 10_001))
+    assert "record 12, 13, 14 and 6 more has no usable" in damage
