@@ -35,8 +35,8 @@ class ExportConfig(Options):
     format: str = option(
         EXPORT_FORMATS[0],
         "sparse = compact file (bitmask + values, compressed), dense = plain state dict the "
-        "seed's code loads, slim = structured or coupled: the removed channels taken out (fewer "
-        "parameters and MACs, and faster: the format that speeds up), onnx = the network the level "
+        "seed's code loads, slim = a channel method (structured, coupled, internal): the removed "
+        "channels taken out (fewer parameters and MACs, and faster: the format that speeds up), onnx = the network the level "
         "runs (slim when channels are removed) as an ONNX graph checked against PyTorch's "
         "outputs (needs the [onnx] extra)",
         choices=EXPORT_FORMATS,

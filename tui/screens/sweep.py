@@ -162,7 +162,7 @@ class SweepScreen(JobScreen):
         if axes == ["level"]:
             self.notify(
                 "only sparsity: masked levels run on dense kernels, so their MACs, parameters "
-                "and speed are the dense model's (structured or coupled methods change them)",
+                "and speed are the dense model's (structured, coupled or internal change them)",
                 timeout=6,
             )
         at = axes.index(self.axis) if self.axis in axes else -1
