@@ -3,6 +3,7 @@ slim network's logits equal the masked network's for every family, a group that 
 removed exactly is left whole and named, fine-tuning keeps removed channels removed."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -319,3 +320,39 @@ def test_macs_of_a_linear_over_pixels_equal_flop_counter():
 
     model = PixelMlp()
     assert count_macs(model) == _flops_macs(model) == 32 * 32 * (8 * 27 + 8 * 16) + 16 * 10
+
+
+def test_export_slim_of_a_user_network_loads_in_sweep(tmp_path):
+    """export --format slim of a factory file's network: no code in the file, read back by
+    read_slim and by a sweep (its level 0 runs, and costs, the slim network)."""
+    from engine.checkpoints.io import read_slim
+    from engine.config import SweepConfig
+    from engine.export.config import ExportConfig
+    from engine.export.writer import export_pruned
+    from engine.options import parse_levels
+    from engine.sweep.run import run_sweep
+
+    spec = f"{Path(__file__).parent / 'user_net.py'}:build"
+    checkpoint = tmp_path / "user.pth"
+    model = _trained_looking(user_net())
+    torch.save({"net": model.state_dict(), "model": spec}, checkpoint)
+    out = tmp_path / "user.slim.pth"
+    config = ExportConfig(
+        checkpoint=str(checkpoint), method="coupled", level=50, format="slim", output=str(out),
+        run_dir=str(tmp_path / "runs"),
+    )  # fmt: skip
+    result = export_pruned(config)
+    slim = read_slim(out)
+    assert result.parameters == sum(p.numel() for p in slim.parameters()) < result.dense_parameters
+    sweep = run_sweep(
+        SweepConfig(
+            checkpoint=str(out),
+            dataset="synthetic",
+            test_subset=20,
+            device="cpu",
+            levels=parse_levels("0"),
+            run_dir=str(tmp_path / "runs"),
+            eval_batch_size=20,
+        )  # fmt: skip
+    )
+    assert sweep.points[0].parameters == result.parameters

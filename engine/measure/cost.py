@@ -222,10 +222,14 @@ class LevelCoster:
         self.removable = isinstance(model, CifarResNet)
         self.structured = method in CHANNEL_METHODS
         self.groups = None
-        if self.structured and not self.removable:
+        if not self.removable and (self.structured or _has_dead_norm_channel(model)):
             from engine.pruning.graph import channel_groups
 
-            self.groups = channel_groups(model)
+            try:  # a slim file read back dense runs its slim network whatever the method
+                self.groups = channel_groups(model)
+            except PrunelabError:
+                if self.structured:
+                    raise
         self.placement = placement
         self.latency_batch = latency_batch
         self.positions = output_positions(model)  # the same at every level
@@ -298,6 +302,7 @@ def graph_slim(model: nn.Module, groups: list | None = None) -> nn.Module:
     return slim_copy(model, removed) if removed else model
 
 
+@torch.no_grad()
 def _has_dead_norm_channel(model: nn.Module) -> bool:
     """A BatchNorm channel whose scale and shift are both zero: a channel method's mark."""
     return any(
@@ -310,10 +315,8 @@ def _has_dead_norm_channel(model: nn.Module) -> bool:
 def running_parameters(model: nn.Module) -> int:
     """Parameters of the network `model` really runs: the slim one when channels are dead."""
     if not isinstance(model, CifarResNet):
-        with torch.no_grad():
-            marked = _has_dead_norm_channel(model)
         try:
-            return count_parameters(graph_slim(model) if marked else model)
+            return count_parameters(graph_slim(model) if _has_dead_norm_channel(model) else model)
         except PrunelabError:  # not traceable, or not removable exactly: what it holds
             return count_parameters(model)
     spec = alive_channels(model)
