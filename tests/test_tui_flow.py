@@ -226,3 +226,16 @@ def test_answer_lines_and_toasts_never_cut_a_word_unmarked():
     assert len(fitted) == 2 and fitted[-1].endswith("…")
     assert all(len(line) <= 30 for line in fitted)
     assert toast_path(LONG).endswith("_ckpt_epoch2.pth") and len(toast_path(LONG)) <= 34
+
+
+async def test_f7_stays_in_the_footer_of_a_finished_sweep(tmp_path):
+    """At 80 columns a finished sweep's footer still ends with F7; Enter is named in the
+    progress line instead."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await feed(app, pilot)
+        app.sweep_screen.query_one("#start").focus()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "f7 Fine-tune" in text.splitlines()[-1].replace("F7", "f7")
+        assert "Enter on a level fine-tunes it" in app.sweep_screen.progress_text

@@ -58,7 +58,7 @@ class SweepScreen(JobScreen):
         *job_bindings(Binding("ctrl+o", "pick_checkpoint", "Open…")),
         Binding("z", "zoom", "Zoom", show=False),  # the chart's title says z
         Binding("ctrl+s", "save_chart", "Save PNG", show=False),
-        Binding("enter", "finetune_level", "Fine-tune lvl"),
+        Binding("enter", "finetune_level", "Fine-tune", show=False),  # the done line says it
         Binding("f", "toggle_chart", "Chart"),
         Binding("l", "layers", "Layers", show=False),  # help and palette name l and x
         Binding("x", "x_axis", "Axis", show=False),
@@ -399,7 +399,8 @@ class SweepScreen(JobScreen):
         done = plural(len(result.points), "level")
         if result.status == "completed":
             self.progress_text = (
-                f"done: {done}, {fmt_pruning(result)} · l per layer · F4 Runs compares"
+                f"done: {done}, {fmt_pruning(result)} · Enter on a level fine-tunes it · "
+                "l per layer · F4 Runs compares"
             )
         else:
             self.progress_text = (
