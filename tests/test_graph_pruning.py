@@ -356,3 +356,32 @@ def test_export_slim_of_a_user_network_loads_in_sweep(tmp_path):
         )  # fmt: skip
     )
     assert sweep.points[0].parameters == result.parameters
+
+
+def test_finetune_of_a_user_network_keeps_its_channels_removed(tmp_path):
+    """finetune --method coupled of a factory file's network: the trained checkpoint still runs
+    the slim network of the level (its removed channels never come back)."""
+    from tiny_runs import tiny_train_config
+
+    from engine.checkpoints.io import load_state, read_checkpoint
+    from engine.measure.cost import graph_slim, running_parameters
+    from engine.models.spec import build_for_state
+    from engine.training.finetune import finetune
+    from engine.training.finetune_config import FinetuneConfig
+
+    spec = f"{Path(__file__).parent / 'user_net.py'}:build"
+    checkpoint = tmp_path / "user.pth"
+    dense = _trained_looking(user_net())
+    torch.save({"net": dense.state_dict(), "model": spec}, checkpoint)
+    base = tiny_train_config(tmp_path, train_subset=64, test_subset=20, batch_size=32).to_dict()
+    base = {k: v for k, v in base.items() if k in FinetuneConfig.__dataclass_fields__}
+    base.update(checkpoint=str(checkpoint), model=spec, level=50.0, method="coupled", epochs=1)
+    result = finetune(FinetuneConfig(**base))
+    source = read_checkpoint(result.checkpoint)
+    tuned = build_for_state(spec, source.state_dict)
+    load_state(tuned, source, result.checkpoint)
+    pruner = GroupPruner(dense, "coupled")
+    pruner.set_level(50)
+    expected = sum(p.numel() for p in pruner.slim().parameters())
+    assert running_parameters(tuned) == expected
+    assert sum(p.numel() for p in graph_slim(tuned.eval()).parameters()) == expected
