@@ -22,9 +22,8 @@ from engine.events import EventCallback, Notice, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.methods import mask_settings
 from engine.runs.lifecycle import RunInfo, read_run_info
-from engine.runs.record import source_warning
+from engine.runs.record import SWEEP_KINDS, source_warning
 from engine.runs.summaries import TrainSummary
-from engine.sweep.rules import SWEEP_KINDS
 
 if TYPE_CHECKING:  # torch: only when something is exported or resumed, so listing stays light
     from engine.export.writer import ExportResult

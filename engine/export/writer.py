@@ -158,54 +158,20 @@ def export_pruned(
 def _export(
     config: ExportConfig, name: str, source: Any, net: torch.nn.Module, run: Run, score: Any
 ) -> ExportResult:
-    level, fmt = config.level, config.format
     pruner = make_pruner(net, config.method, config.include_classifier, config.min_density, score)
-    pruner.set_level(level)
+    pruner.set_level(config.level)
     sparsity = measure_sparsity(net, pruner.layers)
     if run.stop_requested():
         return _stopped(config, sparsity.percent)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    meta: dict[str, Any] = {
-        "epoch": source.epoch,
-        "model": name,
-        "normalization": source.normalization or "cifar",
-        "pruning": {
-            "level_percent": level,
-            "method": config.method,
-            "score": config.score,
-            "seed": config.seed,
-            "include_classifier": config.include_classifier,
-            "min_density": config.min_density,
-            "sparsity_percent": sparsity.percent,
-            "source": str(config.checkpoint),
-        },
-    }
-    if "config" in source.extra:
-        meta["config"] = source.extra["config"]
+    meta = _metadata(config, name, source, sparsity.percent)
     dense_payload = {"net": state, **meta}
     encoded = sparse_format.encode_state_dict(state)
-    parameters = count_parameters(net)
-    onnx_diff = None
-    graph = isinstance(pruner, GroupPruner)  # any model but the shipped ResNets
-    if fmt == "onnx":
-        spec = None if graph else alive_channels(net)
-        network = pruner.slim() if graph else net if spec is None else slim_model(net, spec)
-        if network is not net:
-            check_slim(net, network)  # the slim network computes the masked one's logits
-        parameters, payload = count_parameters(network), None
-    elif fmt == "slim":
-        slim = pruner.slim() if graph else slim_model(net)
-        check_slim(net, slim)  # before it is saved
-        parameters = count_parameters(slim)
-        slim_state = {k: v.detach().contiguous() for k, v in slim.state_dict().items()}
-        channels = kept_from_removed(net, pruner.removed()) if graph else kept_channels(net)
-        kind = GRAPH_SLIM_FORMAT if graph else SLIM_FORMAT
-        payload = {"format": kind, "channels": channels, "net": slim_state, **meta}
-    else:
-        payload = {**encoded, **meta} if fmt == "sparse" else dense_payload
+    network, payload = _written(config.format, pruner, net, state, encoded, meta)
     if run.stop_requested():
         return _stopped(config, sparsity.percent)
     path = output_path(config)
+    onnx_diff = None
     if payload is None:
         from engine.export.onnx_graph import write_onnx  # the [onnx] extra, checked by validate()
 
@@ -215,10 +181,11 @@ def _export(
         write_checkpoint(path, payload)
         run.notice(f"wrote {path}")
     tensors = list(state.values())
+    fmt = config.format
     return ExportResult(
         path=str(path),
         format=fmt,
-        level_percent=level,
+        level_percent=config.level,
         method=config.method,
         sparsity_percent=sparsity.percent,
         dense_parameter_bytes=sum(t.numel() * t.element_size() for t in tensors),
@@ -227,11 +194,53 @@ def _export(
         + sum(sparse_format.encoded_bytes(t) for t in encoded["dense"].values()),
         file_bytes=path.stat().st_size,
         dense_file_bytes=path.stat().st_size if fmt == "dense" else _saved_size(dense_payload),
-        parameters=parameters,
+        parameters=count_parameters(network),
         dense_parameters=count_parameters(net),
         onnx_max_abs_diff=onnx_diff,
         score=config.score,
     )
+
+
+def _metadata(config: ExportConfig, name: str, source: Any, sparsity: float) -> dict[str, Any]:
+    """What every exported file says about itself: the model, and how it was pruned from what."""
+    meta: dict[str, Any] = {
+        "epoch": source.epoch,
+        "model": name,
+        "normalization": source.normalization or "cifar",
+        "pruning": {
+            "level_percent": config.level,
+            "method": config.method,
+            "score": config.score,
+            "seed": config.seed,
+            "include_classifier": config.include_classifier,
+            "min_density": config.min_density,
+            "sparsity_percent": sparsity,
+            "source": str(config.checkpoint),
+        },
+    }
+    if "config" in source.extra:
+        meta["config"] = source.extra["config"]
+    return meta
+
+
+def _written(fmt: str, pruner, net, state, encoded, meta) -> tuple[torch.nn.Module, dict | None]:
+    """The network the file holds (the slim one for slim and channel-method ONNX) and the
+    payload to save (None for ONNX, which is written by its own exporter)."""
+    graph = isinstance(pruner, GroupPruner)  # any model but the shipped ResNets
+    if fmt == "onnx":
+        spec = None if graph else alive_channels(net)
+        network = pruner.slim() if graph else net if spec is None else slim_model(net, spec)
+        if network is not net:
+            check_slim(net, network)  # the slim network computes the masked one's logits
+        return network, None
+    if fmt == "slim":
+        slim = pruner.slim() if graph else slim_model(net)
+        check_slim(net, slim)  # before it is saved
+        slim_state = {k: v.detach().contiguous() for k, v in slim.state_dict().items()}
+        channels = kept_from_removed(net, pruner.removed()) if graph else kept_channels(net)
+        kind = GRAPH_SLIM_FORMAT if graph else SLIM_FORMAT
+        return slim, {"format": kind, "channels": channels, "net": slim_state, **meta}
+    return net, {**encoded, **meta} if fmt == "sparse" else {"net": state, **meta}
 
 
 def _saved_size(payload: dict[str, Any]) -> int:

@@ -21,10 +21,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from engine.config import TrainConfig
 from engine.errors import PrunelabError
+from engine.events import RunKind
 from engine.options import field_meta
 from engine.runs.files import (
     RunFileError,
@@ -38,7 +39,8 @@ from engine.runs.files import (
 from engine.runs.lock import LOCK_FILE, RunBusyError, WriterLock, writer_alive  # noqa: F401
 
 RUN_FILE = "run.json"
-RUN_KINDS = ("train", "finetune", "sweep", "find", "sensitivity", "export")
+RUN_KINDS: tuple[str, ...] = get_args(RunKind)  # one list of kinds: engine.events.RunKind
+SWEEP_KINDS = ("sweep", "find")  # the kinds of run that hold a sweep's levels
 # Files that make a folder a run even when run.json is missing or damaged.
 RUN_FILES = (RUN_FILE, "config.json", "metrics.jsonl", "sweep.jsonl", "sensitivity.jsonl")
 

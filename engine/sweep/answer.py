@@ -355,44 +355,21 @@ def make_result(
     per-image correctness of every evaluated level the bootstrap interval of the answer (with a
     target speedup: the most accurate level at least that fast)."""
     points = sorted(points, key=lambda p: p.level_percent)
-    baseline = baseline_of(points)
-    evaluated = _evaluated(points)
-    interval = None
     correct = correct or {}
-    if config.target_speedup:  # the rule's marks and interval belong to the tolerance answer
-        best = fastest_enough(points, config.target_speedup)
-    else:
-        answer = best_level_answer([p.accuracy for p in evaluated], baseline, config.tolerance)
-        for point, fitted, passed in zip(evaluated, answer.fitted, answer.passed_over, strict=True):
-            point.fitted_accuracy, point.passed_over = fitted, passed
-        best = evaluated[answer.best_index] if answer.best_index is not None else None
-    if (
-        not config.target_speedup
-        and best is not None
-        and evaluated
-        and all(p.level_percent in correct for p in evaluated)
-    ):
-        matrix = np.stack([correct[p.level_percent] for p in evaluated])
-        found = best_level_ci95([p.level_percent for p in evaluated], matrix, config.tolerance)
-        interval = list(found) if found else None
-    note = ""
-    dense = evaluated[0] if evaluated and evaluated[0].level_percent == 0.0 else None
-    if dense is not None and 0.0 in correct:
-        bits = correct[0.0]
-        note = too_small_note(wilson_ci95(int(bits.sum()), len(bits)), config.tolerance, len(bits))
+    best, interval = _best_of(config, points, correct)
     result = SweepResult(
         status=status,
         run_dir=run_dir,
         model=config.model,
         method=config.method,
         points=points,
-        baseline_accuracy=baseline,
+        baseline_accuracy=baseline_of(points),
         tolerance=config.tolerance,
         best_level_percent=best.level_percent if best else None,
         best_accuracy=best.accuracy if best else None,
         synthetic=synthetic,
         best_level_ci95=interval,
-        note=note,
+        note=_small_sample_note(points, correct, config.tolerance),
         test_images=test_images,
         x=config.x,
         timed_on=timed_on,
@@ -400,14 +377,51 @@ def make_result(
         score=config.score,
     )
     if config.finetune_epochs:
-        result.finetune_epochs, result.cumulative = config.finetune_epochs, config.cumulative
-        result.control_accuracy = control_of(points)
-        view = recovered_view(points)
-        if config.target_speedup:
-            recovered = fastest_enough(view, config.target_speedup)
-        else:
-            recovered = best_level(view, recovered_baseline(result), config.tolerance)
-        if recovered is not None:
-            result.best_level_finetuned = recovered.level_percent
-            result.best_accuracy_finetuned = recovered.accuracy
+        _add_recovered_answer(result, config, points)
     return result
+
+
+def _best_of(
+    config: SweepConfig, points: list[PointResult], correct: dict[float, np.ndarray]
+) -> tuple[PointResult | None, list[float] | None]:
+    """The answer's level and its bootstrap interval; the tolerance rule marks each evaluated
+    point's fitted accuracy and whether it was passed over (not with a target speedup)."""
+    if config.target_speedup:
+        return fastest_enough(points, config.target_speedup), None
+    evaluated = _evaluated(points)
+    answer = best_level_answer(
+        [p.accuracy for p in evaluated], baseline_of(points), config.tolerance
+    )
+    for point, fitted, passed in zip(evaluated, answer.fitted, answer.passed_over, strict=True):
+        point.fitted_accuracy, point.passed_over = fitted, passed
+    best = evaluated[answer.best_index] if answer.best_index is not None else None
+    if best is None or not all(p.level_percent in correct for p in evaluated):
+        return best, None
+    matrix = np.stack([correct[p.level_percent] for p in evaluated])
+    found = best_level_ci95([p.level_percent for p in evaluated], matrix, config.tolerance)
+    return best, list(found) if found else None
+
+
+def _small_sample_note(
+    points: list[PointResult], correct: dict[float, np.ndarray], tolerance: float
+) -> str:
+    """Says when the test set measures the dense accuracy less finely than the tolerance."""
+    evaluated = _evaluated(points)
+    if not evaluated or evaluated[0].level_percent != 0.0 or 0.0 not in correct:
+        return ""
+    bits = correct[0.0]
+    return too_small_note(wilson_ci95(int(bits.sum()), len(bits)), tolerance, len(bits))
+
+
+def _add_recovered_answer(result: SweepResult, config: SweepConfig, points) -> None:
+    """A recovery sweep's second answer: judged on the fine-tuned accuracies."""
+    result.finetune_epochs, result.cumulative = config.finetune_epochs, config.cumulative
+    result.control_accuracy = control_of(points)
+    view = recovered_view(points)
+    if config.target_speedup:
+        recovered = fastest_enough(view, config.target_speedup)
+    else:
+        recovered = best_level(view, recovered_baseline(result), config.tolerance)
+    if recovered is not None:
+        result.best_level_finetuned = recovered.level_percent
+        result.best_accuracy_finetuned = recovered.accuracy

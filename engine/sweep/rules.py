@@ -11,8 +11,7 @@ import math
 from engine.config import SweepConfig
 from engine.errors import ConfigError
 from engine.options import MIN_LEVEL_STEP
-
-SWEEP_KINDS = ("sweep", "find")  # the kinds of run that hold a sweep's levels
+from engine.runs.record import SWEEP_KINDS
 
 
 def find_problems(coarse_step: float) -> list[ConfigError]:

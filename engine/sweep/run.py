@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,16 @@ def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwa
         group.close()
 
 
+@dataclass
+class Progress:
+    """A sweep's points so far: `done` (read back on resume), every point in the order
+    measured, and which test images each level got right (for the paired intervals)."""
+
+    done: dict[float, PointResult] = field(default_factory=dict)
+    points: list[PointResult] = field(default_factory=list)
+    correct: dict[float, np.ndarray] = field(default_factory=dict)
+
+
 def _sweep_in(
     group: Group,
     run: Run,
@@ -142,30 +152,19 @@ def _sweep_in(
     resume_run: str | Path | None = None,
     stop_at_first_miss: bool = False,
 ) -> SweepResult:
-    world, on_event, stop = group.world, run.on_event, run.stop
-    done: dict[float, PointResult] = {}
-    correct: dict[float, np.ndarray] = {}
-    if resume_run is not None:
-        if world.writer:
-            run.claim(resume_run)  # a second resume is refused before anything is read
-        config, done, damage = resume_state(resume_run, config)
-        if damage:
-            on_event(Notice(f"{damage}; those levels are computed again", "warning"))
-        correct = read_correct(Path(resume_run))
-    setup = prepare(config, model, on_event)
+    world = group.world
+    config, progress = _resumed(run, config, resume_run, world.writer)
+    setup = prepare(config, model, run.on_event)
     config = setup.config
     if world.writer:
         open_run(setup, run, resume=resume_run, world_size=world.world_size)
         if resume_run is not None:
             keep_valid_points(Path(resume_run))  # torn lines go before new ones are appended
-            run.notice(f"resuming {resume_run}: {len(done)} level(s) already done")
+            run.notice(f"resuming {resume_run}: {len(progress.done)} level(s) already done")
     run_dir = run.follow(group.broadcast_object(str(run.dir)))
     run.start(parameters=setup.parameters, data=setup.test_data.source)
-    shared = SharedStop(group, stop) if world.distributed else None
-    stop = shared or stop
-    points = list(done.values())
-    status = "completed"
     batch = setup.test_loader.batch_size
+    status = "completed"
     with run.guard(
         oom_hint=f"at eval batch size {batch}; try --eval-batch-size {max(1, batch // 2)}"
     ):
@@ -173,104 +172,135 @@ def _sweep_in(
         for layer, reason in getattr(pruner, "left_whole", []):
             run.notice(f"{layer} keeps all its channels: {reason}", "warning")
         try:
-            status = _levels(
-                setup, run, pruner, group, shared, stop, points, done, correct, stop_at_first_miss
-            )
+            status = LevelWalk(setup, run, pruner, group, progress).run(stop_at_first_miss)
         finally:
             pruner.release()
-        selection = setup.test_data.selection
-        result = make_result(
-            config,
-            str(run_dir),
-            points,
-            status,
-            setup.test_data.synthetic,
-            correct,
-            selection.to_dict() if selection else None,
-            timed_on(config, setup.placement.describe()),
-        )
+        result = _result(setup, str(run_dir), progress, status)
         if world.writer:
             write_outputs(run_dir, result)
-    on_event(
-        SweepFinished(
-            baseline_accuracy=result.baseline_accuracy,
-            best_level_percent=result.best_level_percent,
-            best_accuracy=result.best_accuracy,
-            tolerance=result.tolerance,
-            points=len(result.points),
-            best_level_ci95=result.best_level_ci95,
-            note=result.note,
-        )
-    )
+    run.on_event(_finished_event(result))
     run.finish(status, result.run_summary())
     return result
 
 
-def _levels(
-    setup, run: Run, pruner: Pruner, group: Group, shared, stop, points, done, correct,
-    stop_at_first_miss: bool,
-) -> str:  # fmt: skip
-    """Measure every level not `done` (and refine): 'completed' or 'stopped'."""
-    config, world, on_event, run_dir = setup.config, group.world, run.on_event, run.dir
-    evaluator = Evaluator(setup, pruner, stop)
-    recovery = Recovery(setup, run_dir, on_event, stop) if config.finetune_epochs else None
-    status = "completed"
+def _resumed(run: Run, config: SweepConfig, resume_run, writer: bool):
+    """The saved config and points of a resumed sweep (a second resume is refused before
+    anything is read); a fresh sweep's config and no points."""
+    if resume_run is None:
+        return config, Progress()
+    if writer:
+        run.claim(resume_run)
+    config, done, damage = resume_state(resume_run, config)
+    if damage:
+        run.on_event(Notice(f"{damage}; those levels are computed again", "warning"))
+    progress = Progress(done, list(done.values()), read_correct(Path(resume_run)))
+    return config, progress
 
-    def measure(level: float, *, evaluate_it: bool = True, refined: bool = False):
+
+def _result(setup, run_dir: str, progress: Progress, status: str) -> SweepResult:
+    selection = setup.test_data.selection
+    return make_result(
+        setup.config,
+        run_dir,
+        progress.points,
+        status,
+        setup.test_data.synthetic,
+        progress.correct,
+        selection.to_dict() if selection else None,
+        timed_on(setup.config, setup.placement.describe()),
+    )
+
+
+def _finished_event(result: SweepResult) -> SweepFinished:
+    return SweepFinished(
+        baseline_accuracy=result.baseline_accuracy,
+        best_level_percent=result.best_level_percent,
+        best_accuracy=result.best_accuracy,
+        tolerance=result.tolerance,
+        points=len(result.points),
+        best_level_ci95=result.best_level_ci95,
+        note=result.note,
+    )
+
+
+class LevelWalk:
+    """Measures every level not yet done, in order (and refines): one-shot, or fine-tuned on a
+    recovery sweep; under torchrun the levels are shared out (SpreadLevels)."""
+
+    def __init__(self, setup, run: Run, pruner: Pruner, group: Group, progress: Progress) -> None:
+        self.config: SweepConfig = setup.config
+        self.setup, self.run_dir, self.on_event = setup, run.dir, run.on_event
+        self.writer = group.world.writer
+        self.shared = SharedStop(group, run.stop) if group.world.distributed else None
+        self.stop: StopSignal = self.shared or run.stop
+        self.progress = progress
+        self.evaluator = Evaluator(setup, pruner, self.stop)
+        recovering = bool(self.config.finetune_epochs)
+        self.recovery = Recovery(setup, run.dir, run.on_event, self.stop) if recovering else None
+        self.levels = sorted(set(self.config.levels) | {0.0})
+        missing = [v for v in self.levels if v not in progress.done]
+        capture = lambda: self.evaluator.last_correct  # noqa: E731
+        self.spread = SpreadLevels(self.measure, missing, group, self.shared, capture=capture)
+
+    def measure(self, level: float, *, evaluate_it: bool = True, refined: bool = False):
         """One level: one-shot, and fine-tuned on a recovery sweep (None = stopped in it)."""
-        if recovery is not None and evaluate_it:
-            return recovery.point(level, evaluator, refined=refined)
-        return evaluator.point(level, evaluate_it=evaluate_it, refined=refined)
+        if self.recovery is not None and evaluate_it:
+            return self.recovery.point(level, self.evaluator, refined=refined)
+        return self.evaluator.point(level, evaluate_it=evaluate_it, refined=refined)
 
-    def record_point(point: PointResult, index: int, total: int) -> None:
-        if spread.last_capture is not None:  # the point's own per-image bits, from any rank
-            bits = spread.last_capture.numpy()
-            correct[point.level_percent] = bits
-            append_correct(run_dir, point.level_percent, bits)
-            dense = correct.get(0.0)
+    def record(self, point: PointResult, index: int, total: int) -> None:
+        """Keep a point (with its per-image bits and paired interval), write it, report it."""
+        progress = self.progress
+        if self.spread.last_capture is not None:  # the point's own per-image bits, any rank
+            bits = self.spread.last_capture.numpy()
+            progress.correct[point.level_percent] = bits
+            append_correct(self.run_dir, point.level_percent, bits)
+            dense = progress.correct.get(0.0)
             if dense is not None:
                 found = paired_delta_ci95(dense, bits)
                 point.delta_ci95 = list(found) if found else None
-        points.append(point)
-        if world.writer:
-            append_jsonl(run_dir / "sweep.jsonl", asdict(point))
-        emit_point(on_event, point, index, total)
+        progress.points.append(point)
+        if self.writer:
+            append_jsonl(self.run_dir / "sweep.jsonl", asdict(point))
+        emit_point(self.on_event, point, index, total)
 
-    try:
-        levels = sorted(set(config.levels) | {0.0})
-        spread = SpreadLevels(
-            measure,
-            [v for v in levels if v not in done],
-            group,
-            shared,
-            capture=lambda: evaluator.last_correct,
-        )
-        chance = 100.0 / len(setup.test_data.classes) + 1.0
+    def run(self, stop_at_first_miss: bool) -> str:
+        """'completed' or 'stopped'."""
+        try:
+            status = self._scan(stop_at_first_miss)
+            if status == "completed" and self.config.refine:
+                recovered = self.recovery is not None
+                points = self.progress.points
+                return _refine(
+                    self.config, self.spread.point, points, self.record, self.stop, recovered
+                )
+            return status
+        except Stopped:
+            return "stopped"
+
+    def _scan(self, stop_at_first_miss: bool) -> str:
+        config, levels, done = self.config, self.levels, self.progress.done
+        chance = 100.0 / len(self.setup.test_data.classes) + 1.0
         at_chance = 0
         for index, level in enumerate(levels, start=1):
             if level in done:
-                emit_point(on_event, done[level], index, len(levels))
+                emit_point(self.on_event, done[level], index, len(levels))
                 continue
-            if stop_requested(stop):
-                status = "stopped"
-                break
+            if stop_requested(self.stop):
+                return "stopped"
             skip = config.early_stop > 0 and at_chance >= config.early_stop
-            point = spread.point(level, evaluate_it=not skip)
+            point = self.spread.point(level, evaluate_it=not skip)
             if point is None:
-                status = "stopped"
-                break
-            record_point(point, index, len(levels))
+                return "stopped"
+            self.record(point, index, len(levels))
             if point.evaluated:
                 at_chance = at_chance + 1 if point.accuracy <= chance else 0
             if level == 0.0 and point.evaluated and point.accuracy <= chance:
-                on_event(Notice(chance_warning(point.accuracy, chance - 1.0), "warning"))
-            if stop_at_first_miss and _search_done(config, point, points, recovery is not None):
+                self.on_event(Notice(chance_warning(point.accuracy, chance - 1.0), "warning"))
+            recovered = self.recovery is not None
+            if stop_at_first_miss and _search_done(config, point, self.progress.points, recovered):
                 break
-        if status == "completed" and config.refine:
-            status = _refine(config, spread.point, points, record_point, stop, recovery is not None)
-    except Stopped:
-        status = "stopped"
-    return status
+        return "completed"
 
 
 def _search_done(

@@ -33,19 +33,13 @@ def run_sensitivity(
     setup = prepare(config, None, on_event)
     config = setup.config
     pruner = Pruner(setup.model, "layerwise", config.include_classifier, score=setup.score)
-    names = layers or pruner.names
-    unknown = [n for n in names if n not in pruner.names]
-    if unknown:
-        raise PrunelabError(
-            f"unknown layer(s): {', '.join(unknown)}; prunable layers are e.g. {', '.join(pruner.names[:5])}"
-        )
+    names = _layer_names(pruner, layers)
     run = Run("sensitivity", on_event, stop)
     run_dir = open_run(setup, run)
     run.start(parameters=setup.parameters, data=setup.test_data.source)
     levels = [level for level in config.levels if level > 0]
     table: dict[str, dict[float, float]] = {}
-    total, index, status = len(names) * len(levels), 0, "completed"
-    baseline = None
+    status, baseline = "completed", None
     batch = setup.test_loader.batch_size
     with run.guard(
         oom_hint=f"at eval batch size {batch}, try --eval-batch-size {max(1, batch // 2)}"
@@ -53,27 +47,7 @@ def run_sensitivity(
         evaluator = Evaluator(setup, pruner, stop)
         try:
             baseline = evaluator.run_eval().accuracy
-            for name in names:
-                for level in levels:
-                    if run.stop_requested():
-                        raise Stopped
-                    pruner.set_layer_level(name, level)
-                    accuracy = evaluator.run_eval().accuracy
-                    table.setdefault(name, {})[level] = accuracy
-                    index += 1
-                    append_jsonl(
-                        run_dir / "sensitivity.jsonl",
-                        {"layer": name, "level_percent": level, "accuracy": accuracy},
-                    )
-                    on_event(
-                        SensitivityPoint(
-                            layer=name,
-                            level_percent=level,
-                            accuracy=accuracy,
-                            index=index,
-                            total=total,
-                        )
-                    )
+            _measure_layers(run, evaluator, pruner, names, levels, table)
         except Stopped:
             status = "stopped"
         finally:
@@ -82,10 +56,40 @@ def run_sensitivity(
             str(run_dir), list(table), levels, baseline, table, status, config.score
         )
         write_sensitivity(run_dir, result)
-    run.finish(
-        status,
-        SensitivitySummary(
-            baseline_accuracy=baseline, layers=len(table), levels=levels, score=config.score
-        ),
+    summary = SensitivitySummary(
+        baseline_accuracy=baseline, layers=len(table), levels=levels, score=config.score
     )
+    run.finish(status, summary)
     return result
+
+
+def _layer_names(pruner: Pruner, layers: list[str] | None) -> list[str]:
+    names = layers or pruner.names
+    unknown = [n for n in names if n not in pruner.names]
+    if unknown:
+        example = ", ".join(pruner.names[:5])
+        raise PrunelabError(
+            f"unknown layer(s): {', '.join(unknown)}; prunable layers are e.g. {example}"
+        )
+    return names
+
+
+def _measure_layers(run: Run, evaluator, pruner: Pruner, names, levels, table) -> None:
+    """Each layer alone at each level (the others dense), appended and reported as measured."""
+    total, index = len(names) * len(levels), 0
+    for name in names:
+        for level in levels:
+            if run.stop_requested():
+                raise Stopped
+            pruner.set_layer_level(name, level)
+            accuracy = evaluator.run_eval().accuracy
+            table.setdefault(name, {})[level] = accuracy
+            index += 1
+            append_jsonl(
+                run.dir / "sensitivity.jsonl",
+                {"layer": name, "level_percent": level, "accuracy": accuracy},
+            )
+            point = SensitivityPoint(
+                layer=name, level_percent=level, accuracy=accuracy, index=index, total=total
+            )
+            run.on_event(point)

@@ -29,6 +29,7 @@ from engine.runs.record import (
     write_jsonl,
 )
 from engine.sweep.answer import PointResult, SweepResult, make_result
+from engine.sweep.rules import sweep_resume_problem
 
 CSV_COLUMNS = (
     "level_percent",
@@ -168,9 +169,9 @@ def resume_state(
     """The saved sweep's config (keeping this call's device settings), its finished points and
     '' or what was damaged in them (those levels are computed again)."""
     run_dir = Path(resume_run)
-    kind = load_run(run_dir).kind
-    if kind not in ("sweep", "find"):
-        raise PrunelabError(f"cannot resume {run_dir}: it is a {kind} run, not a sweep")
+    problem = sweep_resume_problem(str(run_dir), load_run(run_dir).kind)
+    if problem:
+        raise PrunelabError(problem)
     saved = saved_config(run_dir)
     keep = ("device", "precision", "channels_last", "eval_batch_size", "data_dir")
     saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in keep})
