@@ -12,6 +12,13 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.methods import METHODS, SCORES, score_problem
+from engine.models.inputs import (  # noqa: F401 - the config's vocabulary, re-exported
+    MODEL_FAMILIES,
+    MODEL_HELP,
+    MODEL_NAMES,
+    NORMALIZATION_HELP,
+    NORMALIZATIONS,
+)
 from engine.options import (
     Options,
     field_default,
@@ -21,28 +28,6 @@ from engine.options import (
     same_as,
 )
 
-# resnet20..110: option-A (zero-pad) shortcuts as akamaster's files; resnet20b..110b: projection
-# shortcuts as torch.hub's chenyaofo/pytorch-cifar-models and torchdistill files (engine.models.resnets).
-MODEL_NAMES = (
-    "resnet50",
-    "resnet18",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-    "resnet20b",
-    "resnet32b",
-    "resnet44b",
-    "resnet56b",
-    "resnet110b",
-)
-MODEL_FAMILIES = "resnet20..110 pad the shortcut with zeros, resnet20b..110b project it"
-MODEL_HELP = (
-    f"the network: a shipped name ({MODEL_FAMILIES}), tv:NAME (any torchvision classifier, "
-    "e.g. tv:resnet18), or your own factory FILE.py:FUNCTION / package.module:FUNCTION, with "
-    "keyword arguments as in net.py:build(width=32) (docs/your-own-network.md)"
-)
 DATASETS = ("cifar10", "imagefolder", "synthetic", "memory")  # memory: the Python API's data
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS_LAST = ("auto", "on", "off")
@@ -50,37 +35,11 @@ EXPORT_FORMATS = ("sparse", "dense", "slim", "onnx")  # the first is the default
 X_AXES = ("level", "latency", "macs", "params")  # what a sweep's chart and answer are in
 DEFAULT_LATENCY_BATCH = 64  # --x latency and find --target-speedup time this batch by default
 
-# Per-channel normalisation. "cifar" is the seed's, and what torch.hub's
-# chenyaofo/pytorch-cifar-models were trained with (their training logs); "imagenet" is what the
-# widely used pretrained CIFAR ResNet-20..110 checkpoints were trained with; "cifar-pixel"
-# (CIFAR-10's mean and its std over all training pixels) what torchdistill's CIFAR ResNets were
-# trained with (its configs). Recorded in every checkpoint we write.
-NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "cifar": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "cifar-pixel": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
-}
-NORMALIZATION_HELP = (
-    "cifar = the seed's constants (also torch.hub's chenyaofo files), imagenet = ImageNet "
-    "mean/std, cifar-pixel = CIFAR-10's per-pixel std (torchdistill's files)"
-)
-
 MAX_IMAGES = 2**31 - 1  # a subset larger than this is a typo (and overflows index arithmetic)
 SEED_LEVELS = "0:100:5"  # the seed's sweep: 0%, 5%, ..., 100% of weights removed
 SENSITIVITY_LEVELS = "25,50,75,90"  # one layer at a time: a few levels keep it affordable
 FIND_COARSE_STEP = 10.0  # `find` scans 0, 10, 20, ... until the first miss, then bisects
 MAX_SEED = 2**32 - 1
-
-
-def model_problems(model: str, *, auto: bool = False) -> list[ConfigError]:
-    """The model field's one rule (engine.models.spec.spec_problem): a spec that can be built,
-    or auto (`auto`: where a checkpoint names it)."""
-    if auto and model == "auto":
-        return []
-    from engine.models.spec import spec_problem  # keeps `--help` free of the spec's imports
-
-    problem = spec_problem(model)
-    return [ConfigError("model", problem)] if problem else []
 
 
 @dataclass
@@ -175,6 +134,8 @@ class DataOptions(Options):
             parse_device(self.device)
         except ValueError as exc:
             found.append(ConfigError("device", f"{self.device!r} is not allowed; {exc}"))
+        from engine.models.spec import model_problems  # keeps `--help` free of the spec's imports
+
         found += model_problems(self.model, auto=field_default(type(self), "model") == "auto")
         for name in ("data_dir", "run_dir"):
             if not str(getattr(self, name)).strip():

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.config import MODEL_NAMES
+from engine.models.inputs import MODEL_NAMES
 from engine.models.state_keys import unwrap
 
 
@@ -220,7 +220,7 @@ MODELS: dict[str, Callable[[int], CifarResNet]] = {
 
 
 def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised model by its registry name (engine.config.MODEL_NAMES)."""
+    """A freshly initialised model by its registry name (engine.models.inputs.MODEL_NAMES)."""
     if name not in MODEL_NAMES or name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     return MODELS[name](num_classes)

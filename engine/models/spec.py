@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import MODEL_NAMES
 from engine.errors import ConfigError
+from engine.models.inputs import MODEL_NAMES
 
 TV_PREFIX = "tv:"
 # source ':' function, then an optional '(keyword=literal, ...)'; the source may hold ':' itself
@@ -409,3 +409,12 @@ def model_suggestions() -> list[str]:
     """What a model field completes: the shipped names, then tv:NAME for every torchvision
     classifier (a factory is typed as FILE.py:FUNCTION)."""
     return [*MODEL_NAMES, *(TV_PREFIX + name for name in torchvision_names())]
+
+
+def model_problems(model: str, *, auto: bool = False) -> list[ConfigError]:
+    """The model field's one rule (spec_problem): a spec that can be built,
+    or auto (`auto`: where a checkpoint names it)."""
+    if auto and model == "auto":
+        return []
+    problem = spec_problem(model)
+    return [ConfigError("model", problem)] if problem else []

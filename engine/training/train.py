@@ -181,14 +181,11 @@ def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> T
     optimizer, fused = make_sgd(model, config, placement.device)
     scheduler = recipe.scheduler(optimizer, len(loaders.train))
     start = _restore_into(config, model, optimizer, scheduler, resume, fused, world, on_event)
-    if config.sync_bn and world.distributed:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model.to(placement.device, memory_format=placement.memory_format)
+    model = _synced(model, config, world, placement)
     move_optimizer_state(optimizer, placement.device)
     recipe.bind(model, len(loaders.train))
     if start.extra is not None:
         recipe.restore(start.extra, str(resume))
-
     files = None
     if world.writer:
         opened = (resume, start.run_dir, start.position, world.world_size)
@@ -227,6 +224,14 @@ def _run(config, recipe: Recipe, run: Run, resume, group: Group, placement) -> T
         summary = training_summary(recipe.kind, history, last_checkpoint(), extra)
     run.finish(status, summary)
     return _result(status, run_dir, summary, history, train_data)
+
+
+def _synced(model: nn.Module, config, world, placement: Placement) -> nn.Module:
+    """With several ranks and --sync-bn: BatchNorm statistics over the global batch."""
+    if not (config.sync_bn and world.distributed):
+        return model
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model.to(placement.device, memory_format=placement.memory_format)
 
 
 def _result(status, run_dir, summary: TrainSummary, history, train_data) -> TrainResult:
