@@ -27,6 +27,8 @@ from engine.options import (
     parse_levels,
     same_as,
 )
+from engine.runs.tensorboard import EXTRA_HINT as TENSORBOARD_HINT
+from engine.runs.tensorboard import tensorboard_missing
 
 DATASETS = ("cifar10", "imagefolder", "synthetic", "memory")  # memory: the Python API's data
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -115,6 +117,20 @@ class DataOptions(Options):
         0, "random seed (also picks the subset images)", minimum=0, maximum=MAX_SEED, group="Run"
     )
     run_dir: str = option("runs", "folder that holds one sub-folder per run", group="Run")
+    name: str = option(
+        "",
+        "a name for the run, shown in the runs list and report titles (its folder keeps its "
+        "unique timestamp)",
+        group="Run",
+    )
+    note: str = option("", "a note kept with the run and shown in its details", group="Run")
+    tensorboard: str = option(
+        "",
+        "also log to TensorBoard in this folder, one sub-folder per run (the [tensorboard] "
+        "extra): loss per step, accuracy and lr per epoch, a sweep's top-1 per level, the "
+        "settings as hparams",
+        group="Run",
+    )
     allow_nonfinite: bool = option(
         False,
         "use a checkpoint even if some weights are NaN or infinite (refused otherwise)",
@@ -140,6 +156,8 @@ class DataOptions(Options):
         for name in ("data_dir", "run_dir"):
             if not str(getattr(self, name)).strip():
                 found.append(ConfigError(name, "must not be empty"))
+        if self.tensorboard and tensorboard_missing():
+            found.append(ConfigError("tensorboard", TENSORBOARD_HINT))
         return found
 
 

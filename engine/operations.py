@@ -1,4 +1,4 @@
-"""Operations on past runs: resume one, export a level of a sweep.
+"""Operations on past runs: resume one, export a level of a sweep or a fine-tuned model.
 
 The front ends call these instead of rebuilding a run's settings themselves, so the CLI and the
 app cannot disagree about what a run folder means.
@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import SweepConfig
-from engine.errors import PrunelabError
+from engine.errors import ConfigError, PrunelabError
 from engine.events import EventCallback, Notice, StopSignal, no_events
 from engine.export.config import ExportConfig
 from engine.methods import mask_settings
 from engine.runs.lifecycle import RunInfo, read_run_info
 from engine.runs.record import SWEEP_KINDS, source_warning
-from engine.runs.summaries import TrainSummary
+from engine.runs.summaries import FinetuneSummary, TrainSummary
 
 if TYPE_CHECKING:  # torch: only when something is exported or resumed, so listing stays light
     from engine.export.writer import ExportResult
@@ -125,27 +125,48 @@ def resume_run(
     return RESUMERS[info.kind](info, on_event, stop, **device)
 
 
-def export_config_from_sweep(
-    path: str | Path, level: float, fmt: str | None = None, output: str = ""
+EXPORTABLE_KINDS = (*SWEEP_KINDS, "finetune")  # run folders `export` takes a level from
+
+
+def export_config_from_run(
+    path: str | Path,
+    level: float | None = None,
+    fmt: str | None = None,
+    output: str = "",
+    **run: str,
 ) -> ExportConfig:
-    """The export of one level of a sweep or find run, pruned exactly as the sweep pruned it:
-    its checkpoint, method, score (and seed), classifier choice, minimum density and model."""
+    """The export of a run's pruned model (`run`: its name and note, `--name`/`--note`).
+
+    A sweep or find run: `level` (its best level when None) pruned exactly as the sweep pruned
+    it: its checkpoint, method, score (and seed), classifier choice, minimum density and model.
+    A fine-tuning run: its last checkpoint at its own level. Its pruned weights are exactly 0, so
+    pruning it again by magnitude with its method picks those same weights, whatever score
+    chose them first; the file holds the fine-tuned weights as they are."""
     info = read_run_info(path)
-    if info.kind not in SWEEP_KINDS:
-        raise PrunelabError(f"{info.path} is a {info.kind} run; export a level of a sweep run")
-    saved = saved_sweep_config(info.path)
-    config = ExportConfig(
-        checkpoint=saved.checkpoint,
-        level=level,
-        **mask_settings(saved),
-        model=info.record.model if saved.model == "auto" else saved.model,
-        output=output,
-        run_dir=str(info.path.parent),
-        allow_nonfinite=saved.allow_nonfinite,
-    )
+    if info.kind not in EXPORTABLE_KINDS:
+        raise PrunelabError(
+            f"{info.path} is a {info.kind} run; export a level of a sweep or a fine-tuning run"
+        )
+    if info.kind == "finetune":
+        config = _finetune_export(info, level, output)
+    else:
+        saved = saved_sweep_config(info.path)
+        if level is None:
+            level = getattr(info.summary, "best_level_percent", None) or 0.0
+        config = ExportConfig(
+            checkpoint=saved.checkpoint,
+            level=level,
+            **mask_settings(saved),
+            model=info.record.model if saved.model == "auto" else saved.model,
+            output=output,
+            run_dir=str(info.path.parent),
+            allow_nonfinite=saved.allow_nonfinite,
+        )
+    config = dataclasses.replace(config, **run)
     config = config if fmt is None else dataclasses.replace(config, format=fmt)
     # what the run's file decides is the file's problem, not an option typed wrong
-    damaged = [p for p in config.problems() if p.field not in ("level", "format", "output")]
+    typed = ("level", "format", "output", "name", "note")
+    damaged = [p for p in config.problems() if p.field not in typed]
     if damaged:
         raise PrunelabError(
             f"{info.path / 'config.json'} is damaged: {damaged[0].field} {damaged[0].message}"
@@ -160,21 +181,50 @@ def saved_sweep_config(run_dir: Path) -> SweepConfig:
     return saved_config(run_dir)
 
 
-def export_from_sweep(
+def _finetune_export(info: RunInfo, level: float | None, output: str) -> ExportConfig:
+    """A fine-tuning run's export (see `export_config_from_run`)."""
+    summary = info.summary
+    if not isinstance(summary, FinetuneSummary) or not summary.method:
+        raise PrunelabError(f"{info.path} did not finish pruning; nothing to export")
+    if level is not None and level != summary.level_percent:
+        raise ConfigError(
+            "level",
+            f"{info.path.name} fine-tuned {summary.level_percent:g}% pruned weights; "
+            f"its model exports at that level only (not {level:g})",
+        )
+    checkpoint = resume_checkpoint(info)
+    saved = info.record.config
+    return ExportConfig(
+        checkpoint=checkpoint,
+        level=summary.level_percent,
+        method=summary.method,
+        score="l1",  # the zeros themselves: see export_config_from_run
+        include_classifier=bool(saved.get("include_classifier", False)),
+        min_density=float(saved.get("min_density", 0.0)),
+        model=info.record.model,
+        output=output,
+        run_dir=str(info.path.parent),
+    )
+
+
+def export_from_run(
     path: str | Path,
-    level: float,
+    level: float | None = None,
     fmt: str | None = None,
     *,
     output: str = "",
     on_event: EventCallback = no_events,
     stop: StopSignal = None,
+    **run: str,
 ) -> ExportResult:
-    """Export `level` of the sweep run at `path` (see `export_config_from_sweep`); a gradient
+    """Export the pruned model of the run at `path` (see `export_config_from_run`); a gradient
     sweep's score is taken on its own training batch (its data settings, on the CPU)."""
     from engine.export.writer import export_pruned
     from engine.pruning.scores import training_batch
 
-    config = export_config_from_sweep(path, level, fmt, output)
+    config = export_config_from_run(path, level, fmt, output, **run)
+    if read_run_info(path).kind == "finetune":
+        return export_pruned(config, on_event, stop)
     changed = source_warning(path, config.checkpoint)
     if changed:
         on_event(Notice(changed, "warning"))

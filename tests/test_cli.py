@@ -757,7 +757,7 @@ def test_prose_wraps_at_words_on_a_terminal_and_stays_one_line_in_a_pipe(monkeyp
 
 def test_export_of_a_sweep_run_folder_gives_the_sweeps_masks(trained, tmp_path):
     """`prunelab export RUN --level L` prunes as that sweep did (global, min density, random
-    score and its seed), through the engine's export_from_sweep; the sweep's own settings cannot
+    score and its seed), through the engine's export_from_run; the sweep's own settings cannot
     be overridden, and a folder that is not a sweep run is refused in one line."""
     import torch
 

@@ -29,8 +29,8 @@ from engine.export.writer import export_pruned
 from engine.models.resnets import build_model
 from engine.operations import (
     RESUMERS,
-    export_config_from_sweep,
-    export_from_sweep,
+    export_config_from_run,
+    export_from_run,
     resume_run,
     why_not_resumable,
 )
@@ -148,7 +148,7 @@ def test_export_from_a_global_sweep_with_min_density_gives_the_sweeps_masks(
         trained_checkpoint, tmp_path, method="global", min_density=0.4, levels=parse_levels("80")
     )
     sweep = run_sweep(config)
-    result = export_from_sweep(sweep.run_dir, 80, "dense", output=str(tmp_path / "x.pth"))
+    result = export_from_run(sweep.run_dir, 80, "dense", output=str(tmp_path / "x.pth"))
     exported = read_checkpoint(result.path).state_dict
     model = build_model("resnet20")
     model.load_state_dict(read_checkpoint(trained_checkpoint).state_dict)
@@ -166,7 +166,7 @@ def test_export_from_a_global_sweep_with_min_density_gives_the_sweeps_masks(
         not torch.equal(exported[f"{n}.weight"] == 0, m.weight == 0)
         for n, m in Pruner(plain, "global").layers
     )
-    saved = export_config_from_sweep(sweep.run_dir, 80)
+    saved = export_config_from_run(sweep.run_dir, 80)
     assert (saved.method, saved.min_density, saved.model) == ("global", 0.4, "resnet20")
 
 

@@ -15,7 +15,7 @@ from engine.config import SweepConfig
 from engine.errors import ConfigError
 from engine.methods import SCORES
 from engine.models.resnets import build_model
-from engine.operations import export_config_from_sweep, export_from_sweep
+from engine.operations import export_config_from_run, export_from_run
 from engine.options import parse_levels
 from engine.pruning.pruner import Pruner, amount_to_prune, measure_sparsity, prunable_layers
 from engine.pruning.scores import SCORES as SCORE_CLASSES
@@ -235,7 +235,7 @@ def test_export_of_a_scored_sweep_gives_the_sweeps_masks(trained_checkpoint, tmp
     sweep = run_sweep(config)
     assert sweep.score == score and sweep.pruning == f"global, {score}"
     assert read_json(Path(sweep.run_dir) / "run.json")["summary"]["score"] == score
-    result = export_from_sweep(sweep.run_dir, 60, "dense", output=str(tmp_path / "x.pth"))
+    result = export_from_run(sweep.run_dir, 60, "dense", output=str(tmp_path / "x.pth"))
     assert result.score == score
     exported = read_checkpoint(result.path).state_dict
     model = build_model("resnet20")
@@ -252,7 +252,7 @@ def test_export_of_a_scored_sweep_gives_the_sweeps_masks(trained_checkpoint, tmp
         assert torch.equal(exported[f"{name}.weight"] != 0, expected[name]), name
     swept = read_jsonl(Path(sweep.run_dir) / "sweep.jsonl")[-1]
     assert result.sparsity_percent == pytest.approx(swept["sparsity_percent"])
-    saved_export = export_config_from_sweep(sweep.run_dir, 60)
+    saved_export = export_config_from_run(sweep.run_dir, 60)
     assert (saved_export.score, saved_export.seed) == (score, 11)
 
 

@@ -31,14 +31,15 @@ from engine.sweep.run import find_best, run_sweep
 from engine.training.train import resume_config, train
 from tui.app import PrunelabApp
 from tui.cli import app as cli_app
+from tui.formatting import fmt_acc
 from tui.messages import EngineProgress, wrap
 from tui.screens.dialogs import (
     ConfirmDialog,
     ErrorDialog,
-    ExportDialog,
     MessageDialog,
     PickDialog,
 )
+from tui.screens.export_dialog import ExportDialog
 from tui.screens.train import LOSS_REDRAW_S
 from tui.widgets.charts import AccuracyChart, LossChart, OverlayChart, SweepChart
 from tui.widgets.progress import ProgressPanel
@@ -386,10 +387,12 @@ async def test_runs_screen_overlays_two_sweeps_and_exports(tmp_path, tiny_checkp
         assert sorted(len(xs) for _, xs, _ in chart.series) == [2, 3]
         details = str(screen.query_one("#run-details", Static).render())
         assert "of weights removed" in details or "no pruned level" in details
-        # the app and `prunelab runs` show the engine's one headline per run
-        headlines = [info.headline() for info in list_run_infos(runs)]
-        cells = [row[3] for row in table_rows(table)]
-        assert all(h.startswith(c.removesuffix("…")) for c, h in zip(cells, headlines, strict=True))
+        # the app and `prunelab runs` show the engine's one headline (and its numbers) per run
+        infos = list_run_infos(runs)
+        headlines = [info.headline() for info in infos]
+        columns = [str(column.label) for column in table.ordered_columns]
+        cells = [row[columns.index("top-1")] for row in table_rows(table)]
+        assert cells == [fmt_acc(info.numbers().accuracy) for info in infos]
         listed = CliRunner().invoke(cli_app, ["runs", "--run-dir", str(runs), "--json"])
         assert [r["headline"] for r in json.loads(listed.stdout)] == headlines
 

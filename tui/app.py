@@ -268,22 +268,24 @@ class PrunelabApp(App[None]):
 
         return self._start_job("sweep", work)
 
-    def start_export(self, config: ExportConfig, sweep: str | None = None) -> Worker | None:
-        """Export `config`; a level of the sweep run `sweep` goes through
-        engine.operations.export_from_sweep (the sweep's own score batch, masks, settings)."""
+    def start_export(self, config: ExportConfig, run: str | None = None) -> Worker | None:
+        """Export `config`; from the run folder `run` (a sweep's level, a fine-tuned model) it
+        goes through engine.operations.export_from_run (the run's own masks and settings)."""
         from engine.export.writer import export_pruned
-        from engine.operations import export_from_sweep
+        from engine.operations import export_from_run
 
         def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
-            if sweep is None:
+            if run is None:
                 return export_pruned(config, on_event, stop)
-            return export_from_sweep(
-                sweep,
+            return export_from_run(
+                run,
                 config.level,
                 config.format,
                 output=config.output,
                 on_event=on_event,
                 stop=stop,
+                name=config.name,
+                note=config.note,
             )
 
         self.notify(f"exporting {toast_path(config.checkpoint)} at {config.level:g}%…")

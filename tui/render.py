@@ -77,7 +77,10 @@ def point_line(point: Any, baseline: float | None = None) -> str:
     """One pruning level (a `SweepPoint` event or a `PointResult`)."""
     head = f"level {fmt_level(point.level_percent):>6}"
     index, total = getattr(point, "index", 0), getattr(point, "total", 0)
-    if total:
+    refined = getattr(point, "refined", False)
+    if refined:  # a bisection step: how many follow is not known ahead, so no counter
+        head = "[bisect] " + head
+    elif total:
         head = f"[{index:>{len(str(total))}}/{total}] " + head
     if not point.evaluated:
         return f"{head}  not evaluated (early stop at chance accuracy)"
@@ -99,8 +102,6 @@ def point_line(point: Any, baseline: float | None = None) -> str:
         f"  sparse {fmt_bytes(point.sparse_bytes)} of {fmt_bytes(point.dense_bytes)}"
         f"  {fmt_duration(point.seconds)}"
     )
-    if getattr(point, "refined", False):
-        line += "  (refined)"
     return line
 
 
@@ -120,7 +121,29 @@ def most_sensitive_line(result: Any, count: int = 3) -> str:
         return ""
     cells = ", ".join(f"{name} {result.accuracy[name][level]:.1f}%" for name in names)
     base = result.baseline_accuracy
-    return f"most sensitive at {level:g}%: {cells}" + (f" (dense {base:.1f}%)" if base else "")
+    line = f"most sensitive at {level:g}%: {cells}" + (f" (dense {base:.1f}%)" if base else "")
+    return line + small_sample_warning(result)
+
+
+SMALL_SAMPLE_POINTS = 1.0  # a 95% half-width above this many points is worth a warning
+
+
+def small_sample_warning(result: Any) -> str:
+    """'; caution: …' when the test set measures each layer's accuracy too coarsely to rank
+    layers closer than the interval (as sweeps warn about their tolerance); else ''."""
+    from engine.measure.stats import wilson_ci95  # numpy: when used
+
+    images, base = getattr(result, "test_images", 0), result.baseline_accuracy
+    if not images or base is None:
+        return ""
+    interval = wilson_ci95(round(base / 100 * images), images)
+    half = (interval[1] - interval[0]) / 2 if interval else 0.0
+    if half <= SMALL_SAMPLE_POINTS:
+        return ""
+    return (
+        f"; caution: {images:,} test images measure each accuracy only to about +-{half:.1f} "
+        "points (95%), so layers closer than that are not told apart"
+    )
 
 
 def sweep_finished_line(event: SweepFinished) -> str:

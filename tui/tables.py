@@ -24,6 +24,7 @@ from tui.formatting import (
 from tui.render import sweep_legend
 from tui.rows import epoch_cells, level_cells
 from tui.safe import printable
+from tui.widgets.text import elide_middle
 
 
 def titled_table(title: str) -> Table:
@@ -209,46 +210,50 @@ def export_table(result: Any) -> Table:
     return table
 
 
-RUNS_FULL_WIDTH = 118  # below this many columns `runs_table` leaves out what the name says
+RUNS_FULL_WIDTH = 140  # below this many columns pruning and checkpoint go under the run's folder
+RUN_STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "damaged": "red",
+    "stopped": "yellow",
+    "interrupted": "yellow",
+}
 
 
 def runs_table(listings: Iterable[Any], width: int | None = None) -> Table:
-    """One row per run (engine.runs.lifecycle.RunInfo), newest first as given, with the run's
-    headline (the line the app's Runs screen shows too); a SYNTHETIC run says so.
+    """One row per run (engine.runs.lifecycle.RunInfo), newest first as given: its folder (kind,
+    model and start are in its name) and the name it was given, how it pruned, the checkpoint it
+    read (elided, keeping the file name), its status and its headline (the line the app's Runs
+    screen shows too) with its note; a SYNTHETIC run says so.
 
-    In a narrow terminal (`width` < RUNS_FULL_WIDTH) kind, model and date are left out: the run's
-    name (`YYYYmmdd-HHMMSS-kind-model`) carries them.
+    In a narrow terminal (`width` < RUNS_FULL_WIDTH) pruning and checkpoint are a line under
+    the run's folder instead of columns, so the headline keeps room to be read.
     """
     full = width is None or width >= RUNS_FULL_WIDTH
     table = titled_table("runs (newest first)")
     table.add_column("run", no_wrap=True)
     if full:
-        table.add_column("kind", no_wrap=True)
-        table.add_column("model", no_wrap=True)
-        table.add_column("date", no_wrap=True)
+        table.add_column("pruning", no_wrap=True)
+        table.add_column("checkpoint", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("data", no_wrap=True)
-    table.add_column("result", no_wrap=False)
+    table.add_column("result", no_wrap=False, ratio=1)
     for item in listings:
         record = item.record
-        status_style = {
-            "completed": "green",
-            "failed": "red",
-            "damaged": "red",
-            "stopped": "yellow",
-            "interrupted": "yellow",
-        }.get(record.status, "")
-        row: list[Any] = [item.path.name]
-        if full:
-            # fields from run.json: a model "name" of 200 MB must not break every row
-            row += [printable(record.kind, 12), printable(record.model, 24)]
-            row.append(record.created.replace("T", " ")[:16])
-        row += [
-            Text(record.status, style=status_style),
-            data_label(record),
-            item.headline(),
-        ]
-        table.add_row(*row)
+        # fields from run.json are untrusted text: printable (no escapes, a capped length)
+        run = Text(printable(item.path.name))
+        source = elide_middle(printable(item.source()), 30 if full else 24)
+        how = [printable(item.pruning(), 32), source]
+        if not full and any(how):
+            run.append("\n" + " · ".join(part for part in how if part), style="dim")
+        if record.name:
+            run.append("\n" + printable(record.name, 60), style="bold")
+        result = Text(printable(item.headline()))
+        if record.note:
+            result.append("\nnote: " + printable(record.note, 200), style="dim")
+        status = Text(printable(record.status, 20), style=RUN_STATUS_STYLES.get(record.status, ""))
+        row: list[Any] = [run, *how] if full else [run]
+        table.add_row(*row, status, data_label(record), result)
     return table
 
 
@@ -286,13 +291,40 @@ def cost_table(result: Any) -> Table | None:
     )
     if not structured:
         how += "; masked zeros still run on dense kernels, so no speedup is expected"
+    noise = latency_noise(result.points)
+    if noise is not None:
+        how += (
+            f"; caution: batch 1 took up to {noise:.1f}x the dense model's time although no "
+            "level adds work (a busy machine?): read the batch speedup and its range"
+        )
     table.caption, table.caption_justify = how, "left"
     return table
 
 
-def sweep_tables(result: Any, width: int | None = None) -> list[Table]:
-    """What the CLI prints for a sweep: its levels, their cost when measured, per-class accuracy."""
-    found = [sweep_table(result, width=width), cost_table(result), per_class_table(result, width)]
+NOISY_LATENCY = 1.5  # a pruned level at batch 1 this many times slower than dense is noise
+
+
+def latency_noise(points: Sequence[Any]) -> float | None:
+    """The worst batch-1 slowdown against dense when it is over NOISY_LATENCY (pruning never
+    adds work, so such a time says the machine was busy), else None."""
+    times = {p.level_percent: getattr(p, "latency_ms", None) for p in points}
+    dense = times.get(0.0)
+    others = [t for level, t in times.items() if level > 0 and t is not None]
+    if not dense or not others:
+        return None
+    worst = max(others) / dense
+    return worst if worst > NOISY_LATENCY else None
+
+
+def sweep_tables(result: Any, width: int | None = None, name: str = "") -> list[Table]:
+    """What the CLI prints for a sweep: its levels, their cost when measured, per-class accuracy;
+    the levels' title starts with the run's `name` when it was given one."""
+    title = None
+    if name:
+        title = f"{name}: {fmt_pruning(result)} sweep of {result.model}: {result.run_dir}"
+        title = "SYNTHETIC " * bool(getattr(result, "synthetic", False)) + title
+    levels = sweep_table(result, title=title, width=width)
+    found = [levels, cost_table(result), per_class_table(result, width)]
     return [table for table in found if table is not None]
 
 

@@ -5,7 +5,9 @@ app's export dialog come from it at start-up cost."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.config import EXPORT_FORMATS, DataOptions, SweepConfig
 from engine.errors import ConfigError
@@ -50,6 +52,8 @@ class ExportConfig(Options):
     )
     run_dir: str = same_as(DataOptions, "run_dir")
     allow_nonfinite: bool = same_as(DataOptions, "allow_nonfinite")
+    name: str = same_as(DataOptions, "name")
+    note: str = same_as(DataOptions, "note")
 
     def problems(self) -> list[ConfigError]:
         found = super().problems()
@@ -90,3 +94,45 @@ ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the [onnx] extra (pypro
 def missing_onnx_packages() -> list[str]:
     """The `[onnx]` extra's packages that are not installed (none when the extra is)."""
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def default_output(
+    checkpoint: str | Path, level_percent: float, method: str, fmt: str, score: str = "l1"
+) -> Path:
+    """Beside the input: `<stem>_<method><level>.<fmt>.pth` (`.onnx` for onnx;
+    `<method>-<score>` for a score other than l1)."""
+    path = Path(checkpoint)
+    stem = path.name.removesuffix(".pth").removesuffix(".pt")
+    how = method if score == "l1" else f"{method}-{score}"
+    suffix = ".onnx" if fmt == "onnx" else f".{fmt}.pth"
+    return path.with_name(f"{stem}_{how}{level_percent:g}{suffix}")
+
+
+def _beside(config: ExportConfig) -> Path:
+    return default_output(
+        config.checkpoint, config.level, config.method, config.format, config.score
+    )
+
+
+def output_path(config: ExportConfig, fallback: Path | None = None) -> Path:
+    """`config.output`, or beside the checkpoint (`default_output`); when the checkpoint's
+    folder is read-only (a shared or downloaded file), in `fallback` (the export's run folder)."""
+    if config.output:
+        return Path(config.output)
+    path = _beside(config)
+    if fallback is not None and not os.access(path.parent, os.W_OK):
+        return Path(fallback) / path.name
+    return path
+
+
+def read_only_note(config: ExportConfig) -> str:
+    """'' or why the default output leaves the checkpoint's (read-only) folder."""
+    if config.output:
+        return ""
+    folder = _beside(config).parent
+    if os.access(folder, os.W_OK):
+        return ""
+    return (
+        f"{folder} is read-only: the file goes into the export's run folder under "
+        f"{config.run_dir} (or choose the output)"
+    )

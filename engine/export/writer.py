@@ -25,7 +25,7 @@ from engine.checkpoints import sparse_format
 from engine.checkpoints.io import check_finite, load_state, read_checkpoint, write_checkpoint
 from engine.errors import CheckpointError, ConfigError
 from engine.events import EventCallback, StopSignal, no_events
-from engine.export.config import ExportConfig
+from engine.export.config import ExportConfig, output_path, read_only_note
 from engine.measure.cost import alive_channels
 from engine.models.resnets import count_parameters
 from engine.models.spec import build_for_state
@@ -81,27 +81,6 @@ def _stopped(config: ExportConfig, sparsity_percent: float) -> ExportResult:
     )
 
 
-def default_output(
-    checkpoint: str | Path, level_percent: float, method: str, fmt: str, score: str = "l1"
-) -> Path:
-    """Beside the input: `<stem>_<method><level>.<fmt>.pth` (`.onnx` for onnx;
-    `<method>-<score>` for a score other than l1)."""
-    path = Path(checkpoint)
-    stem = path.name.removesuffix(".pth").removesuffix(".pt")
-    how = method if score == "l1" else f"{method}-{score}"
-    suffix = ".onnx" if fmt == "onnx" else f".{fmt}.pth"
-    return path.with_name(f"{stem}_{how}{level_percent:g}{suffix}")
-
-
-def output_path(config: ExportConfig) -> Path:
-    """`config.output`, or beside the checkpoint (`default_output`)."""
-    if config.output:
-        return Path(config.output)
-    return default_output(
-        config.checkpoint, config.level, config.method, config.format, config.score
-    )
-
-
 def export_pruned(
     config: ExportConfig,
     on_event: EventCallback = no_events,
@@ -113,7 +92,7 @@ def export_pruned(
 
     A run of kind "export" under `config.run_dir`, like every other run: started and finished
     events, failures recorded; a stop before the file is written leaves no file. The gradient
-    score needs `batch` (one training batch on the CPU): `engine.operations.export_from_sweep`
+    score needs `batch` (one training batch on the CPU): `engine.operations.export_from_run`
     gives the sweep's own."""
     config.validate()
     if needs_batch(config.score) and batch is None:
@@ -148,6 +127,8 @@ def export_pruned(
         synthetic=False,
     )
     run.start(parameters=count_parameters(net))
+    if read_only_note(config):
+        run.notice(read_only_note(config), "warning")
     with run.guard():
         score = make_score(config.score, ScoreInputs(config.seed, batch))
         result = _export(config, name, source, net, run, score)
@@ -170,7 +151,7 @@ def _export(
     network, payload = _written(config.format, pruner, net, state, encoded, meta)
     if run.stop_requested():
         return _stopped(config, sparsity.percent)
-    path = output_path(config)
+    path = output_path(config, fallback=run.dir)
     onnx_diff = None
     if payload is None:
         from engine.export.onnx_graph import write_onnx  # the [onnx] extra, checked by validate()

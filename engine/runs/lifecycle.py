@@ -19,7 +19,7 @@ lock (a second writer gets RunBusyError) and `finish`/`fail`/`release` give it b
 torchrun only rank 0 opens the folder; the other ranks `follow` it and write nothing.
 
 A new kind of run: add its summary class to engine.runs.summaries (one line in `SUMMARIES`), its name
-to engine.events.RunKind and engine.runs.record.RUN_KINDS, and drive it with a `Run` as above; to make
+to engine.events.RunKind (engine.runs.record.RUN_KINDS reads it), and drive it with a `Run` as above; to make
 it resumable, add one entry to engine.operations.RESUMERS.
 """
 
@@ -44,6 +44,7 @@ from engine.events import (
     no_events,
     stop_requested,
 )
+from engine.methods import pruning_label
 from engine.runs.files import RunFileError, process_start
 from engine.runs.record import (
     RunListing,
@@ -56,7 +57,7 @@ from engine.runs.record import (
     read_run,
 )
 from engine.runs.record import start_run as _start_run
-from engine.runs.summaries import RunSummary, summary_from_dict
+from engine.runs.summaries import Numbers, RunSummary, summary_from_dict
 
 
 def _cuda_out_of_memory(exc: BaseException) -> bool:
@@ -127,6 +128,8 @@ class Run:
                     check(record)
                 record.status, record.reason, record.finished = "running", "", ""
                 record.config, record.world_size = config, world_size
+                record.name = str(config.get("name") or record.name)
+                record.note = str(config.get("note") or record.note)
                 record.pid, record.host = os.getpid(), socket.gethostname()
                 record.pid_started = process_start(os.getpid()) or 0.0
                 record.save(self.dir)
@@ -272,6 +275,38 @@ class RunInfo:
         if self.record.status == "running" and not text:
             return "running"
         return text
+
+    def label(self) -> str:
+        """What tells the run apart in a list: its name when given one, else its kind and
+        start (`sweep 01-02 10:00`)."""
+        if self.record.name:
+            return self.record.name
+        created = self.record.created.replace("T", " ")[5:16]
+        return f"{self.kind} {created}" if created else self.path.name
+
+    def pruning(self) -> str:
+        """How the run pruned (`layerwise`, `global, taylor`); '' for a run that did not."""
+        config = self.record.config if isinstance(self.record.config, dict) else {}
+        method = config.get("method")
+        if self.kind == "train" or not isinstance(method, str):
+            return ""
+        if self.kind == "sensitivity":
+            method = "per layer"
+        score = config.get("score")
+        return pruning_label(method, score if isinstance(score, str) else "l1")
+
+    def source(self) -> str:
+        """The checkpoint the run read (a training run: the one it wrote last); '' if none."""
+        config = self.record.config if isinstance(self.record.config, dict) else {}
+        if self.kind == "train":
+            checkpoint = getattr(self.summary, "checkpoint", None)
+        else:
+            checkpoint = config.get("checkpoint")
+        return checkpoint if isinstance(checkpoint, str) else ""
+
+    def numbers(self) -> Numbers:
+        """The headline's numbers (level, accuracy, dense), for the runs tables' columns."""
+        return self.summary.numbers() if self.summary is not None else Numbers()
 
 
 def _info(listing: RunListing) -> RunInfo:

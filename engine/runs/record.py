@@ -184,6 +184,8 @@ class RunRecord:
     host: str = ""
     checkpoints: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what we wrote
     sources: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what we measured
+    name: str = ""  # the user's name for the run (--name); the folder keeps its timestamp
+    note: str = ""  # the user's note (--note)
 
     def save(self, run_dir: str | Path) -> None:
         write_json(Path(run_dir) / RUN_FILE, self.__dict__)
@@ -217,6 +219,8 @@ def start_run(
         pid=os.getpid(),
         pid_started=process_start(os.getpid()) or 0.0,
         host=socket.gethostname(),
+        name=str(config.get("name") or ""),
+        note=str(config.get("note") or ""),
     )
     record.save(run_dir)
     write_json(run_dir / "config.json", config)

@@ -19,6 +19,15 @@ def _pct(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}%"
 
 
+@dataclass(frozen=True)
+class Numbers:
+    """A run's headline numbers (`RunSummary.numbers`)."""
+
+    level: float | None = None
+    accuracy: float | None = None
+    dense: float | None = None
+
+
 @dataclass
 class RunSummary:
     """Base: plain data that round-trips through JSON."""
@@ -27,6 +36,11 @@ class RunSummary:
 
     def headline(self) -> str:
         return ""
+
+    def numbers(self) -> Numbers:
+        """The headline's numbers for a table's columns: the level (percent removed), the
+        accuracy it reached and the dense model's accuracy; None where the kind has none."""
+        return Numbers()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +86,9 @@ class TrainSummary(RunSummary):
         epochs = self.epochs_completed
         return f"best {_pct(self.best_test_acc)}, {epochs} epoch{'s' * (epochs != 1)}"
 
+    def numbers(self) -> Numbers:
+        return Numbers(accuracy=self.best_test_acc)
+
 
 @dataclass
 class FinetuneSummary(TrainSummary):
@@ -91,11 +108,15 @@ class FinetuneSummary(TrainSummary):
     def headline(self) -> str:
         if self.recovered_accuracy is None:
             return ""
+        # the result first: a table cuts the end of a headline
         return (
-            f"{self.level_percent:g}% {pruning_label(self.method, self.score)}: "
-            f"{_pct(self.oneshot_accuracy)} -> "
-            f"{_pct(self.recovered_accuracy)} (dense {_pct(self.dense_accuracy)})"
+            f"{_pct(self.recovered_accuracy)} after fine-tuning, dense "
+            f"{_pct(self.dense_accuracy)}, one-shot {_pct(self.oneshot_accuracy)} "
+            f"({self.level_percent:g}% {pruning_label(self.method, self.score)})"
         )
+
+    def numbers(self) -> Numbers:
+        return Numbers(self.level_percent, self.recovered_accuracy, self.dense_accuracy)
 
 
 @dataclass
@@ -131,6 +152,9 @@ class SweepSummary(RunSummary):
             )
         return _scored(self.score, text)
 
+    def numbers(self) -> Numbers:
+        return Numbers(self.best_level_percent, self.best_accuracy, self.baseline_accuracy)
+
     def _speed_headline(self) -> str:
         target = f"{self.target_speedup:g}x faster"
         if self.best_level_percent is None or self.speedup is None:
@@ -163,6 +187,9 @@ class SensitivitySummary(RunSummary):
         text = f"{layers} x {levels}, dense {_pct(self.baseline_accuracy)}"
         return _scored(self.score, text)
 
+    def numbers(self) -> Numbers:
+        return Numbers(dense=self.baseline_accuracy)
+
 
 @dataclass
 class ExportSummary(RunSummary):
@@ -185,6 +212,9 @@ class ExportSummary(RunSummary):
             f"{Path(self.path).name}, "
             f"{100 * self.ratio:.1f}% of the dense file"
         )
+
+    def numbers(self) -> Numbers:
+        return Numbers(level=self.level_percent)
 
 
 SUMMARIES: dict[str, type[RunSummary]] = {

@@ -32,6 +32,7 @@ from engine.options import parse_levels
 from engine.pruning.pruner import Pruner
 from engine.runs.lifecycle import Run
 from engine.runs.record import append_jsonl, load_run
+from engine.runs.tensorboard import tensorboard_events
 from engine.runtime.device import resolve_device
 from engine.runtime.distributed import Group, SharedStop, rank_device, world_from_env
 from engine.sweep.answer import (
@@ -124,12 +125,13 @@ def _sweep(config: SweepConfig, on_event: EventCallback, stop: StopSignal, **kwa
     config = dataclasses.replace(config, devices=max(config.devices, world.world_size))
     config.validate()
     group = Group(world, rank_device(resolve_device(config.device), world))
-    run = Run(kwargs["kind"], on_event if world.writer else no_events, stop)
-    try:
-        return _sweep_in(group, run, config, **kwargs)
-    finally:
-        run.release()
-        group.close()
+    with tensorboard_events(config.tensorboard if world.writer else "", on_event) as on_event:
+        run = Run(kwargs["kind"], on_event if world.writer else no_events, stop)
+        try:
+            return _sweep_in(group, run, config, **kwargs)
+        finally:
+            run.release()
+            group.close()
 
 
 @dataclass

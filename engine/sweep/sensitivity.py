@@ -3,6 +3,8 @@ default) at each level, the others dense, and evaluate."""
 
 from __future__ import annotations
 
+import time
+
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
 from engine.events import (
@@ -15,6 +17,7 @@ from engine.pruning.pruner import Pruner
 from engine.runs.lifecycle import Run
 from engine.runs.record import append_jsonl
 from engine.runs.summaries import SensitivitySummary
+from engine.runs.tensorboard import tensorboard_events
 from engine.sweep.rules import raise_first, sensitivity_problems
 from engine.sweep.setup import Evaluator, Stopped, open_run, prepare
 from engine.sweep.store import SensitivityResult, write_sensitivity
@@ -30,6 +33,13 @@ def run_sensitivity(
     """Prune one layer at a time (layerwise, by `config.score`) at each level, the others dense,
     and evaluate: which layers tolerate pruning and which do not."""
     raise_first(sensitivity_problems(config))
+    with tensorboard_events(config.tensorboard, on_event) as events:
+        return _sensitivity(config, events, stop, layers)
+
+
+def _sensitivity(
+    config: SweepConfig, on_event: EventCallback, stop: StopSignal, layers: list[str] | None
+) -> SensitivityResult:
     setup = prepare(config, None, on_event)
     config = setup.config
     pruner = Pruner(setup.model, "layerwise", config.include_classifier, score=setup.score)
@@ -40,20 +50,24 @@ def run_sensitivity(
     levels = [level for level in config.levels if level > 0]
     table: dict[str, dict[float, float]] = {}
     status, baseline = "completed", None
+    images = len(setup.test_data)
     batch = setup.test_loader.batch_size
     with run.guard(
         oom_hint=f"at eval batch size {batch}, try --eval-batch-size {max(1, batch // 2)}"
     ):
         evaluator = Evaluator(setup, pruner, stop)
         try:
+            began = time.monotonic()
             baseline = evaluator.run_eval().accuracy
+            total = len(names) * len(levels)
+            run.notice(evaluations_notice(total, images, time.monotonic() - began))
             _measure_layers(run, evaluator, pruner, names, levels, table)
         except Stopped:
             status = "stopped"
         finally:
             pruner.release()
         result = SensitivityResult(
-            str(run_dir), list(table), levels, baseline, table, status, config.score
+            str(run_dir), list(table), levels, baseline, table, status, config.score, images
         )
         write_sensitivity(run_dir, result)
     summary = SensitivitySummary(
@@ -93,3 +107,14 @@ def _measure_layers(run: Run, evaluator, pruner: Pruner, names, levels, table) -
                 layer=name, level_percent=level, accuracy=accuracy, index=index, total=total
             )
             run.on_event(point)
+
+
+def evaluations_notice(total: int, images: int, seconds: float) -> str:
+    """What a sensitivity run is about to do and roughly how long it takes: one evaluation of
+    the test set (the dense one, just timed) per layer and level."""
+    left = total * seconds
+    rough = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+    return (
+        f"{total} evaluations to go (one per layer and level) of {images:,} test images; the "
+        f"dense one took {seconds:.1f} s, so about {rough} in all"
+    )

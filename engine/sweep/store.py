@@ -220,6 +220,7 @@ class SensitivityResult:
     accuracy: dict[str, dict[float, float]]  # layer -> level -> top-1 %
     status: str = "completed"
     score: str = "l1"  # what ranked each layer's weights (a run written before scores: l1)
+    test_images: int = 0  # how many images each accuracy is measured on (0: not recorded)
 
     def comparison_level(self) -> float | None:
         """The highest level measured for every layer (None before any, or when a stopped run
@@ -267,7 +268,13 @@ def read_sensitivity(run_dir: str | Path) -> SensitivityResult:
         table,
         status,
         score if isinstance(score, str) and score else "l1",
+        _count(summary.get("test_images")),
     )
+
+
+def _count(value: Any) -> int:
+    """A count read from a file: a non-negative int, else 0 (not recorded or damaged)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def write_sensitivity(run_dir: Path, result: SensitivityResult) -> None:
@@ -281,6 +288,7 @@ def write_sensitivity(run_dir: Path, result: SensitivityResult) -> None:
         {
             "baseline_accuracy": result.baseline_accuracy,
             "score": result.score,
+            "test_images": result.test_images,
             "levels": levels,
             "accuracy": {n: {f"{k:g}": v for k, v in r.items()} for n, r in table.items()},
         },

@@ -29,7 +29,6 @@ from engine.measure.evaluate import evaluate
 from engine.methods import pruning_label
 from engine.pruning.masks import MaskSet
 from engine.pruning.scores import ScoreInputs, make_score, training_batch
-from engine.runs.record import folder_label
 from engine.training.finetune_config import FinetuneConfig
 from engine.training.train import Recipe, RunContext, TrainResult, run_training
 
@@ -146,6 +145,13 @@ class FinetuneRecipe(Recipe):
         assert self.source is not None and self.model is not None
         config = self.config
         load_state(self.model, self.source, self.source.path)
+        ctx.on_event(  # two test passes before the first batch: say what takes the time
+            Notice(
+                f"measuring the dense accuracy, then pruning {config.level:g}% "
+                f"({pruning_label(config.method, config.score)}) and measuring it one-shot, "
+                "before fine-tuning starts"
+            )
+        )
         dense = evaluate(self.model, ctx.test_loader, ctx.placement, stop=ctx.stop)
         if dense is None:
             return False
@@ -204,12 +210,13 @@ class FinetuneRecipe(Recipe):
         self.oneshot_accuracy = info.get("oneshot_accuracy")
 
     def checkpoint_name(self, epoch: int | None) -> str:
+        """`<source file's stem>_ft<level><method>_ckpt_<epoch>.pth`: named after the file it
+        fine-tunes, so two sources fine-tuned at one level never claim one file."""
         config = self.config
         tag = f"epoch{epoch}" if epoch is not None else "stopped"
         how = config.method if config.score == "l1" else f"{config.method}-{config.score}"
-        return (
-            f"{config.dataset}_{folder_label(config.model)}_ft{config.level:g}{how}_ckpt_{tag}.pth"
-        )
+        stem = Path(config.checkpoint).name.removesuffix(".pth").removesuffix(".pt")
+        return f"{stem}_ft{config.level:g}{how}_ckpt_{tag}.pth"
 
     def summary(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         accs = [h["test_acc"] for h in history]

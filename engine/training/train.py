@@ -28,6 +28,7 @@ from engine.models.spec import build_model
 from engine.runs.lifecycle import Run
 from engine.runs.record import write_jsonl
 from engine.runs.summaries import TrainSummary, summary_from_dict
+from engine.runs.tensorboard import tensorboard_events
 from engine.runtime.device import Placement, resolve_placement
 from engine.runtime.distributed import (
     Group,
@@ -91,12 +92,14 @@ def run_training(
     if config.sync_bn and world.distributed and placement.device.type != "cuda":
         raise PrunelabError("--sync-bn needs CUDA ranks (SyncBatchNorm runs on GPUs only)")
     group = Group(world, placement.device)
-    run = Run(recipe.kind, on_event if world.writer else no_events, stop)
-    try:
-        return _run(config, recipe, run, resume, group, placement)
-    finally:
-        run.release()
-        group.close()
+    events = tensorboard_events(config.tensorboard if world.writer else "", on_event)
+    with events as on_event:
+        run = Run(recipe.kind, on_event if world.writer else no_events, stop)
+        try:
+            return _run(config, recipe, run, resume, group, placement)
+        finally:
+            run.release()
+            group.close()
 
 
 def training_loader(

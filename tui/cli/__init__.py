@@ -39,7 +39,7 @@ from tui.cli import (
     runs_cmd,
     train_cmd,
 )
-from tui.cli.options import option_name
+from tui.cli.options import canonical_args, option_name
 from tui.cli.output import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -55,11 +55,14 @@ class _OneLineErrors(TyperGroup):
     """Usage errors (an unreadable value, an unknown option) as one `error:` line, exit 2,
     like every other bad input, instead of click's multi-line box."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self, args: list[str] | None = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        args = canonical_args(sys.argv[1:] if args is None else list(args))
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, *rest, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, *rest, standalone_mode=False, **kwargs)
         except NoArgsIsHelpError as exc:
             exc.show()
             sys.exit(exc.exit_code)
@@ -131,6 +134,13 @@ def short_help(command: Callable[..., Any]) -> str:
     return " ".join(first.split())
 
 
+def long_help(command: Callable[..., Any]) -> str:
+    """A command's docstring with each paragraph as one line, for its `--help`: rich markup
+    mode keeps the source's line breaks, which at 80 columns broke sentences mid-line."""
+    paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
 # The commands, in the order `prunelab --help` lists them.
 for _name, _command in (
     ("train", train_cmd.train),
@@ -142,7 +152,7 @@ for _name, _command in (
     ("runs", runs_cmd.runs),
     ("report", runs_cmd.report),
 ):
-    app.command(_name, short_help=short_help(_command))(_command)
+    app.command(_name, short_help=short_help(_command), help=long_help(_command))(_command)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,26 +23,31 @@ def export(
     out: Output,
     checkpoint: CheckpointArg,
     level: Annotated[
-        float,
+        Optional[float],  # noqa: UP045 - typer needs a runtime type here
         typer.Option(
             "--level",
-            help="percent of the prunable weights to remove (from 0 to 100)",
+            help="percent of the prunable weights to remove (from 0 to 100); for a run: "
+            "a sweep's best level, a fine-tuning run's own level when left out",
             show_default=False,
             rich_help_panel="Pruning",
         ),
-    ],
+    ] = None,
     **options: Any,
 ) -> None:
     """Write the model pruned at one level, with masks made permanent, and print its sizes.
 
-    The file is itself a checkpoint every other command accepts. CHECKPOINT may also be a sweep or find run folder: its level is then pruned exactly as the sweep pruned it (its checkpoint, method, score and seed, classifier choice and minimum density), as the app's Runs screen (e) does.
+    The file is itself a checkpoint every other command accepts. CHECKPOINT may also be a run (its folder, or its name or a unique prefix of it in --run-dir, as report takes): a sweep or find run's level is pruned exactly as the sweep pruned it (its checkpoint, method, score and seed, classifier choice and minimum density), a fine-tuning run's model is written at its own level, as the app's Runs screen (e) does.
     """
     if "output" in typed_by_user(ctx, ["output"]) and not options["output"].strip():
         error_line("invalid value for --output: an empty path; leave --output out for the default")
         raise typer.Exit(EXIT_USAGE)
-    if Path(checkpoint).is_dir():
-        _export_sweep_level(ctx, out, checkpoint, level, options)
+    run = _run_folder(checkpoint, options["run_dir"])
+    if run is not None:
+        _export_run(ctx, out, run, level, options)
         return
+    if level is None:
+        error_line("missing option --level (the percent of weights to remove, 0 to 100)")
+        raise typer.Exit(EXIT_USAGE)
     config = make_config(ExportConfig, options, checkpoint=checkpoint, level=level)
     from engine.export.writer import export_pruned  # torch: only once the options are known good
 
@@ -51,16 +56,32 @@ def export(
 
 
 # What a run folder's own config decides; only these export options may be given with one.
-_FROM_RUN = ("format", "output")
+_FROM_RUN = ("format", "output", "run_dir", "name", "note")
 
 
-def _export_sweep_level(
-    ctx: typer.Context, out: Output, run: str, level: float, options: dict[str, Any]
-) -> None:
-    """`prunelab export RUN --level L`: one level of a sweep run, through the engine's
-    `export_from_sweep` (the same masks the sweep measured)."""
+def _run_folder(checkpoint: str, run_dir: str) -> str | None:
+    """The run CHECKPOINT names (a run folder, or a run's name in `run_dir` as `report` and
+    `sweep --resume` take), None when it is a file or names no run."""
     from engine.errors import PrunelabError
-    from engine.operations import export_config_from_sweep, export_from_sweep
+    from engine.runs.record import resolve_run
+
+    if Path(checkpoint).is_file():
+        return None
+    try:
+        return str(resolve_run(run_dir, checkpoint))
+    except PrunelabError:
+        if Path(checkpoint).is_dir():
+            return checkpoint  # a folder that is no run: the engine says so
+        return None
+
+
+def _export_run(
+    ctx: typer.Context, out: Output, run: str, level: float | None, options: dict[str, Any]
+) -> None:
+    """`prunelab export RUN [--level L]`: a sweep's level or a fine-tuned model, through the
+    engine's `export_from_run` (the same masks the run measured)."""
+    from engine.errors import ConfigError, PrunelabError
+    from engine.operations import export_config_from_run, export_from_run
 
     taken = sorted(typed_by_user(ctx, [k for k in options if k not in _FROM_RUN]))
     if taken:
@@ -71,19 +92,35 @@ def _export_sweep_level(
         )
         raise typer.Exit(EXIT_USAGE)
     try:
-        config = export_config_from_sweep(run, level, options["format"], options["output"])
+        config = export_config_from_run(
+            run,
+            level,
+            options["format"],
+            options["output"],
+            name=options["name"],
+            note=options["note"],
+        )
+    except ConfigError:
+        raise
     except (PrunelabError, OSError, ValueError) as exc:
         error_line(f"invalid value for CHECKPOINT: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     make_config(ExportConfig, dataclasses.asdict(config))  # the same checks (exit 2)
 
     def entry(config: ExportConfig, on_event: Any, stop: Any) -> Any:
-        return export_from_sweep(
-            run, level, config.format, output=config.output, on_event=on_event, stop=stop
+        return export_from_run(
+            run,
+            config.level,
+            config.format,
+            output=config.output,
+            on_event=on_event,
+            stop=stop,
+            name=config.name,
+            note=config.note,
         )
 
     result, _ = run_engine(out, entry, config)
-    _report(out, result, level)
+    _report(out, result, config.level)
 
 
 def _report(out: Output, result: Any, level: float) -> None:

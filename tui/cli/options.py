@@ -37,7 +37,9 @@ PANEL_ORDER = (
     OUTPUT_PANEL,
 )
 # Other spellings accepted beside the dashed names: the original project's (its --epochs and
-# --momentum are already the dashed names) and short forms.
+# --momentum are already the dashed names) and short forms. The long ones are said in the
+# option's help and turned into the option's name before parsing (`canonical_args`): as names
+# of their own they made the names column too wide for 80 columns (`--lr,--learning-rate,--le…`).
 OPTION_ALIASES: dict[str, tuple[str, ...]] = {
     "batch_size": ("--batch_size",),
     "lr": ("--learning-rate", "--learning_rate"),
@@ -49,6 +51,24 @@ OPTION_ALIASES: dict[str, tuple[str, ...]] = {
 ARGUMENT_NAMES = {"checkpoint": "CHECKPOINT"}
 DEFAULT_RUN_DIR = field_default(DataOptions, "run_dir")
 _SWEEP_FIELDS = {f.name: f for f in fields(SweepConfig)}
+
+
+def canonical_args(args: list[str]) -> list[str]:
+    """The command line with each long alias (`--learning_rate 0.05`, `--T_max=7`) replaced by
+    its option's name; values and everything after `--` are left as they are."""
+    names = {
+        alias: option_name(field)
+        for field, aliases in OPTION_ALIASES.items()
+        for alias in aliases
+        if alias.startswith("--")
+    }
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        flag, equals, value = arg.partition("=")
+        out.append(names[flag] + equals + value if flag in names else arg)
+    return out
 
 
 def option_name(field_name: str) -> str:
@@ -75,12 +95,20 @@ def _config_parameter(cls: type, f: dataclasses.Field, default: Any = None) -> i
     help_text = meta.get("help", "")
     if describe_allowed(meta):
         help_text += f" ({describe_allowed(meta)})"
+    aliases = OPTION_ALIASES.get(f.name, ())
+    spelled = [a for a in aliases if a.startswith("--")]
+    if spelled:
+        help_text += f"; also {', '.join(spelled)}"
+    name = option_name(f.name)
+    switch_on = py_type is bool and value is True
+    if switch_on:  # on unless turned off: `--control/--no-control`, the default shown
+        name = f"{name}/--no-{name[2:]}"
     info = typer.Option(
-        option_name(f.name),
-        *OPTION_ALIASES.get(f.name, ()),
+        name,
+        *(a for a in aliases if not a.startswith("--")),
         help=escape(help_text),
         rich_help_panel=meta.get("group") or "Options",
-        show_default=py_type is not bool,
+        show_default=py_type is not bool or switch_on,
     )
     return inspect.Parameter(
         f.name, inspect.Parameter.KEYWORD_ONLY, default=value, annotation=Annotated[py_type, info]

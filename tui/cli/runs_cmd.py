@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from engine.errors import PrunelabError
 from engine.methods import named_score
+from engine.runs.record import RUN_KINDS, SWEEP_KINDS
 from tui import render, sweep_chart, tables
 from tui.cli.options import DEFAULT_RUN_DIR, RunDirOpt
 from tui.cli.output import EXIT_FAILURE, Output, error_line, output_options
@@ -22,19 +25,20 @@ def runs(
     run_dir: RunDirOpt = DEFAULT_RUN_DIR,
     kind: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--kind", help="only runs of this kind (train, sweep, find, sensitivity)"),
+        typer.Option("--kind", help=f"only runs of this kind ({', '.join(RUN_KINDS)})"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="show at most N runs (0 = all)")] = 0,
 ) -> None:
-    """The past runs, newest first: kind, model, date, status and the run's headline (its best
-    accuracy, its best sparsity, or why it did not end), the same line the app shows.
+    """The past runs, newest first: each run's folder and name, how it pruned, the checkpoint it
+    read, its status and headline (its best accuracy, its best sparsity, or why it did not
+    end: the line the app shows) and its note.
 
     Damaged runs are listed too, each with what is wrong with it, and each run that can go on
     (stopped, failed, or interrupted: killed) with the command that resumes it."""
     from engine.errors import ConfigError
     from engine.operations import why_not_resumable
     from engine.runs.lifecycle import list_run_infos
-    from engine.runs.record import RUN_KINDS, check_run_root
+    from engine.runs.record import check_run_root
 
     try:
         check_run_root(run_dir, create=False)
@@ -98,7 +102,10 @@ def report(
         typer.Option(
             "--png",
             metavar="FILE",
-            help="also write the chart as an image (needs matplotlib: pip install 'prunelab[png]')",
+            # escaped: rich markup would take `[png]` for a style and drop it
+            help=escape(
+                "also write the chart as an image (needs matplotlib: pip install 'prunelab[png]')"
+            ),
         ),
     ] = None,
 ) -> None:
@@ -107,12 +114,6 @@ def report(
     from engine.runs.record import changed_checkpoints, read_metrics, resolve_run
     from engine.sweep.store import read_sensitivity, read_sweep
 
-    if png is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            error_line("--png needs matplotlib: pip install 'prunelab[png]'")
-            raise typer.Exit(EXIT_FAILURE) from None
     sweeps, labels, documents, lines = [], [], [], []
     for name in names:
         path = resolve_run(run_dir, name)
@@ -123,25 +124,27 @@ def report(
         entry["data"] = record.data
         if record.data:
             out.line(f"{path.name}: {record.data}")
+        if record.note:
+            out.line(f"{path.name}: note: {record.note}")
         warnings = [listing.damage] if listing.damage else []
         warnings += [
             f"{ck} no longer holds what this run wrote (its hash changed)"
             for ck in changed_checkpoints(record)
         ]
-        if record.kind in ("sweep", "find"):
+        if record.kind in SWEEP_KINDS:
             result = read_sweep(path)
             warnings += [result.reason] if result.reason else []
             sweeps.append(result)
-            labels.append(f"{path.name} ({fmt_pruning(result)})")
+            labels.append(f"{record.name or path.name} ({fmt_pruning(result)})")
             entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
-            for table in tables.sweep_tables(result, width=out.console.width):
+            for table in tables.sweep_tables(result, width=out.console.width, name=record.name):
                 out.renderable(table)
             lines.append(render.sweep_line(result))
         elif record.kind == "train":
             history, damage = read_metrics(path)
             warnings += [damage] if damage else []
             entry["history"] = history
-            title = f"training {record.model}: {path}"
+            title = f"{record.name + ': ' if record.name else ''}training {record.model}: {path}"
             out.renderable(tables.train_table(history, "SYNTHETIC " * record.synthetic + title))
             lines.append(f"{path.name}: " + listing.headline())
         elif record.kind == "sensitivity":
@@ -160,22 +163,26 @@ def report(
         documents.append(entry)
     series, baselines = sweep_chart.chart_data(sweeps, labels if len(sweeps) > 1 else None)
     out.chart(series, baselines)
-    if png is not None:
-        if not sweeps:
-            raise PrunelabError("--png needs at least one sweep or find run among RUN...")
+    if png is not None and not sweeps:
+        raise PrunelabError("--png needs at least one sweep or find run among RUN...")
+    missing = png is not None and importlib.util.find_spec("matplotlib") is None
+    if png is not None and not missing:
         sweep_chart.write_png(png, series, baselines, title=_png_title(sweeps, documents))
         lines.append(f"chart written to {png}")
-    out.document({"runs": documents, "png": png})
+    out.document({"runs": documents, "png": None if missing else png})
     for line in lines[:-1]:
         out.line(line)
     out.final(lines[-1])
+    if missing:  # the tables are printed; only the image could not be written
+        error_line(f"{png} not written: --png needs matplotlib: pip install 'prunelab[png]'")
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _png_title(sweeps: list[Any], documents: list[dict[str, Any]]) -> str:
     """The chart's title, saying SYNTHETIC or JPEG when every run's test images were such."""
     axis = getattr(sweeps[0], "x", "level") if sweeps else "level"
     title = f"top-1 accuracy vs {sweep_chart.AXIS_TITLES[axis]}"
-    runs = [d for d in documents if d["kind"] in ("sweep", "find")]
+    runs = [d for d in documents if d["kind"] in SWEEP_KINDS]
     scores = {getattr(s, "score", "l1") for s in sweeps}
     if len(scores) == 1 and named_score(next(iter(scores))):
         title = f"{title}, {scores.pop()} score"

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.export.config import ExportConfig
-from engine.options import describe_allowed, field_meta
 from tui.safe import markup
 
 
@@ -115,78 +111,6 @@ class PickDialog(ModalScreen[str | None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         self.dismiss(event.option.id)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class ExportDialog(ModalScreen[dict | None]):
-    """Which level of a sweep to export, and in which format (checked by engine.config.ExportConfig,
-    like the CLI's `export` options). Dismisses with {"level": float, "format": str} or None."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, run_name: str, level: float | None) -> None:
-        super().__init__(classes="dialog-screen -export")
-        self.run_name = run_name
-        self.level = level
-        self.formats = tuple(field_meta(ExportConfig, "format")["choices"])
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="export-dialog"):
-            yield Label(f"Export a pruned model from {self.run_name}", classes="dialog-title")
-            with Horizontal(classes="field-line"):
-                yield Label("level %", classes="field-label")
-                yield Input(
-                    "" if self.level is None else f"{self.level:g}",
-                    id="export-level",
-                    compact=True,
-                )
-            with Horizontal(classes="field-line"):
-                yield Label("format", classes="field-label")
-                yield Select(
-                    [(f, f) for f in self.formats],
-                    value=self.formats[0],
-                    allow_blank=False,
-                    id="export-format",
-                    compact=True,
-                )
-            yield Static("", classes="field-error", id="export-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Export", id="export", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#export-level", Input).focus()
-
-    def _submit(self) -> None:
-        text = self.query_one("#export-level", Input).value.strip()
-        fmt = str(self.query_one("#export-format", Select).value)
-        try:
-            level = float(text)
-        except ValueError:
-            level = math.nan
-        problems = ExportConfig(checkpoint="-", level=level, format=fmt).problems()
-        if problems:
-            allowed = describe_allowed(field_meta(ExportConfig, "level"))
-            self.query_one("#export-error", Static).update(
-                f"{text!r} is not a level; give a percent {allowed}"
-                if problems[0].field == "level"
-                else str(problems[0])
-            )
-            return
-        self.dismiss({"level": level, "format": fmt})
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "export":
-            self._submit()
-        else:
-            self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -2,37 +2,49 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from engine.config import SweepConfig
 from engine.errors import PrunelabError
+from engine.export.config import ExportConfig
 from engine.measure.stats import BEST_LEVEL_RULE
 from engine.methods import pruning_label
-from engine.operations import export_config_from_sweep, why_not_resumable
+from engine.operations import (
+    EXPORTABLE_KINDS,
+    SWEEP_KINDS,
+    export_config_from_run,
+    why_not_resumable,
+)
 from engine.runs.lifecycle import RunInfo, list_run_infos
 from engine.runs.record import read_metrics
 from engine.runs.summaries import TrainSummary
-from tui.formatting import fmt_acc, fmt_pruning, is_jpeg
+from tui.formatting import fmt_acc, fmt_level, fmt_pruning, is_jpeg
 from tui.render import classes_failing_line, most_sensitive_line
 from tui.safe import markup as escape
 from tui.safe import plain, printable
-from tui.screens.dialogs import ExportDialog
+from tui.screens.export_dialog import ExportDialog
 from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
 from tui.screens.sweep import answer_text
-from tui.widgets.charts import OverlayChart
+from tui.widgets.charts import SERIES_COLORS, SERIES_SYMBOLS, OverlayChart
 from tui.widgets.text import cut_words, elide_middle, plural
 
-SWEEP_KINDS = ("sweep", "find")
+# The list's columns, left to right; at 80 columns the optional ones are left out (the details
+# pane below has everything): `dense` first, then `result` (the headline's words).
+RUN_COLUMNS = ("✓", "run", "pruning", "checkpoint", "level", "top-1", "dense", "status", "result")
+OPTIONAL_COLUMNS = ("dense", "result")
 # What reading one damaged run folder can raise: shown for that run, never a crash of the screen.
 _DAMAGE = (PrunelabError, OSError, ValueError, TypeError, KeyError, OverflowError, RecursionError)
-RUN_COLUMNS = ("✓", "run", "status", "result")
+RICH_COLORS = {"orange": "dark_orange"}  # plotext's colour names rich spells otherwise
+CHECKPOINT_WIDTH = (14, 30)  # the checkpoint column: at least, at most (elided, keeps the name)
 
 
 class RunsScreen(Screen):
@@ -45,21 +57,22 @@ class RunsScreen(Screen):
         Binding("r", "refresh", "Refresh", show=False),  # runs are re-read on each visit
         Binding("ctrl+s", "save_chart", "Save PNG", show=False),
         Binding("l", "layers", "Layers"),
+        Binding("slash", "filter", "Filter"),
     ]
 
     def __init__(self, run_root: str, *, name: str | None = None) -> None:
         super().__init__(name=name, id="runs-screen")
         self.run_root = run_root
-        self.listings: list[RunInfo] = []
+        self.listings: list[RunInfo] = []  # the runs shown (those the filter keeps)
+        self.filter_text = ""
         self.marked: list[str] = []  # run folder names, in marking order
         self._results: dict[str, tuple[tuple[float, ...], Any]] = {}  # name -> (mtimes, result)
         self.ready = False  # True once composed and mounted: widgets can be updated
 
     def compose(self) -> ComposeResult:
         yield Header()
-        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*RUN_COLUMNS)
-        yield table
+        yield Input(placeholder="filter: any text of a run (Esc clears)", id="runs-filter")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(classes="runs-bottom"):
             with VerticalScroll(id="run-details-scroll"):
                 yield Static("", id="run-details")
@@ -77,32 +90,100 @@ class RunsScreen(Screen):
     # -- data ----------------------------------------------------------------------------------
 
     def refresh_runs(self) -> None:
+        """Re-read the runs; the cursor stays on the run it was on (a new run, e.g. an export,
+        appears at the top without moving the cursor or the details)."""
         if not self.ready:
             return
         table = self.query_one("#runs-table", DataTable)
-        keep = table.cursor_row
-        self.listings = list_run_infos(self.run_root)
-        names = {listing.path.name for listing in self.listings}
+        keep = self.selected()
+        everything = list_run_infos(self.run_root)
+        names = {listing.path.name for listing in everything}
         self.marked = [m for m in self.marked if m in names]
-        table.clear()
-        # the result column gets the width left (whole words only: no horizontal scrolling)
-        names = max((len(item.path.name) for item in self.listings), default=3)
-        statuses = max((len(item.record.status) for item in self.listings), default=6)
-        room = (table.size.width or self.app.size.width) - names - statuses - 1 - 4 * 2 - 2
-        room = max(room, 12)
+        self.listings = [item for item in everything if self._kept(item)]
+        width = table.size.width or self.app.size.width
+        columns, room = self._columns(width)
+        table.clear(columns=True)
+        for column in columns:
+            table.add_column(column, key=column)
         for listing in self.listings:
-            record = listing.record
             name = listing.path.name
-            table.add_row(  # names, statuses and reasons come from files: text, not markup
-                "✓" if name in self.marked else "",
-                plain(name),
-                plain(record.status),
-                plain(cut_words(printable(listing.headline()), room)),
-                key=name,
-            )
+            cells = run_cells(listing, room)
+            cells["✓"] = "✓" if name in self.marked else ""
+            # names, statuses and reasons come from files: text, not markup
+            table.add_row(*(plain(cells[c]) for c in columns), key=name)
         if self.listings:
-            table.move_cursor(row=min(max(keep, 0), len(self.listings) - 1))
+            names_shown = [item.path.name for item in self.listings]
+            row = names_shown.index(keep.path.name) if keep and keep.path.name in names_shown else 0
+            table.move_cursor(row=row)
         self._show_selected()
+
+    def _columns(self, width: int) -> tuple[list[str], dict[str, int]]:
+        """The columns that fit `width`, and the widths of the elided ones."""
+        widths = {"✓": 1, "level": 5, "top-1": 6, "dense": 6, "status": 9}
+        labels = [printable(i.label()) for i in self.listings]
+        widths["run"] = min(max((len(label) for label in labels), default=3), 20)
+        prunings = [printable(i.pruning()) for i in self.listings]
+        widths["pruning"] = min(max((len(p) for p in prunings), default=7), 16)
+        low, high = CHECKPOINT_WIDTH
+        columns = list(RUN_COLUMNS)
+        for optional in (None, *OPTIONAL_COLUMNS):
+            if optional is not None:
+                columns.remove(optional)
+            fixed = sum(widths.get(c, 0) for c in columns if c not in ("checkpoint", "result"))
+            room = width - fixed - 2 * len(columns) - 2  # cell padding, scrollbar
+            result = 24 if "result" in columns else 0
+            if room - result >= low:
+                checkpoint = min(room - result, high)
+                shown = {"run": widths["run"], "pruning": widths["pruning"]}
+                return columns, {**shown, "checkpoint": checkpoint, "result": room - checkpoint}
+        return columns, {"run": widths["run"], "pruning": widths["pruning"], "checkpoint": low}
+
+    def _kept(self, listing: RunInfo) -> bool:
+        """Whether the filter keeps a run: every word of it in the run's text (any case)."""
+        if not self.filter_text:
+            return True
+        record = listing.record
+        text = " ".join(
+            (
+                listing.path.name,
+                listing.label(),
+                record.kind,
+                record.model,
+                record.status,
+                record.note,
+                listing.pruning(),
+                listing.source(),
+                listing.headline(),
+            )
+        ).lower()
+        return all(word in text for word in self.filter_text.lower().split())
+
+    def action_filter(self) -> None:
+        """`/`: type to keep the runs whose text holds every word; Enter back to the list."""
+        field = self.query_one("#runs-filter", Input)
+        field.add_class("-shown")
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "runs-filter":
+            event.stop()
+            self.filter_text = event.value.strip()
+            self.refresh_runs()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "runs-filter":
+            event.stop()
+            if not event.value.strip():
+                event.input.remove_class("-shown")
+            self.query_one("#runs-table", DataTable).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        field = self.query_one("#runs-filter", Input)
+        if event.key == "escape" and field.has_focus:
+            event.stop()
+            field.value = ""
+            field.remove_class("-shown")
+            self.query_one("#runs-table", DataTable).focus()
 
     def selected(self) -> RunInfo | None:
         table = self.query_one("#runs-table", DataTable)
@@ -164,16 +245,20 @@ class RunsScreen(Screen):
             return listing is not None and listing.record.kind in ("train", *SWEEP_KINDS)
         if action == "layers":
             return (self.selected_sweep() is not None) if self.ready else None
-        if action in ("export", "continue_sweep"):
+        if action == "export":
+            if not self.ready:
+                return None
+            listing = self.selected()
+            if listing is None or listing.record.kind not in EXPORTABLE_KINDS:
+                return False  # a sweep's level or a fine-tuned model
+            return None if getattr(self.app, "job", None) is not None else True
+        if action == "continue_sweep":
             if not self.ready:
                 return None
             listing = self.selected_sweep()
-            if listing is None:
-                return False  # only sweeps are marked, exported from or continued
-            if action == "continue_sweep" and why_not_resumable(listing) is not None:
+            if listing is None or why_not_resumable(listing) is not None:
                 return False  # the engine's one rule for what can be resumed
-            if action != "toggle_mark" and getattr(self.app, "job", None) is not None:
-                return None
+            return None if getattr(self.app, "job", None) is not None else True
         return True
 
     def action_continue_sweep(self) -> None:
@@ -241,37 +326,34 @@ class RunsScreen(Screen):
                 self.notify("the overlay compares one kind of run: other marks cleared")
             self.marked.append(name)
         table.update_cell(name, table.ordered_columns[0].key, "✓" if name in self.marked else "")
-        self._show_overlay()
+        self._show_selected()
 
     def _is_train(self, name: str) -> bool:
         listing = next((item for item in self.listings if item.path.name == name), None)
         return listing is not None and listing.record.kind == "train"
 
     def action_export(self) -> None:
-        listing = self.selected_sweep()
-        if listing is None:
+        """A sweep's level (its best, to start with) or a fine-tuned model, checked by the
+        engine in the dialog; the cursor stays on this run while the export's row appears."""
+        listing = self.selected()
+        if listing is None or listing.record.kind not in EXPORTABLE_KINDS:
             self.app.bell()
             return
         if getattr(self.app, "job", None) is not None:
             self.notify("wait for the running job to finish", severity="warning")
             return
         try:
-            result = self.sweep(listing)
+            base = export_config_from_run(listing.path)
         except (PrunelabError, OSError, ValueError) as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(escape(exc), severity="error")
             return
 
-        def chosen(answer: dict | None) -> None:
-            if answer is None:
-                return
-            try:
-                config = export_config_from_sweep(listing.path, answer["level"], answer["format"])
-            except (PrunelabError, OSError, ValueError) as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self.app.start_export(config, sweep=str(listing.path))
+        def chosen(config: ExportConfig | None) -> None:
+            if config is not None:
+                self.app.start_export(config, run=str(listing.path))
 
-        self.app.push_screen(ExportDialog(listing.path.name, result.best_level_percent), chosen)
+        fixed = listing.record.kind == "finetune"
+        self.app.push_screen(ExportDialog(listing.label(), base, level_fixed=fixed), chosen)
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -304,8 +386,11 @@ class RunsScreen(Screen):
     def _details(self, listing: RunInfo) -> str:
         record = listing.record
         config = record.config or {}
+        folder = f"[b]{escape(listing.path.name)}[/b]"
         lines = [
-            f"[b]{escape(listing.path.name)}[/b]",
+            f"[b]{escape(record.name, 60)}[/b] · {escape(listing.path.name)}"
+            if record.name
+            else folder,
             escape(f"{record.kind} · {record.model} · {record.status}", 200)
             + (" · [reverse]SYNTHETIC[/reverse]" if record.synthetic else "")
             + (" · JPEG" if is_jpeg(record.data) else ""),
@@ -316,6 +401,8 @@ class RunsScreen(Screen):
         ]
         if listing.damage:
             lines.append(f"damaged: {escape(listing.damage)}")
+        if record.note:
+            lines.append(f"note: {escape(record.note, 400, one_line=False)}")
         if record.device:
             lines.append(f"device {escape(record.device)}")
         if record.reason:
@@ -336,36 +423,56 @@ class RunsScreen(Screen):
             if s.checkpoint:
                 lines.append(self._path_line("checkpoint", s.checkpoint))
         elif record.kind in SWEEP_KINDS:
-            try:
-                result = self.sweep(listing)
-            except (PrunelabError, OSError, ValueError) as exc:
-                lines.append(f"cannot read the sweep: {escape(exc)}")
-            else:
-                lines.append(f"[b]{escape(sweep_answer(record, result))}[/b]")
-                lines.append(BEST_LEVEL_RULE)
-                failing = classes_failing_line(result)
-                if failing:
-                    lines.append(escape(failing))
-                lines.append(
-                    escape(
-                        f"{fmt_pruning(result)} · {plural(len(result.points), 'level')} · "
-                        f"tolerance {result.tolerance:g}"
-                    )
-                )
-                lines.append(self._path_line("checkpoint", str(config.get("checkpoint", "?"))))
-                hint = "space marks it for the overlay · e exports a level · l per layer"
-                if why_not_resumable(listing) is None:
-                    hint += " · c continues it"
-                lines.append(hint)
+            lines += self._sweep_details(listing)
         elif listing.headline():  # sensitivity, export, fine-tuning: the table cuts it at 80 cols
             lines.append(f"[b]{escape(listing.headline())}[/b]")
             sensitivity = self._sensitivity_or_none(listing)
             sensitive = most_sensitive_line(sensitivity) if sensitivity is not None else ""
             if sensitive:
                 lines.append(escape(sensitive) + " · on the chart")
+            if record.kind == "finetune":
+                lines.append(self._path_line("from", listing.source()))
+                lines.append("e exports the fine-tuned model")
         if record.data:
             lines.append(f"data {escape(record.data)}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._legend())
+
+    def _sweep_details(self, listing: RunInfo) -> list[str]:
+        """A sweep's answer, its rule, the classes failing first, its checkpoint and keys."""
+        try:
+            result = self.sweep(listing)
+        except (PrunelabError, OSError, ValueError) as exc:
+            return [f"cannot read the sweep: {escape(exc)}"]
+        lines = [f"[b]{escape(sweep_answer(listing.record, result))}[/b]", BEST_LEVEL_RULE]
+        failing = classes_failing_line(result)
+        if failing:
+            lines.append(escape(failing))
+        lines.append(
+            escape(
+                f"{fmt_pruning(result)} · {plural(len(result.points), 'level')} · "
+                f"tolerance {result.tolerance:g}"
+            )
+        )
+        lines.append(self._path_line("checkpoint", listing.source() or "?"))
+        hint = "space marks it for the overlay · e exports a level · l per layer"
+        if why_not_resumable(listing) is None:
+            hint += " · c continues it"
+        lines.append(hint)
+        return lines
+
+    def _legend(self) -> list[str]:
+        """The overlay's legend, whole: each marked run's symbol, name, pruning and checkpoint
+        (the chart's title has room for the symbols and names only)."""
+        by_name = {item.path.name: item for item in self.listings}
+        marked = [by_name[name] for name in self.marked if name in by_name]
+        lines = ["", "[b]overlay[/b] (space unmarks)"] if marked else []
+        for i, listing in enumerate(marked):
+            symbol = SERIES_SYMBOLS[i % len(SERIES_SYMBOLS)]
+            color = RICH_COLORS.get(SERIES_COLORS[i % len(SERIES_COLORS)], "default")
+            parts = [listing.label(), listing.pruning(), Path(listing.source()).name]
+            text = " · ".join(escape(p, 60) for p in parts if p)
+            lines.append(f"[{color}]{symbol}[/] {text}")
+        return lines
 
     def _show_overlay(self) -> None:
         """The marked runs overlaid (sweeps: accuracy vs sparsity; training runs: test
@@ -414,6 +521,21 @@ class RunsScreen(Screen):
         return [(label, [p.sparsity_percent for p in points], [p.accuracy for p in points])]
 
 
+def run_cells(listing: RunInfo, room: dict[str, int]) -> dict[str, str]:
+    """A run's cells in the Runs list (the `prunelab runs` table shows the same values)."""
+    numbers = listing.numbers()
+    return {  # text from run.json: printable first (no escapes), then fitted
+        "run": elide_middle(printable(listing.label()), room["run"]),
+        "pruning": elide_middle(printable(listing.pruning() or "-"), room["pruning"]),
+        "checkpoint": elide_middle(printable(listing.source() or "-"), room["checkpoint"]),
+        "level": fmt_level(numbers.level),
+        "top-1": fmt_acc(numbers.accuracy),
+        "dense": fmt_acc(numbers.dense),
+        "status": printable(listing.record.status, 20),
+        "result": cut_words(printable(listing.headline()), max(room.get("result", 0), 12)),
+    }
+
+
 def sensitivity_curves(result: Any) -> list[tuple[str, list[float], list[float]]]:
     """The most sensitive layers' accuracy against that layer's level, from the dense point."""
     curves = []
@@ -435,8 +557,11 @@ def sweep_answer(record: Any, result: Any) -> str:
 
 
 def _label(listing: RunInfo) -> str:
-    """A legend label: a sweep's method and a run's start time (`layerwise 01-02 10:00`)."""
+    """A legend label: the run's name, else a sweep's method and a run's start time
+    (`layerwise 01-02 10:00`)."""
     record = listing.record
+    if record.name:
+        return printable(record.name, 60)
     created = record.created.replace("T", " ")[5:16] if record.created else listing.path.name
     if record.kind in SWEEP_KINDS:
         config = record.config or {}

@@ -24,7 +24,7 @@ def save_chart(screen: Screen, specs: list[ChartSpec], path: Path) -> None:
         screen.notify("nothing to save yet: the chart is empty", severity="warning")
         return
     if not png_available():
-        screen.notify(PNG_HINT, severity="warning")
+        screen.notify(PNG_HINT, severity="warning", markup=False)  # `[png]` is not a style
         return
 
     app = screen.app  # the worker thread has no active app of its own

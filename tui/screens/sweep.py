@@ -73,6 +73,7 @@ class SweepScreen(JobScreen):
             **self.initial_values,
         }
         self.config: SweepConfig | None = None
+        self._sensitivity_began: float | None = None  # monotonic time of its first point
         self.points: list[SweepPoint] = []
         self.baseline: float | None = None
         self.tolerance: float | None = None
@@ -340,8 +341,14 @@ class SweepScreen(JobScreen):
                 self._show_progress()
         elif isinstance(event, SensitivityPoint):
             self.fraction = event.index / max(event.total, 1)
+            now = time.monotonic()
+            if event.index == 1 or self._sensitivity_began is None:
+                self._sensitivity_began = now  # the first layer's first level: timing starts
+            spent = now - self._sensitivity_began
+            per = spent / max(event.index - 1, 1) if event.index > 1 else 0.0
+            eta = f" · ETA {fmt_duration(per * (event.total - event.index))}" if per else ""
             self.progress_text = (
-                f"sensitivity {event.index}/{event.total} · {event.layer} · "
+                f"sensitivity {event.index}/{event.total}{eta} · {event.layer} · "
                 f"level {event.level_percent:g}% · acc {event.accuracy:.2f}%"
             )
             self._show_progress()

@@ -338,9 +338,8 @@ class ConfigForm(Vertical):
             return ""
         problem = self.problems[0]
         more = len(self.problems) - 1
-        text = (
-            f"{label_for(problem.field)}: {problem.message}" if problem.field else problem.message
-        )
+        message = form_help(problem.message, set(self.field_kinds()))
+        text = f"{label_for(problem.field)}: {message}" if problem.field else message
         return text + (f" (and {more} more marked in red)" if more else "")
 
     def focus_first_problem(self) -> None:
@@ -356,8 +355,10 @@ class ConfigForm(Vertical):
             return
         self.config, self.problems = self.build()
         by_field: dict[str, list[str]] = {}
+        labels = set(self.field_kinds())
         for problem in self.problems:
-            by_field.setdefault(problem.field, []).append(problem.message)
+            # the engine's rule in the form's words: `--prune-start` -> `prune-start`
+            by_field.setdefault(problem.field, []).append(form_help(problem.message, labels))
         for row in self.query(FieldRow):
             row.set_problem("; ".join(by_field.pop(row.field_name, [])))
         leftover = [
