@@ -42,12 +42,11 @@ def three_runs(trained_checkpoint, tmp_path_factory) -> Path:
                 name=f"{method} try",
             )
         )
-    tuned = FinetuneConfig(
+    tuned = FinetuneConfig(  # TINY's 2 epochs
         **{k: v for k, v in TINY.items() if k in FinetuneConfig.__dataclass_fields__},
         checkpoint=str(checkpoint),
         level=50.0,
         method="global",
-        epochs=1,
         run_dir=str(runs),
         checkpoint_dir=str(root / "tuned"),
         note="one epoch",
@@ -140,3 +139,20 @@ async def test_a_fine_tune_row_exports_and_the_cursor_stays(three_runs, tmp_path
         assert screen.selected().path == before, "the cursor stays on the fine-tune"
         details = str(screen.query_one("#run-details", Static).render())
         assert before.name in details
+
+
+async def test_form_errors_name_fields_not_flags(tmp_path):
+    """One rule, two phrasings: the engine says `needs --finetune-epochs N`, the Sweep form
+    `needs finetune-epochs N`, the field the user sees."""
+    from tui.widgets.config_form import Flag
+
+    app = make_app(tmp_path, mode="sweep")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.sweep_screen
+        flag = screen.query_one("#f-cumulative", Flag)
+        flag.value = True
+        await pilot.pause()
+        said = str(screen.query_one("#error-cumulative", Static).render())
+        assert said == "needs finetune-epochs N (N >= 1)"
+        assert "--" not in screen.form.first_problem()
+        assert "name" in [row.field_name for row in screen.query("FieldRow")]
