@@ -115,7 +115,9 @@ def write_runs(root: Path) -> None:
         ("runs/20250102-110000-sweep-resnet50", "global", GLOBAL_CURVE, "11"),
     ):
         folder = root / name
-        config = SweepConfig(checkpoint=CHECKPOINT, method=method)
+        # two sweeps told apart: by method, checkpoint and (given with --name) name
+        run_name = "global, seed's ckpt" if method == "global" else ""
+        config = SweepConfig(checkpoint=CHECKPOINT, method=method, name=run_name)
         points = seed_points(curve)
         best = best_level(points, points[0].accuracy, 1.0)
         result = SweepResult(
@@ -139,6 +141,7 @@ def write_runs(root: Path) -> None:
             config=config.to_dict(),
             summary=result.summary(),
             finished=f"2025-01-02T{hour}:00:09",
+            name=run_name,
         ).save(folder)
         write_json(folder / "config.json", config.to_dict())
         for p in points:

@@ -77,7 +77,8 @@ class ExportDialog(ModalScreen[ExportConfig | None]):
 
     def on_mount(self) -> None:
         self._show_default_output()
-        target = "#export-format" if self.level_fixed else "#export-level"
+        # Enter in an input exports; in the format dropdown it would open the list
+        target = "#export-output" if self.level_fixed else "#export-level"
         self.query_one(target).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
