@@ -32,7 +32,8 @@ def test_train_and_sweep_log_what_the_app_charts(trained_checkpoint, tmp_path):
     hparams. A sweep: top-1 with its 95% interval per level (step = level in 0.01%)."""
     board = tmp_path / "tb"
     args = ["--run-dir", tmp_path / "runs", "--tensorboard", board, "--json"]
-    trained = invoke(["train", *TINY, "--epochs", 2, "--batch-size", 32, *args])
+    checkpoints = ["--checkpoint-dir", tmp_path / "checkpoints"]
+    trained = invoke(["train", *TINY, "--epochs", 2, "--batch-size", 32, *checkpoints, *args])
     assert trained.exit_code == 0, trained.output
     swept = invoke(["sweep", trained_checkpoint, *TINY, "--levels", "0,50", *args])
     assert swept.exit_code == 0, swept.output

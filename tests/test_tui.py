@@ -697,7 +697,7 @@ async def test_cli_and_app_resume_a_find_run_alike(tmp_path, tiny_checkpoint):
     async with app.run_test(size=SIZE) as pilot:
         table = app.runs_screen.query_one("#runs-table", DataTable)
         table.focus()
-        names = [row[1] for row in table_rows(table)]
+        names = [row.key.value for row in table.ordered_rows]  # a row per run folder
         table.move_cursor(row=names.index(Path(stopped[1]).name))
         await pilot.press("c")
         await finish_job(app, pilot)

@@ -67,6 +67,7 @@ async def test_runs_list_tells_sweeps_apart_and_filters(three_runs, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = app.runs_screen
         table = screen.query_one("#runs-table", DataTable)
+        assert table.has_focus, "the list has the keys, not the hidden filter field"
         assert column(table, "pruning") == ["global", "global", "layerwise"]
         assert column(table, "run")[1:] == ["global try", "layerwise try"]
         assert all(cell.endswith("epoch2.pth") for cell in column(table, "checkpoint"))
@@ -75,6 +76,13 @@ async def test_runs_list_tells_sweeps_apart_and_filters(three_runs, tmp_path):
         details = str(screen.query_one("#run-details", Static).render())
         assert "note: one epoch" in details and "dense" in details  # the fine-tune's headline
         table.focus()
+        table.move_cursor(row=1)
+        await pilot.press("space", "down", "space")  # the two sweeps overlaid
+        await pilot.pause()
+        legend = str(screen.query_one("#run-details", Static).render()).splitlines()[:3]
+        assert legend[0].startswith("overlay")  # first: in view at 80x24, every series named
+        assert "global try · global · cifar10_resnet20_ckpt_epoch2.pth" in legend[1]
+        assert "layerwise try · layerwise" in legend[2]
         await pilot.press("slash")
         await pilot.press(*"layer")
         await pilot.pause()

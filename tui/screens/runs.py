@@ -50,6 +50,7 @@ CHECKPOINT_WIDTH = (14, 30)  # the checkpoint column: at least, at most (elided,
 class RunsScreen(Screen):
     """Browse runs; mark sweeps with space to overlay them; export a sweep's chosen level."""
 
+    AUTO_FOCUS = "#runs-table"  # not the hidden filter field above it
     BINDINGS = [
         Binding("space", "toggle_mark", "Mark"),
         Binding("e", "export", "Export"),
@@ -102,13 +103,16 @@ class RunsScreen(Screen):
         self.listings = [item for item in everything if self._kept(item)]
         width = table.size.width or self.app.size.width
         columns, room = self._columns(width)
-        table.clear(columns=True)
-        for column in columns:
-            table.add_column(column, key=column)
+        rows = []
         for listing in self.listings:
-            name = listing.path.name
             cells = run_cells(listing, room)
-            cells["✓"] = "✓" if name in self.marked else ""
+            cells["✓"] = "✓" if listing.path.name in self.marked else ""
+            rows.append((listing.path.name, cells))
+        table.clear(columns=True)
+        for column in columns:  # widths set: cells are Text, which auto-width did not measure
+            cells_width = max((len(cells[column]) for _, cells in rows), default=0)
+            table.add_column(column, key=column, width=max(len(column), cells_width))
+        for name, cells in rows:
             # names, statuses and reasons come from files: text, not markup
             table.add_row(*(plain(cells[c]) for c in columns), key=name)
         if self.listings:
@@ -119,12 +123,16 @@ class RunsScreen(Screen):
 
     def _columns(self, width: int) -> tuple[list[str], dict[str, int]]:
         """The columns that fit `width`, and the widths of the elided ones."""
-        widths = {"✓": 1, "level": 5, "top-1": 6, "dense": 6, "status": 9}
-        labels = [printable(i.label()) for i in self.listings]
-        widths["run"] = min(max((len(label) for label in labels), default=3), 20)
-        prunings = [printable(i.pruning()) for i in self.listings]
-        widths["pruning"] = min(max((len(p) for p in prunings), default=7), 16)
+
+        def longest(texts: list[str], least: int, most: int) -> int:
+            return min(max([least, *(len(printable(t)) for t in texts)]), most)
+
+        widths = {"✓": 1, "level": 5, "top-1": 6, "dense": 6}
+        widths["status"] = longest([i.record.status for i in self.listings], 6, 11)
+        widths["run"] = longest([i.label() for i in self.listings], 3, 20)
+        widths["pruning"] = longest([i.pruning() for i in self.listings], 7, 16)
         low, high = CHECKPOINT_WIDTH
+        high = longest([i.source() for i in self.listings], low, high)
         columns = list(RUN_COLUMNS)
         for optional in (None, *OPTIONAL_COLUMNS):
             if optional is not None:
@@ -435,7 +443,7 @@ class RunsScreen(Screen):
                 lines.append("e exports the fine-tuned model")
         if record.data:
             lines.append(f"data {escape(record.data)}")
-        return "\n".join(lines + self._legend())
+        return "\n".join(self._legend() + lines)  # the overlay's legend first: in view
 
     def _sweep_details(self, listing: RunInfo) -> list[str]:
         """A sweep's answer, its rule, the classes failing first, its checkpoint and keys."""
@@ -465,14 +473,14 @@ class RunsScreen(Screen):
         (the chart's title has room for the symbols and names only)."""
         by_name = {item.path.name: item for item in self.listings}
         marked = [by_name[name] for name in self.marked if name in by_name]
-        lines = ["", "[b]overlay[/b] (space unmarks)"] if marked else []
+        lines = ["[b]overlay[/b] (space unmarks)"] if marked else []
         for i, listing in enumerate(marked):
             symbol = SERIES_SYMBOLS[i % len(SERIES_SYMBOLS)]
             color = RICH_COLORS.get(SERIES_COLORS[i % len(SERIES_COLORS)], "default")
             parts = [listing.label(), listing.pruning(), Path(listing.source()).name]
             text = " · ".join(escape(p, 60) for p in parts if p)
             lines.append(f"[{color}]{symbol}[/] {text}")
-        return lines
+        return lines + [""] * bool(marked)
 
     def _show_overlay(self) -> None:
         """The marked runs overlaid (sweeps: accuracy vs sparsity; training runs: test
