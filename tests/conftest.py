@@ -24,6 +24,7 @@ SLOW_MODULES = {
     "test_tui_charts",
     "test_tui_flow",
     "test_tui_recovery",
+    "test_tui_runs",
     "test_tui_snapshots",
     "test_fault_app",
     "test_fault_clobber",
