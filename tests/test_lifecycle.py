@@ -219,7 +219,7 @@ def test_every_kind_killed_reads_interrupted_and_resumes_by_the_one_rule(
     with pytest.raises(Killed):
         start(kind, trained_checkpoint, tmp_path, on_event, None, epochs=2)
     monkeypatch.undo()
-    monkeypatch.setattr("engine.runs.record.pid_alive", lambda pid: False)
+    monkeypatch.setattr("engine.runs.lock.pid_alive", lambda pid: False)
     run_dir = next(e for e in events if isinstance(e, RunStarted)).run_dir
     info = read_run(run_dir)
     assert (info.kind, info.record.status) == (kind, "interrupted")
