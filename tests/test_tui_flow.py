@@ -235,7 +235,31 @@ async def test_f7_stays_in_the_footer_of_a_finished_sweep(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await feed(app, pilot)
         app.sweep_screen.query_one("#start").focus()
-        await pilot.pause()
+        await pilot.pause(0.3)
         text = screen_text(app)
         assert "f7 Fine-tune" in text.splitlines()[-1].replace("F7", "f7")
         assert "Enter on a level fine-tunes it" in app.sweep_screen.progress_text
+
+
+async def test_e_on_a_fine_tune_result_opens_its_export_on_runs(tmp_path):
+    """The finished fine-tune's `e`: the Runs screen with that run selected, and its export."""
+    from engine.runs.record import RunRecord
+
+    runs = tmp_path / "runs"
+    for name, kind in (
+        ("20250101-090000-train-resnet20", "train"),
+        ("20250101-100000-finetune-resnet20", "finetune"),
+    ):
+        RunRecord(
+            kind=kind, model="resnet20", created="2025-01-01T09:00:00", status="completed"
+        ).save(runs / name)
+    app = make_app(tmp_path, mode="finetune")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.finetune_screen
+        assert screen.offers("export_result") is False, "nothing to export before a run"
+        screen.status, screen.run_dir = "completed", str(runs / "20250101-100000-finetune-resnet20")
+        screen.query_one("#start").focus()
+        await pilot.press("e")
+        await pilot.pause(0.3)
+        assert app.current_mode == "runs"
+        assert app.runs_screen.selected().path.name == "20250101-100000-finetune-resnet20"

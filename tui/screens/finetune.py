@@ -7,7 +7,11 @@ what fine-tuning won back.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from textual.binding import Binding
+from textual.widgets import DataTable
 
 from engine.methods import pruning_label
 from engine.training.finetune_config import FinetuneConfig
@@ -28,6 +32,9 @@ class FinetuneScreen(TrainScreen):
     CONFIG = FinetuneConfig
     GROUPS = FINETUNE_GROUPS
 
+    BINDINGS = [Binding("e", "export_result", "Export")]
+    LETTER_ACTIONS = frozenset({"toggle_chart", "export_result"})
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         newest = find_checkpoints(self.checkpoint_dir)  # like Sweep: the newest is the default
@@ -35,6 +42,30 @@ class FinetuneScreen(TrainScreen):
             "checkpoint": str(newest[0]) if newest else "",
             **self.initial_values,
         }
+
+    def offers(self, action: str) -> bool | None:
+        if action == "export_result":  # a fine-tuned model to export: the finished run's
+            return self.status == "completed" and bool(self.run_dir) and self.app.job is None
+        return super().offers(action)
+
+    def action_export_result(self) -> None:
+        """Export the fine-tuned model: the Runs screen with this run selected, and its export
+        dialog (the engine's export of a fine-tuning run: its own level, method and masks)."""
+        self.app.switch_mode("runs")
+        self._export_on_runs(Path(self.run_dir).name, tries=40)
+
+    def _export_on_runs(self, name: str, tries: int) -> None:
+        """Once the Runs screen is drawn: select run `name` and open its export."""
+        runs = self.app.runs_screen
+        if not runs.ready:
+            if tries:
+                self.app.set_timer(0.05, lambda: self._export_on_runs(name, tries - 1))
+            return
+        runs.refresh_runs()
+        names = [listing.path.name for listing in runs.listings]
+        if name in names:
+            runs.query_one("#runs-table", DataTable).move_cursor(row=names.index(name))
+        runs.action_export()
 
     def prefill(self, values: dict[str, Any]) -> None:
         """Fill the form (e.g. from a sweep's level) for a fresh run."""
@@ -70,5 +101,5 @@ class FinetuneScreen(TrainScreen):
                 f"done: {result.level_percent:g}% {fmt_pruning(result)} · one-shot "
                 f"{fmt_acc(result.oneshot_accuracy)}% → {fmt_acc(result.recovered_accuracy)}% "
                 f"after {plural(result.epochs_completed, 'epoch')} · "
-                f"sparsity {result.sparsity:.2f}%"
+                f"sparsity {result.sparsity:.2f}% · e exports it"
             )

@@ -74,6 +74,7 @@ row fills it from that sweep (checkpoint, method, score, data) at that level.
 |---|---|
 | F5 / F6 | start / stop (a resumable checkpoint is written) |
 | ctrl+o | resume a stopped fine-tuning run |
+| e | export the finished fine-tuned model (the Runs screen's export of this run) |
 | f | the charts on the whole screen, and back |
 
 ## Runs
