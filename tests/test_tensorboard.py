@@ -59,7 +59,7 @@ def test_train_and_sweep_log_what_the_app_charts(trained_checkpoint, tmp_path):
 
 def test_a_missing_tensorboard_package_is_named(monkeypatch):
     """Without the package, the config says which extra to install (CLI exit 2, app field)."""
-    monkeypatch.setattr("engine.config.tensorboard_missing", lambda: True)
+    monkeypatch.setattr("engine.data.options.tensorboard_missing", lambda: True)
     problems = TrainConfig(tensorboard="tb").problems()
     assert [p.field for p in problems] == ["tensorboard"]
     assert isinstance(problems[0], ConfigError)

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from engine.config import NORMALIZATIONS
 from engine.data.imageset import ImageSet
 from engine.errors import ConfigError
+from engine.models.inputs import NORMALIZATIONS
 
 PADDING = 4  # RandomCrop(32, padding=4)
 

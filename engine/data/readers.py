@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.config import DataOptions
 from engine.data.folders import cifar10_files, find_classes, list_image_folder
 from engine.data.imageset import ImageSet
+from engine.data.options import DataOptions
 from engine.data.resize import read_images
 from engine.data.subsets import Selection
 from engine.errors import ConfigError, DataError

@@ -12,10 +12,10 @@ import math
 import numpy as np
 import torch
 
-from engine.config import DATASETS, DataOptions
 from engine.data import memory
 from engine.data.imageset import CIFAR10_CLASSES, ImageSet
 from engine.data.memory import MEMORY
+from engine.data.options import DATASETS, DataOptions
 from engine.data.readers import Pick, load_cifar10, load_imagefolder
 from engine.data.subsets import Selection, choose
 from engine.errors import ConfigError

@@ -11,7 +11,6 @@ imported only when a folder is given.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +27,6 @@ from engine.events import (
     SweepPoint,
 )
 from engine.runs.summaries import summary_from_dict
-
-EXTRA_HINT = "needs the [tensorboard] extra: pip install 'prunelab[tensorboard]'"
-
-
-def tensorboard_missing() -> bool:
-    """Whether the `tensorboard` package (the extra) is not installed."""
-    return importlib.util.find_spec("tensorboard") is None
 
 
 def level_step(level_percent: float) -> int:
