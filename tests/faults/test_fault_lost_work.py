@@ -20,7 +20,7 @@ from engine.checkpoints.io import read_checkpoint
 from engine.config import SweepConfig
 from engine.events import Notice
 from engine.models.resnets import build_model
-from engine.operations import export_from_sweep, resume_run, why_not_resumable
+from engine.operations import export_from_run, resume_run, why_not_resumable
 from engine.options import parse_levels
 from engine.runs.files import process_start
 from engine.runs.lifecycle import read_run_info
@@ -62,7 +62,7 @@ def test_a_completed_sweep_with_a_torn_line_is_repaired_by_resume(tmp_path: Path
     torch.manual_seed(1)
     torch.save(build_model("resnet20").state_dict(), config.checkpoint)
     events: list = []
-    export_from_sweep(run, 50.0, output=str(tmp_path / "level50.pth"), on_event=events.append)
+    export_from_run(run, 50.0, output=str(tmp_path / "level50.pth"), on_event=events.append)
     warnings = [e.text for e in events if isinstance(e, Notice) and e.level == "warning"]
     assert any("is not the file run" in text for text in warnings), warnings
 
