@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from textual import events
@@ -20,12 +19,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import SEED_LEVELS, SweepConfig, TrainConfig
-from engine.events import BatchProgress, CheckpointSaved, Event
-from engine.export.config import ExportConfig
+from engine.config import SEED_LEVELS, SweepConfig
+from engine.events import CheckpointSaved, Event
 from engine.runtime.device import available_devices
 from engine.training.finetune_config import FinetuneConfig
 from tui.formatting import fmt_bytes, fmt_pruning
+from tui.jobs import JobStarters
 from tui.messages import EngineEvent, EngineProgress, JobFinished, wrap
 from tui.palette import PrunelabCommands
 from tui.safe import printable
@@ -37,7 +36,6 @@ from tui.screens.job import JobScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.sweep import SweepScreen
 from tui.screens.train import TrainScreen
-from tui.widgets.text import toast_path
 
 JOB_TITLES = {
     "train": "Training",
@@ -55,7 +53,7 @@ STOP_TITLES = {
 }
 
 
-class PrunelabApp(App[None]):
+class PrunelabApp(JobStarters, App[None]):
     """Train, sweep and compare from the keyboard; see HelpScreen for the keys."""
 
     TITLE = "prunelab"
@@ -193,103 +191,7 @@ class PrunelabApp(App[None]):
         here = action == "switch_mode" and bool(parameters) and parameters[0] == self.current_mode
         return not here
 
-    # -- jobs --------------------------------------------------------------------------------------
-
-    def start_train(self, config: TrainConfig, resume: str | None = None) -> Worker | None:
-        from engine.training.train import train
-
-        return self._start_training(self.train_screen, train, config, resume)
-
-    def start_finetune(self, config: FinetuneConfig, resume: str | None = None) -> Worker | None:
-        from engine.training.finetune import finetune
-
-        return self._start_training(self.finetune_screen, finetune, config, resume)
-
-    def _start_training(
-        self, screen: TrainScreen, entry: Callable[..., Any], config: Any, resume: str | None
-    ) -> Worker | None:
-        from tui.launched import train_on_devices
-
-        if self.job is not None:
-            self.notify(f"a {self.job} job is running; stop it first", severity="warning")
-            return None
-        screen.begin(config, resume)
-        loss_log = screen.loss_log
-
-        def record_loss(event: Event) -> None:  # runs in the worker thread; list.append is atomic
-            if isinstance(event, BatchProgress):
-                loss_log.append((event.step, event.loss))
-
-        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
-            if config.devices == 1:
-                return entry(config, on_event, stop, resume=resume)
-            return train_on_devices(screen.JOB, config, resume, on_event, stop)
-
-        return self._start_job(screen.JOB, work, hook=record_loss)
-
-    def start_sweep(self, config: SweepConfig) -> Worker | None:
-        from engine.sweep.run import run_sweep
-        from tui.launched import sweep_on_devices
-
-        self.sweep_screen.begin(config)
-
-        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
-            if config.devices == 1:
-                return run_sweep(config, on_event, stop)
-            return sweep_on_devices(config, None, on_event, stop)
-
-        return self._start_job("sweep", work)
-
-    def start_sensitivity(self, config: SweepConfig) -> Worker | None:
-        from engine.sweep.sensitivity import run_sensitivity
-
-        if self.job is not None:
-            self.notify(f"a {self.job} job is running; stop it first", severity="warning")
-            return None
-        self.sweep_screen.begin_sensitivity(config)
-        return self._start_job(
-            "sensitivity", lambda on_event, stop: run_sensitivity(config, on_event, stop)
-        )
-
-    def start_resume(self, run_dir: str) -> Worker | None:
-        """Continue an interrupted sweep or find run (engine.operations.resume_run: the same
-        rule and the same semantics as `prunelab sweep --resume`)."""
-        from engine.operations import resume_run
-        from engine.sweep.store import saved_config
-        from tui.launched import sweep_on_devices
-
-        config = saved_config(Path(run_dir))
-        self.sweep_screen.begin(config)
-
-        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
-            if config.devices == 1:
-                return resume_run(run_dir, on_event, stop)
-            return sweep_on_devices(config, run_dir, on_event, stop)
-
-        return self._start_job("sweep", work)
-
-    def start_export(self, config: ExportConfig, run: str | None = None) -> Worker | None:
-        """Export `config`; from the run folder `run` (a sweep's level, a fine-tuned model) it
-        goes through engine.operations.export_from_run (the run's own masks and settings)."""
-        from engine.export.writer import export_pruned
-        from engine.operations import export_from_run
-
-        def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
-            if run is None:
-                return export_pruned(config, on_event, stop)
-            return export_from_run(
-                run,
-                config.level,
-                config.format,
-                output=config.output,
-                on_event=on_event,
-                stop=stop,
-                name=config.name,
-                note=config.note,
-            )
-
-        self.notify(f"exporting {toast_path(config.checkpoint)} at {config.level:g}%…")
-        return self._start_job("export", work)
+    # -- jobs (the starters are tui.jobs.JobStarters) ----------------------------------------
 
     def _start_job(
         self,

@@ -62,18 +62,7 @@ def sweep(
 
     Ctrl-C keeps every finished level and exits 130; --resume RUN computes only the missing ones.
     """
-    from engine.runs.record import load_run, resolve_run
-    from engine.sweep.rules import sweep_resume_problem
-
-    run = None
-    if resume is not None:
-        run = str(resolve_run(options["run_dir"], resume))
-        problem = sweep_resume_problem(run, load_run(run).kind)
-        if problem:
-            raise PrunelabError(problem)
-    elif checkpoint is None:
-        error_line("missing argument CHECKPOINT (or --resume RUN)")
-        raise typer.Exit(EXIT_USAGE)
+    run = _run_to_resume(resume, checkpoint, options["run_dir"])
     config = make_config(
         SweepConfig, options, checkpoint=checkpoint or ("(resumed)" if run else "")
     )
@@ -95,6 +84,24 @@ def sweep(
         render.sweep_line(result),
         f"prunelab sweep --resume {result.run_dir}",
     )
+
+
+def _run_to_resume(resume: str | None, checkpoint: str | None, run_dir: str) -> str | None:
+    """The sweep run `--resume` names (a folder, or a name under --run-dir), checked by the
+    engine's rule; None for a new sweep, which needs its checkpoint."""
+    from engine.runs.record import load_run, resolve_run
+    from engine.sweep.rules import sweep_resume_problem
+
+    if resume is None:
+        if checkpoint is None:
+            error_line("missing argument CHECKPOINT (or --resume RUN)")
+            raise typer.Exit(EXIT_USAGE)
+        return None
+    run = str(resolve_run(run_dir, resume))
+    problem = sweep_resume_problem(run, load_run(run).kind)
+    if problem:
+        raise PrunelabError(problem)
+    return run
 
 
 @config_options(SweepConfig, skip=("checkpoint", "levels", "refine", "early_stop", "cumulative"))

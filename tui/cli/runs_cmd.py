@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -110,57 +111,12 @@ def report(
     ] = None,
 ) -> None:
     """A table per run and one chart of accuracy vs sparsity with every sweep overlaid."""
-    from engine.runs.lifecycle import read_run_info
-    from engine.runs.record import changed_checkpoints, read_metrics, resolve_run
-    from engine.sweep.store import read_sensitivity, read_sweep
+    from engine.runs.record import resolve_run
 
-    sweeps, labels, documents, lines = [], [], [], []
+    shown = Reported()
     for name in names:
-        path = resolve_run(run_dir, name)
-        listing = read_run_info(path)
-        record = listing.record
-        entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
-        entry["status"], entry["synthetic"] = record.status, record.synthetic
-        entry["data"] = record.data
-        if record.data:
-            out.line(f"{path.name}: {record.data}")
-        if record.note:
-            out.line(f"{path.name}: note: {record.note}")
-        warnings = [listing.damage] if listing.damage else []
-        warnings += [
-            f"{ck} no longer holds what this run wrote (its hash changed)"
-            for ck in changed_checkpoints(record)
-        ]
-        if record.kind in SWEEP_KINDS:
-            result = read_sweep(path)
-            warnings += [result.reason] if result.reason else []
-            sweeps.append(result)
-            labels.append(f"{record.name or path.name} ({fmt_pruning(result)})")
-            entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
-            for table in tables.sweep_tables(result, width=out.console.width, name=record.name):
-                out.renderable(table)
-            lines.append(render.sweep_line(result))
-        elif record.kind == "train":
-            history, damage = read_metrics(path)
-            warnings += [damage] if damage else []
-            entry["history"] = history
-            title = f"{record.name + ': ' if record.name else ''}training {record.model}: {path}"
-            out.renderable(tables.train_table(history, "SYNTHETIC " * record.synthetic + title))
-            lines.append(f"{path.name}: " + listing.headline())
-        elif record.kind == "sensitivity":
-            result = read_sensitivity(path)
-            entry["result"] = result
-            out.renderable(tables.sensitivity_table(result))
-            lines.append(f"{path.name}: " + listing.headline())
-            sensitive = render.most_sensitive_line(result)
-            if sensitive:
-                lines.append(f"{path.name}: {sensitive}")
-        else:
-            lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
-        entry["warnings"] = warnings
-        for warning in warnings:
-            out.line(f"warning: {path.name}: {warning}", "yellow")
-        documents.append(entry)
+        _report_run(out, resolve_run(run_dir, name), shown)
+    sweeps, labels, documents, lines = shown.sweeps, shown.labels, shown.documents, shown.lines
     series, baselines = sweep_chart.chart_data(sweeps, labels if len(sweeps) > 1 else None)
     out.chart(series, baselines)
     if png is not None and not sweeps:
@@ -176,6 +132,98 @@ def report(
     if missing:  # the tables are printed; only the image could not be written
         error_line(f"{png} not written: --png needs matplotlib: pip install 'prunelab[png]'")
         raise typer.Exit(EXIT_FAILURE)
+
+
+@dataclass
+class Reported:
+    """What `report` gathers over its runs: the sweeps to overlay with their labels, one
+    document per run (--json) and the closing lines."""
+
+    sweeps: list[Any] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+def _report_run(out: Output, path: Path, shown: Reported) -> None:
+    """One run's lines, tables and warnings (by its kind: REPORTERS) and its JSON document."""
+    from engine.runs.lifecycle import read_run_info
+    from engine.runs.record import changed_checkpoints
+
+    listing = read_run_info(path)
+    record = listing.record
+    entry: dict[str, Any] = {"run": path.name, "path": str(path), "kind": record.kind}
+    entry["status"], entry["synthetic"] = record.status, record.synthetic
+    entry["data"] = record.data
+    if record.data:
+        out.line(f"{path.name}: {record.data}")
+    if record.note:
+        out.line(f"{path.name}: note: {record.note}")
+    warnings = [listing.damage] if listing.damage else []
+    warnings += [
+        f"{ck} no longer holds what this run wrote (its hash changed)"
+        for ck in changed_checkpoints(record)
+    ]
+    reporter = REPORTERS.get(record.kind)
+    if reporter is None:
+        shown.lines.append(f"{path.name}: {record.kind} run, nothing to tabulate")
+    else:
+        warnings += reporter(out, listing, entry, shown)
+    entry["warnings"] = warnings
+    for warning in warnings:
+        out.line(f"warning: {path.name}: {warning}", "yellow")
+    shown.documents.append(entry)
+
+
+def _report_sweep(out: Output, listing: Any, entry: dict[str, Any], shown: Reported) -> list[str]:
+    from engine.sweep.store import read_sweep
+
+    path, record = listing.path, listing.record
+    result = read_sweep(path)
+    shown.sweeps.append(result)
+    shown.labels.append(f"{record.name or path.name} ({fmt_pruning(result)})")
+    entry["result"] = {**dataclasses.asdict(result), "sentence": result.sentence()}
+    for table in tables.sweep_tables(result, width=out.console.width, name=record.name):
+        out.renderable(table)
+    shown.lines.append(render.sweep_line(result))
+    return [result.reason] if result.reason else []
+
+
+def _report_train(out: Output, listing: Any, entry: dict[str, Any], shown: Reported) -> list[str]:
+    from engine.runs.record import read_metrics
+
+    path, record = listing.path, listing.record
+    history, damage = read_metrics(path)
+    entry["history"] = history
+    title = f"{record.name + ': ' if record.name else ''}training {record.model}: {path}"
+    out.renderable(tables.train_table(history, "SYNTHETIC " * record.synthetic + title))
+    shown.lines.append(f"{path.name}: " + listing.headline())
+    return [damage] if damage else []
+
+
+def _report_sensitivity(
+    out: Output, listing: Any, entry: dict[str, Any], shown: Reported
+) -> list[str]:
+    from engine.sweep.store import read_sensitivity
+
+    path = listing.path
+    result = read_sensitivity(path)
+    entry["result"] = result
+    out.renderable(tables.sensitivity_table(result))
+    shown.lines.append(f"{path.name}: " + listing.headline())
+    sensitive = render.most_sensitive_line(result)
+    if sensitive:
+        shown.lines.append(f"{path.name}: {sensitive}")
+    return []
+
+
+# What `report` shows for each kind of run: its tables, its closing line, its warnings.
+REPORTERS = {
+    "sweep": _report_sweep,
+    "find": _report_sweep,
+    "train": _report_train,
+    "sensitivity": _report_sensitivity,
+}
 
 
 def _png_title(sweeps: list[Any], documents: list[dict[str, Any]]) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.widgets import Button, DataTable
 from textual.worker import Worker, WorkerState
 
@@ -18,15 +17,14 @@ from engine.checkpoints.info import checkpoint_info
 from engine.config import X_AXES, SweepConfig
 from engine.events import Event, SensitivityPoint, SweepFinished, SweepPoint
 from engine.measure.stats import PASSED_OVER_MARK
-from engine.methods import CHANNEL_METHODS, pruning_label, score_words
-from engine.sweep.rules import sensitivity_problems
+from engine.methods import CHANNEL_METHODS, pruning_label
 from tui.formatting import fmt_acc, fmt_duration, fmt_pruning
 from tui.rows import level_cells
 from tui.screens.common import checkpoint_choices, find_checkpoints
 from tui.screens.dialogs import PickDialog
 from tui.screens.job import JobScreen, job_bindings
-from tui.screens.layers import open_layer_view
 from tui.screens.save import chart_path, save_chart
+from tui.screens.sweep_layers import LayerActions
 from tui.screens.sweep_levels import (
     LEVEL_KEYS,
     LevelTable,
@@ -37,7 +35,7 @@ from tui.screens.sweep_levels import (
 )
 from tui.sweep_chart import short_axis_name
 from tui.widgets.charts import SweepChart
-from tui.widgets.config_form import ConfigForm, label_for
+from tui.widgets.config_form import ConfigForm
 from tui.widgets.line import FitLine, FitText
 from tui.widgets.progress import ProgressPanel
 from tui.widgets.text import plural
@@ -45,7 +43,7 @@ from tui.widgets.text import plural
 SWEEP_GROUPS = ("Pruning", "Model", "Data", "Device", "Run")
 
 
-class SweepScreen(JobScreen):
+class SweepScreen(LayerActions, JobScreen):
     """Everything about one pruning sweep."""
 
     JOB = "sweep"
@@ -210,56 +208,6 @@ class SweepScreen(JobScreen):
             return getattr(self.app, "job", None) is None or None
         return super().offers(action)
 
-    def action_layers(self) -> None:
-        """The selected level row (else the best level) layer by layer."""
-        config = self.config
-        if not self.points or config is None:
-            self.notify("run a sweep first: the view shows one of its levels", severity="warning")
-            return
-        level = self.best_level if self.best_level is not None else self.points[-1].level_percent
-        key = self.selected_level_key()
-        if key is not None:
-            level = float(key)
-        self._open_layer_view(config, level)
-
-    def selected_level_key(self) -> str | None:
-        """The level of the level table's cursor row, from its row key (the cell text carries
-        marks such as `70*~`)."""
-        table = self.query_one("#level-table", DataTable)
-        if not table.row_count or table.cursor_row < 0:
-            return None
-        return str(table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value)
-
-    def _open_layer_view(self, config: Any, level: float) -> None:
-        """The per-layer view of `config`'s sweep at `level`."""
-        open_layer_view(
-            self,
-            checkpoint=config.checkpoint,
-            level=level,
-            method=config.method,
-            include_classifier=config.include_classifier,
-            model=config.model,
-            tolerance=config.tolerance,
-            run_root=config.run_dir,
-            config=config,
-        )
-
-    def action_sensitivity(self) -> None:
-        """Per-layer sensitivity of the form's checkpoint at the form's levels (one layer pruned
-        at a time); the per-layer view shows it when done."""
-        config = self.form.config
-        if config is None:
-            self.app.bell()
-            self.notify(self.form.first_problem(), title="Cannot start", severity="warning")
-            return
-        problems = sensitivity_problems(config)  # the engine's rule, the CLI's words
-        if problems:
-            self.app.bell()
-            text = f"{label_for(problems[0].field)}: {problems[0].message}"
-            self.notify(text, title="Cannot start", severity="warning")
-            return
-        self.app.start_sensitivity(config)
-
     def action_save_chart(self) -> None:
         save_chart(self, [self.query_one(SweepChart).spec()], chart_path(self.run_dir, "sweep"))
 
@@ -359,33 +307,6 @@ class SweepScreen(JobScreen):
             self.tolerance = event.tolerance
             if self.ready:
                 self._redraw_chart()
-
-    def begin_sensitivity(self, config: SweepConfig) -> None:
-        self._begin(
-            config,
-            f"sensitivity of {config.checkpoint}",
-            "loading the checkpoint and test data…",
-        )
-
-    def finish_sensitivity(self, result: Any = None, error: str | None = None) -> None:
-        """A sensitivity run ended: say so, and open the per-layer view with it."""
-        if error is not None or result is None:
-            self.finish(None, error)
-            return
-        self.status = result.status
-        self.fraction = 1.0 if result.status == "completed" else self.fraction
-        words = score_words(result.score)
-        self.progress_text = (
-            f"sensitivity {result.status}: {plural(len(result.accuracy), 'layer')}"
-            f"{', ' + words if words else ''} · l shows them with a level's sparsity"
-        )
-        if self.ready:
-            self._show_progress()
-            self._update_buttons()
-        config = self.config
-        if config is not None:
-            level = self.best_level if self.best_level is not None else max(config.levels)
-            self._open_layer_view(config, level)
 
     def _run_started(self, event: Any) -> None:
         self._level_started = time.monotonic()
