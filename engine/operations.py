@@ -231,3 +231,23 @@ def export_from_run(
     saved = saved_sweep_config(Path(path))
     batch = lambda: training_batch(saved, saved.batch_size)  # noqa: E731 - read when needed
     return export_pruned(config, on_event, stop, batch=batch)
+
+
+def export_run_as(
+    run: str | Path,
+    config: ExportConfig,
+    on_event: EventCallback = no_events,
+    stop: StopSignal = None,
+) -> ExportResult:
+    """`export_from_run` with the level, format, output, name and note of `config`: what the
+    CLI's `export RUN` and the app's export dialog both build."""
+    return export_from_run(
+        run,
+        config.level,
+        config.format,
+        output=config.output,
+        on_event=on_event,
+        stop=stop,
+        name=config.name,
+        note=config.note,
+    )

@@ -105,21 +105,12 @@ class JobStarters:
         """Export `config`; from the run folder `run` (a sweep's level, a fine-tuned model) it
         goes through engine.operations.export_from_run (the run's own masks and settings)."""
         from engine.export.writer import export_pruned
-        from engine.operations import export_from_run
+        from engine.operations import export_run_as
 
         def work(on_event: Callable[[Event], None], stop: Callable[[], bool]) -> Any:
             if run is None:
                 return export_pruned(config, on_event, stop)
-            return export_from_run(
-                run,
-                config.level,
-                config.format,
-                output=config.output,
-                on_event=on_event,
-                stop=stop,
-                name=config.name,
-                note=config.note,
-            )
+            return export_run_as(run, config, on_event, stop)
 
         self.notify(f"exporting {toast_path(config.checkpoint)} at {config.level:g}%…")
         return self._start_job("export", work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -81,7 +82,7 @@ def _export_run(
     """`prunelab export RUN [--level L]`: a sweep's level or a fine-tuned model, through the
     engine's `export_from_run` (the same masks the run measured)."""
     from engine.errors import ConfigError, PrunelabError
-    from engine.operations import export_config_from_run, export_from_run
+    from engine.operations import export_config_from_run, export_run_as
 
     taken = sorted(typed_by_user(ctx, [k for k in options if k not in _FROM_RUN]))
     if taken:
@@ -107,19 +108,7 @@ def _export_run(
         raise typer.Exit(EXIT_USAGE) from None
     make_config(ExportConfig, dataclasses.asdict(config))  # the same checks (exit 2)
 
-    def entry(config: ExportConfig, on_event: Any, stop: Any) -> Any:
-        return export_from_run(
-            run,
-            config.level,
-            config.format,
-            output=config.output,
-            on_event=on_event,
-            stop=stop,
-            name=config.name,
-            note=config.note,
-        )
-
-    result, _ = run_engine(out, entry, config)
+    result, _ = run_engine(out, partial(export_run_as, run), config)
     _report(out, result, config.level)
 
 
