@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from test_cli import TINY, invoke, one_line_error
+from tiny_runs import next_second
 
 from engine.events import EpochEnded, Notice, SweepPoint
 from engine.runs.lifecycle import list_run_infos
@@ -32,6 +33,7 @@ def swept(trained_checkpoint, tmp_path_factory) -> dict[str, Path]:
         ("layerwise", ["--name", "first try", "--note", "l1 on the copy"]),
         ("structured", []),
     ):
+        next_second()
         args = ["sweep", checkpoint, *TINY, "--levels", "0,50", "--run-dir", runs]
         result = invoke([*args, "--method", method, *extra, "--json"])
         assert result.exit_code == 0, result.output

@@ -342,7 +342,7 @@ def test_finetune_prunes_with_the_score_it_is_given(trained_checkpoint, tmp_path
     config = tiny_finetune(tmp_path, trained_checkpoint, score="random", seed=5, epochs=1)
     result = finetune(config)
     assert result.status == "completed" and result.score == "random"
-    assert "70% global, random: " in read_run_info(result.run_dir).headline()
+    assert "(70% global, random)" in read_run_info(result.run_dir).headline()
     assert "global-random" in Path(result.checkpoint).name  # never an l1 run's file
     saved = read_checkpoint(result.checkpoint).extra["masks"]
     model = build_model("resnet20")

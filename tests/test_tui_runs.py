@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_tui import SIZE, TINY, finish_job, make_app, table_rows, wait_for
 from textual.widgets import DataTable, Input, Select, Static
+from tiny_runs import next_second
 
 from engine.config import SweepConfig
 from engine.runs.record import list_runs
@@ -32,6 +33,7 @@ def three_runs(trained_checkpoint, tmp_path_factory) -> Path:
     shutil.copy(trained_checkpoint, checkpoint)
     runs = root / "runs"
     for method in ("layerwise", "global"):
+        next_second()
         run_sweep(
             SweepConfig(
                 **SWEEP_FIELDS,
@@ -51,6 +53,7 @@ def three_runs(trained_checkpoint, tmp_path_factory) -> Path:
         checkpoint_dir=str(root / "tuned"),
         note="one epoch",
     )
+    next_second()
     assert finetune(tuned).status == "completed"
     return root
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from engine.config import TrainConfig
@@ -22,3 +23,12 @@ def tiny_train_config(root: str | Path, **changes) -> TrainConfig:
         checkpoint_dir=str(root / "checkpoints"),
     )
     return TrainConfig(**{**base, **changes})
+
+
+def next_second() -> None:
+    """Runs are listed newest first by their start time, which has whole seconds, and a run's
+    folder is named after it: a fixture that makes several runs starts each in a second of its
+    own, so their order and their unique name prefixes are the ones they were made with."""
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.02)
