@@ -116,7 +116,9 @@ class FinetuneSummary(TrainSummary):
         )
 
     def numbers(self) -> Numbers:
-        return Numbers(self.level_percent, self.recovered_accuracy, self.dense_accuracy)
+        # a fine-tune killed before it summarised itself has no level here: none, not a false 0%
+        level = self.level_percent if self.recovered_accuracy is not None else None
+        return Numbers(level, self.recovered_accuracy, self.dense_accuracy)
 
 
 @dataclass
